@@ -1,0 +1,109 @@
+"""How realistic are the synthetic maps? Train a small CNN on synthetic maps only, test on real ones.
+
+    python benchmarks/synthetic_to_real.py                  # ~5 min on 2 CPU cores
+    python benchmarks/synthetic_to_real.py --train-maps 3800 --epochs 2 --real-maps 2000
+
+Reads `../shared/data/mixedwm38_dev.npz` (or `--data`) and writes
+`benchmarks/results/synthetic_to_real.json`: exact-match accuracy on the real maps
+(all 8 defect flags right) against chance, per-defect recall and per-pattern accuracy.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from kd_keras.data import (  # noqa: E402
+    DEFECT_NAMES, NUM_PATTERNS, PATTERN_NAMES, generate_wafer_maps, load_mixedwm38,
+)
+from kd_keras.data.pipeline import make_dataset  # noqa: E402
+
+import keras  # noqa: E402  (after kd_keras, which quiets TensorFlow's start-up logging)
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "mixedwm38_dev.npz"
+
+
+def probe_cnn(seed):
+    """A small CNN (~25K parameters): a probe of the data, not one of the toolkit's students."""
+    keras.utils.set_random_seed(seed)
+    layers = [keras.Input((52, 52, 1)), keras.layers.Rescaling(0.5)]
+    for width in (16, 32, 64):
+        layers += [
+            keras.layers.Conv2D(width, 3, padding="same", use_bias=False),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+            keras.layers.MaxPooling2D(),
+        ]
+    layers += [keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(8)]
+    return keras.Sequential(layers)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="real MixedWM38-layout npz")
+    parser.add_argument("--train-maps", type=int, default=19_000, help="synthetic training maps")
+    parser.add_argument("--real-maps", type=int, default=0, help="real maps to test on (0: all)")
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "synthetic_to_real.json")
+    args = parser.parse_args(argv)
+
+    start = time.time()
+    real = load_mixedwm38(args.data)
+    if args.real_maps:
+        real = real.subset(np.random.default_rng(args.seed).choice(len(real), args.real_maps, replace=False))
+    train = generate_wafer_maps(args.train_maps, seed=args.seed)
+    val = generate_wafer_maps(2 * NUM_PATTERNS * 10, seed=args.seed + 1)
+
+    model = probe_cnn(args.seed)
+    # Decaying to zero lets BatchNorm's moving statistics settle on the final weights.
+    steps = args.epochs * -(-len(train) // 128)
+    model.compile(
+        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, steps)),
+        loss=keras.losses.BinaryCrossentropy(from_logits=True),
+        metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="hamming_accuracy")],
+    )
+    model.fit(
+        make_dataset(train.maps, train.labels.astype("float32"), shuffle=True, augment=True, seed=args.seed),
+        validation_data=make_dataset(val.maps, val.labels.astype("float32")),
+        epochs=args.epochs, verbose=2,
+    )
+
+    predicted = (model.predict(make_dataset(real.maps), verbose=0) > 0).astype(np.uint8)
+    correct = (predicted == real.labels).all(axis=1)
+    ids = real.pattern_ids
+    counts = np.bincount(ids, minlength=NUM_PATTERNS)
+    results = {
+        "command": "python benchmarks/synthetic_to_real.py " + " ".join(argv or sys.argv[1:]),
+        "train_maps_synthetic": args.train_maps,
+        "epochs": args.epochs,
+        "seed": args.seed,
+        "real_maps": len(real),
+        "real_data": str(args.data),
+        "exact_match_accuracy": float(correct.mean()),
+        "chance_exact_match": float(counts.max() / len(real)),
+        "per_defect_recall": {
+            name: float(predicted[real.labels[:, k] == 1, k].mean()) for k, name in enumerate(DEFECT_NAMES)
+        },
+        "per_pattern_accuracy": {
+            PATTERN_NAMES[p]: float(correct[ids == p].mean()) for p in np.flatnonzero(counts)
+        },
+        "parameters": model.count_params(),
+        "wall_seconds": round(time.time() - start, 1),
+        "versions": {"keras": keras.__version__, "numpy": np.__version__},
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in results.items() if k != "per_pattern_accuracy"}, indent=2))
+    print(f"exact-match accuracy on {len(real)} real maps: {100 * correct.mean():.2f}% "
+          f"(chance {100 * results['chance_exact_match']:.2f}%), wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,24 @@
+"""The data layer: MixedWM38 files, the label codec, synthetic maps and splits.
+
+Everything here needs only NumPy and h5py; the TensorFlow input pipeline lives in
+`kd_keras.data.pipeline` so that inspecting a file does not start TensorFlow.
+
+Example:
+
+>>> data = generate_wafer_maps(380, seed=0)
+>>> parts = split_data(data, seed=0)
+>>> {name: len(part) for name, part in parts.items()}
+{'train': 304, 'val': 38, 'test': 38, 'test_rotated': 38}
+"""
+
+from kd_keras.data.cache import load_mixedwm38_cached, read_arrays, write_arrays
+from kd_keras.data.labels import (
+    DEFECT_ABBREVIATIONS, DEFECT_NAMES, NUM_DEFECTS, NUM_PATTERNS, PATTERN_NAMES, PATTERNS,
+    InvalidLabelError, decode_patterns, encode_patterns, parse_pattern_name, pattern_name,
+)
+from kd_keras.data.mixedwm38 import (
+    FAILED_DIE, GOOD_DIE, MAP_SIZE, OFF_WAFER, WaferDataError, WaferMaps, describe,
+    load_mixedwm38, save_mixedwm38, segmentation_masks,
+)
+from kd_keras.data.splits import DEFAULT_FRACTIONS, Split, split_data, stratified_split
+from kd_keras.data.synthetic import draw_wafer_map, generate_wafer_maps

@@ -1,0 +1,77 @@
+"""Command line for wafer-map files.
+
+    python -m kd_keras.data inspect FILE.npz
+    python -m kd_keras.data synth --n 3800 --seed 0 --out synthetic.npz
+    python -m kd_keras.data show FILE.npz --out grid.png
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from kd_keras.data.mixedwm38 import WaferDataError, describe, load_mixedwm38, save_mixedwm38
+from kd_keras.data.synthetic import generate_wafer_maps
+
+
+def _inspect(args):
+    print(describe(load_mixedwm38(args.file)))
+
+
+def _synth(args):
+    data = generate_wafer_maps(args.n, seed=args.seed)
+    save_mixedwm38(args.out, data.maps, data.labels)
+    print(f"wrote {args.n} synthetic maps (seed {args.seed}) to {args.out}")
+
+
+def _show(args):
+    from kd_keras.plots import plot_pattern_grid  # matplotlib only when drawing
+
+    data = load_mixedwm38(args.file)
+    plot_pattern_grid(data.maps, data.pattern_ids, args.out, args.per_pattern, seed=args.seed,
+                      title=f"{Path(args.file).name}: {len(data)} maps (red: failed dies)")
+    print(f"wrote {args.out}")
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m kd_keras.data", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    inspect = commands.add_parser("inspect", help="validate a MixedWM38-layout npz and summarize it")
+    inspect.add_argument("file")
+    inspect.set_defaults(run=_inspect)
+
+    synth = commands.add_parser("synth", help="write synthetic wafer maps in the MixedWM38 layout")
+    synth.add_argument("--n", type=_positive_int, default=3800, help="number of maps (default 3800)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.add_argument("--out", required=True, help="output .npz path")
+    synth.set_defaults(run=_synth)
+
+    show = commands.add_parser("show", help="draw sample maps of every pattern to a PNG")
+    show.add_argument("file")
+    show.add_argument("--out", required=True, help="output .png path")
+    show.add_argument("--per-pattern", type=_positive_int, default=3, help="maps per pattern (default 3)")
+    show.add_argument("--seed", type=int, default=0, help="which maps are drawn (default 0)")
+    show.set_defaults(run=_show)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except WaferDataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""Read, validate and write wafer-map files in the public MixedWM38 npz layout.
+
+The layout: `arr_0` holds the die maps, shape (N, 52, 52), with 0 = off-wafer,
+1 = good die, 2 = failed die; `arr_1` holds the multi-hot labels, shape (N, 8), in
+the order of `labels.DEFECT_NAMES`. The public `Wafer_Map_Datasets.npz` stores the
+maps as int32 (412 MB for 38,015 maps) and marks a few failed dies with 3; our
+compressed copy stores uint8. Both load into the same `WaferMaps`, with uint8 maps.
+
+Example:
+
+>>> import os, tempfile, numpy as np
+>>> path = os.path.join(tempfile.mkdtemp(), "two.npz")
+>>> maps = np.ones((2, 52, 52), np.int32)
+>>> maps[1, 26, 26] = 3  # the public file's other spelling of a failed die
+>>> np.savez(path, arr_0=maps, arr_1=np.array([[0] * 8, [1, 0, 0, 0, 0, 0, 0, 0]]))
+>>> data = load_mixedwm38(path)
+>>> len(data), data.maps.dtype, data.maps[1, 26, 26], data.legacy_failed_dies
+(2, dtype('uint8'), np.uint8(2), 1)
+>>> [pattern_name(i) for i in data.pattern_ids]
+['Normal', 'C']
+"""
+
+import dataclasses
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from kd_keras.data.labels import (
+    NUM_DEFECTS, NUM_PATTERNS, InvalidLabelError, encode_patterns, pattern_name,
+)
+from kd_keras.fileio import atomic_path
+
+MAP_SIZE = 52
+MAPS_KEY = "arr_0"
+LABELS_KEY = "arr_1"
+OFF_WAFER, GOOD_DIE, FAILED_DIE = 0, 1, 2
+DIE_VALUE_NAMES = {OFF_WAFER: "off-wafer", GOOD_DIE: "good", FAILED_DIE: "failed"}
+# A few maps of the public release carry 3; published code counts it as a failed die.
+LEGACY_FAILED_DIE = 3
+
+# Maps are converted to uint8 this many rows at a time, so the public int32 file is
+# never held whole in memory (1024 rows of int32 are 11 MB).
+_CHUNK_ROWS = 1024
+
+
+class WaferDataError(ValueError):
+    """A wafer-map file that cannot be used, with the file, key and row that are wrong."""
+
+    def __init__(self, path, message, key=None, row=None):
+        where = str(path)
+        if key is not None:
+            where += f" [{key}]"
+        if row is not None:
+            where += f" row {row}"
+        super().__init__(f"{where}: {message}")
+
+
+@dataclasses.dataclass(frozen=True)
+class WaferMaps:
+    """Validated wafer maps and their labels.
+
+    Attributes:
+        maps: (N, 52, 52) uint8 die maps with values 0, 1, 2.
+        labels: (N, 8) uint8 multi-hot defect labels, each one of the 38 patterns.
+        source: where the maps came from (a path, or a description).
+        legacy_failed_dies: how many dies the file marked 3 (now 2).
+    """
+
+    maps: np.ndarray
+    labels: np.ndarray
+    source: str = ""
+    legacy_failed_dies: int = 0
+
+    def __post_init__(self):
+        if self.maps.shape[1:] != (MAP_SIZE, MAP_SIZE) or self.maps.ndim != 3:
+            raise ValueError(f"maps must have shape (N, 52, 52), got {self.maps.shape}")
+        if self.labels.shape != (len(self.maps), NUM_DEFECTS):
+            raise ValueError(
+                f"labels must have shape ({len(self.maps)}, {NUM_DEFECTS}), got {self.labels.shape}"
+            )
+
+    def __len__(self):
+        return len(self.maps)
+
+    @property
+    def pattern_ids(self):
+        """(N,) ids of the 38 patterns (see `labels.PATTERN_NAMES`)."""
+        return encode_patterns(self.labels)
+
+    @property
+    def masks(self):
+        """(N, 52, 52) uint8 defect masks as WaferSegClassNet defines them: failed dies."""
+        return segmentation_masks(self.maps)
+
+    def subset(self, indices):
+        """The maps at `indices`, as a new `WaferMaps`."""
+        return dataclasses.replace(self, maps=self.maps[indices], labels=self.labels[indices])
+
+    def rotated(self, quarter_turns=1):
+        """The same maps rotated by 90 degrees `quarter_turns` times (labels are unchanged)."""
+        rotated = np.ascontiguousarray(np.rot90(self.maps, quarter_turns, axes=(1, 2)))
+        return dataclasses.replace(
+            self, maps=rotated, source=f"{self.source} rotated {90 * quarter_turns} degrees"
+        )
+
+
+def segmentation_masks(maps):
+    """Defect masks of die maps: 1 where a die failed, as WaferSegClassNet defines them."""
+    return (np.asarray(maps) == FAILED_DIE).astype(np.uint8)
+
+
+def load_mixedwm38(path):
+    """Load and validate a MixedWM38-layout npz file; raise `WaferDataError` on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise WaferDataError(path, "no such file")
+    if path.stat().st_size == 0:
+        raise WaferDataError(path, "the file is empty (0 bytes)")
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile:
+        raise WaferDataError(
+            path, "not an npz archive (expected a zip file from numpy.savez), or it is truncated"
+        ) from None
+    with archive:
+        members = {name.removesuffix(".npy"): name for name in archive.namelist()}
+        missing = [key for key in (MAPS_KEY, LABELS_KEY) if key not in members]
+        if missing:
+            raise WaferDataError(
+                path,
+                f"missing key {missing[0]!r} (found {sorted(members) or 'none'}); expected "
+                f"{MAPS_KEY!r} = maps (N, 52, 52) and {LABELS_KEY!r} = labels (N, 8)",
+            )
+        try:
+            labels = _read_labels(archive, members[LABELS_KEY], path)
+            maps, legacy = _read_maps(archive, members[MAPS_KEY], path, num_maps=len(labels))
+        except (zipfile.BadZipFile, zlib.error, EOFError) as error:
+            raise WaferDataError(path, f"the archive is truncated or corrupt ({error})") from None
+    return WaferMaps(maps, labels, source=str(path), legacy_failed_dies=legacy)
+
+
+def save_mixedwm38(path, maps, labels):
+    """Write maps and labels in the MixedWM38 layout (uint8 maps, int32 labels, compressed)."""
+    data = WaferMaps(np.asarray(maps, np.uint8), np.asarray(labels, np.uint8))
+    encode_patterns(data.labels)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **{MAPS_KEY: data.maps, LABELS_KEY: data.labels.astype(np.int32)})
+
+
+def _open_npy(archive, member, path, key):
+    """Open one array of the archive; return (file, shape, dtype) after checking the header."""
+    f = archive.open(member)
+    try:
+        version = np.lib.format.read_magic(f)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0}.get(
+            version, np.lib.format.read_array_header_2_0
+        )
+        shape, fortran_order, dtype = read_header(f)
+    except ValueError as error:
+        f.close()
+        raise WaferDataError(path, f"not a valid .npy array ({error})", key=key) from None
+    if dtype.hasobject:
+        f.close()
+        raise WaferDataError(path, "holds Python objects, which are never unpickled", key=key)
+    if fortran_order:
+        f.close()
+        raise WaferDataError(path, "is Fortran-ordered; re-save it C-ordered", key=key)
+    return f, shape, dtype
+
+
+def _read_exactly(f, dtype, count, path, key):
+    nbytes = count * dtype.itemsize
+    buffer = f.read(nbytes)
+    if len(buffer) != nbytes:
+        raise WaferDataError(path, "the array ends early: the file is truncated", key=key)
+    return np.frombuffer(buffer, dtype)
+
+
+def _check_integer_valued(values, dtype, path, key, first_row, what):
+    """Raise if `values` (rows from `first_row` on) are not whole numbers."""
+    if dtype.kind in "iub":
+        return
+    if dtype.kind != "f":
+        raise WaferDataError(path, f"{what} must be integers, got dtype {dtype}", key=key)
+    bad_rows = ~(values == np.round(values)).reshape(len(values), -1).all(axis=1)
+    if bad_rows.any():
+        row = int(np.argmax(bad_rows))
+        value = values[row][values[row] != np.round(values[row])].flat[0]
+        raise WaferDataError(
+            path, f"{what} must be integers, found {value}", key=key, row=first_row + row
+        )
+
+
+def _read_labels(archive, member, path):
+    f, shape, dtype = _open_npy(archive, member, path, LABELS_KEY)
+    with f:
+        if len(shape) != 2 or shape[1] != NUM_DEFECTS:
+            raise WaferDataError(
+                path, f"expected labels of shape (N, {NUM_DEFECTS}), got {shape}", key=LABELS_KEY
+            )
+        if shape[0] == 0:
+            raise WaferDataError(path, "holds no wafer maps (N = 0)", key=LABELS_KEY)
+        labels = _read_exactly(f, dtype, shape[0] * shape[1], path, LABELS_KEY).reshape(shape)
+    _check_integer_valued(labels, dtype, path, LABELS_KEY, 0, "labels")
+    try:
+        encode_patterns(labels)
+    except InvalidLabelError as error:
+        raise WaferDataError(path, error.description, key=LABELS_KEY, row=error.row_index) from None
+    return labels.astype(np.uint8)
+
+
+def _read_maps(archive, member, path, num_maps):
+    f, shape, dtype = _open_npy(archive, member, path, MAPS_KEY)
+    with f:
+        if len(shape) != 3 or shape[1:] != (MAP_SIZE, MAP_SIZE):
+            raise WaferDataError(
+                path, f"expected maps of shape (N, {MAP_SIZE}, {MAP_SIZE}), got {shape}", key=MAPS_KEY
+            )
+        if shape[0] != num_maps:
+            raise WaferDataError(
+                path, f"holds {shape[0]} maps but {LABELS_KEY!r} holds {num_maps} label rows",
+                key=MAPS_KEY,
+            )
+        maps = np.empty(shape, np.uint8)
+        legacy = 0
+        for start in range(0, num_maps, _CHUNK_ROWS):
+            rows = min(_CHUNK_ROWS, num_maps - start)
+            chunk = _read_exactly(f, dtype, rows * MAP_SIZE * MAP_SIZE, path, MAPS_KEY)
+            chunk = chunk.reshape(rows, MAP_SIZE, MAP_SIZE)
+            _check_integer_valued(chunk, dtype, path, MAPS_KEY, start, "die values")
+            out_of_range = ((chunk < 0) | (chunk > LEGACY_FAILED_DIE)).reshape(rows, -1)
+            if out_of_range.any():
+                row = int(np.argmax(out_of_range.any(axis=1)))
+                y, x = np.unravel_index(np.argmax(out_of_range[row]), (MAP_SIZE, MAP_SIZE))
+                raise WaferDataError(
+                    path,
+                    f"die ({y}, {x}) has value {chunk[row, y, x]}; expected 0 (off-wafer), "
+                    f"1 (good), 2 (failed) or {LEGACY_FAILED_DIE} (failed, legacy)",
+                    key=MAPS_KEY, row=start + row,
+                )
+            block = maps[start:start + rows]
+            block[...] = chunk
+            is_legacy = block == LEGACY_FAILED_DIE
+            legacy += int(is_legacy.sum())
+            block[is_legacy] = FAILED_DIE
+    return maps, legacy
+
+
+def describe(data):
+    """A readable summary: map count, die-value counts and a per-pattern table."""
+    values = np.bincount(data.maps.ravel(), minlength=3)
+    lines = [
+        f"file: {data.source}",
+        f"maps: {len(data)} ({MAP_SIZE}x{MAP_SIZE} dies)",
+        "die values: " + ", ".join(
+            f"{v} ({name}) {values[v]:,}" for v, name in DIE_VALUE_NAMES.items()
+        ),
+    ]
+    if data.legacy_failed_dies:
+        lines.append(f"legacy value {LEGACY_FAILED_DIE} counted as failed: {data.legacy_failed_dies:,} dies")
+    ids = data.pattern_ids
+    counts = np.bincount(ids, minlength=NUM_PATTERNS)
+    lines.append(f"patterns: {np.count_nonzero(counts)} of {NUM_PATTERNS}")
+    lines.append(f"{'id':>3}  {'pattern':<10} {'maps':>6} {'share':>7}")
+    for pattern_id in np.flatnonzero(counts):
+        lines.append(
+            f"{pattern_id:>3}  {pattern_name(pattern_id):<10} {counts[pattern_id]:>6} "
+            f"{100 * counts[pattern_id] / len(data):>6.2f}%"
+        )
+    return "\n".join(lines)

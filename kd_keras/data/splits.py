@@ -1,0 +1,62 @@
+"""Seeded train/validation/test splits, stratified by the 38 patterns.
+
+Each pattern is divided in the same proportions, so a rare pattern (Near-full has 106
+maps in the dev set) still appears in every split. The paper-2 "rotated test" variant
+is the test split with every map turned by 90 degrees.
+
+Example:
+
+>>> ids = np.repeat(np.arange(38), 20)
+>>> split = stratified_split(ids, seed=0)
+>>> len(split.train), len(split.val), len(split.test)
+(608, 76, 76)
+"""
+
+import dataclasses
+
+import numpy as np
+
+DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """Sorted, disjoint index arrays into one data set."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+def stratified_split(pattern_ids, fractions=DEFAULT_FRACTIONS, seed=0):
+    """Split indices so that each pattern is divided train/val/test by `fractions`.
+
+    Per pattern, round(n * val) maps go to validation and round(n * test) to test,
+    the rest to training; the draw depends only on `seed` and `pattern_ids`.
+    """
+    fractions = tuple(float(f) for f in fractions)
+    if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-6:
+        raise ValueError(f"fractions must be three non-negative numbers summing to 1, got {fractions}")
+    pattern_ids = np.asarray(pattern_ids)
+    rng = np.random.default_rng(seed)
+    parts = {"train": [], "val": [], "test": []}
+    for pattern_id in np.unique(pattern_ids):
+        members = rng.permutation(np.flatnonzero(pattern_ids == pattern_id))
+        n_val = int(round(len(members) * fractions[1]))
+        n_test = int(round(len(members) * fractions[2]))
+        parts["val"].append(members[:n_val])
+        parts["test"].append(members[n_val:n_val + n_test])
+        parts["train"].append(members[n_val + n_test:])
+    return Split(**{name: np.sort(np.concatenate(p)) for name, p in parts.items()})
+
+
+def split_data(data, fractions=DEFAULT_FRACTIONS, seed=0):
+    """Split a `WaferMaps` into {'train', 'val', 'test', 'test_rotated'} `WaferMaps`."""
+    split = stratified_split(data.pattern_ids, fractions, seed)
+    test = data.subset(split.test)
+    return {
+        "train": data.subset(split.train),
+        "val": data.subset(split.val),
+        "test": test,
+        "test_rotated": test.rotated(1),
+    }

@@ -1,0 +1,56 @@
+"""Pictures a person would rather look at than read. Each function writes one PNG atomically.
+
+Figures are built with `matplotlib.figure.Figure` rather than pyplot, so plotting
+needs no display and leaves no global state behind.
+
+Example:
+
+>>> import os, tempfile
+>>> from kd_keras.data import generate_wafer_maps
+>>> data = generate_wafer_maps(76, seed=0)
+>>> out = os.path.join(tempfile.mkdtemp(), "grid.png")
+>>> plot_pattern_grid(data.maps, data.pattern_ids, out, maps_per_pattern=2)
+>>> os.path.getsize(out) > 0
+True
+"""
+
+import math
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+
+from kd_keras.data.labels import NUM_PATTERNS, PATTERN_NAMES
+from kd_keras.fileio import atomic_path
+
+# Off-wafer white, good dies pale green, failed dies dark red: readable in print too.
+WAFER_COLORS = matplotlib.colors.ListedColormap(["#ffffff", "#cfe8cf", "#b2182b"])
+
+
+def _save(figure, out_path):
+    with atomic_path(out_path) as tmp:
+        figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
+
+
+def plot_pattern_grid(maps, pattern_ids, out_path, maps_per_pattern=3, seed=0, title=None):
+    """A grid with one panel per pattern present, each showing up to `maps_per_pattern` sample maps."""
+    maps, pattern_ids = np.asarray(maps), np.asarray(pattern_ids)
+    if len(maps) != len(pattern_ids) or len(maps) == 0:
+        raise ValueError(f"need one pattern id per map and at least one map, got {len(maps)} and {len(pattern_ids)}")
+    rng = np.random.default_rng(seed)
+    present = [p for p in range(NUM_PATTERNS) if (pattern_ids == p).any()]
+    columns = max(1, min(len(present), 24 // (maps_per_pattern + 1)))
+    rows = math.ceil(len(present) / columns)
+    figure = Figure(figsize=(columns * 1.1 * maps_per_pattern, rows * 1.35))
+    axes = figure.subplots(rows, columns, squeeze=False)
+    gap = np.full((maps.shape[1], 2), np.nan)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, pattern_id in zip(axes.ravel(), present):
+        members = np.flatnonzero(pattern_ids == pattern_id)
+        chosen = rng.choice(members, min(maps_per_pattern, len(members)), replace=False)
+        strip = np.hstack([np.hstack([maps[i].astype(float), gap]) for i in chosen])[:, :-2]
+        ax.imshow(strip, cmap=WAFER_COLORS, vmin=0, vmax=2, interpolation="nearest")
+        ax.set_title(f"{PATTERN_NAMES[pattern_id]} ({len(members)})", fontsize=8)
+    figure.suptitle(title or f"{len(maps)} wafer maps, {len(present)} patterns (red: failed dies)")
+    _save(figure, out_path)

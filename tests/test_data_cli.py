@@ -1,0 +1,72 @@
+"""The `python -m kd_keras.data` command line, run as a user runs it."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kd_keras.data import load_mixedwm38
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "kd_keras.data", *map(str, args)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+
+
+def test_synth_then_inspect_then_show(tmp_path):
+    out = tmp_path / "synthetic.npz"
+    result = run_cli("synth", "--n", 76, "--seed", 2, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "wrote 76 synthetic maps (seed 2)" in result.stdout
+    data = load_mixedwm38(out)
+    assert len(data) == 76 and np.bincount(data.pattern_ids).tolist() == [2] * 38
+
+    result = run_cli("inspect", out)
+    assert result.returncode == 0, result.stderr
+    assert "maps: 76 (52x52 dies)" in result.stdout
+    assert "patterns: 38 of 38" in result.stdout
+    assert result.stdout.count("   2   2.63%") == 38
+
+    grid = tmp_path / "grid.png"
+    result = run_cli("show", out, "--out", grid, "--per-pattern", 2)
+    assert result.returncode == 0, result.stderr
+    assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and grid.stat().st_size > 10_000
+
+
+def test_synth_is_deterministic(tmp_path):
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    for path in (a, b):
+        assert run_cli("synth", "--n", 38, "--seed", 7, "--out", path).returncode == 0
+    assert np.array_equal(load_mixedwm38(a).maps, load_mixedwm38(b).maps)
+
+
+def test_inspect_bad_file_exits_non_zero_with_the_reason(tmp_path):
+    bad = tmp_path / "bad.npz"
+    labels = np.zeros((2, 8), np.int32)
+    labels[1] = 1
+    np.savez(bad, arr_0=np.ones((2, 52, 52), np.int32), arr_1=labels)
+    result = run_cli("inspect", bad)
+    assert result.returncode == 1
+    assert f"error: {bad} [arr_1] row 1: label [1, 1, 1, 1, 1, 1, 1, 1] is not one of the 38" in result.stderr
+
+
+def test_show_of_a_bad_file_writes_nothing(tmp_path):
+    bad, grid = tmp_path / "bad.npz", tmp_path / "grid.png"
+    bad.write_text("not a zip")
+    result = run_cli("show", bad, "--out", grid)
+    assert result.returncode == 1 and "not an npz archive" in result.stderr
+    assert not grid.exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (("synth", "--n", "0", "--out", "x.npz"), "must be a positive integer, got 0"),
+    (("synth", "--n", "10"), "the following arguments are required: --out"),
+    (("frobnicate",), "invalid choice: 'frobnicate'"),
+])
+def test_bad_arguments_exit_2_with_usage(args, message):
+    result = run_cli(*args)
+    assert result.returncode == 2 and message in result.stderr

@@ -1,0 +1,29 @@
+import os
+import stat
+
+import pytest
+
+from kd_keras.fileio import atomic_path
+
+
+def test_success_renames_into_place_with_ordinary_permissions(tmp_path):
+    out = tmp_path / "sub" / "artifact.txt"
+    with atomic_path(out) as tmp:
+        tmp.write_text("complete")
+        assert not out.exists()
+    assert out.read_text() == "complete"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o666 & ~mask
+    assert os.listdir(out.parent) == ["artifact.txt"]
+
+
+def test_failure_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    out = tmp_path / "artifact.txt"
+    out.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(out) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert out.read_text() == "old"
+    assert os.listdir(tmp_path) == ["artifact.txt"]

@@ -1,0 +1,87 @@
+import numpy as np
+import pytest
+
+from kd_keras.data import PATTERNS, draw_wafer_map, generate_wafer_maps, parse_pattern_name
+from kd_keras.data.synthetic import DEFECT_BACKGROUND, WAFER
+
+RADIUS = np.hypot(*(np.mgrid[:52, :52] - 26.0))
+ANGLE = np.arctan2(*(np.mgrid[:52, :52] - 26.0))
+
+
+def maps_of(name, count=40, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.stack([draw_wafer_map(PATTERNS[parse_pattern_name(name)], rng) for _ in range(count)])
+
+
+def failure_rate(maps, where):
+    return float((maps[:, where] == 2).mean())
+
+
+def test_same_seed_same_maps_other_seed_other_maps():
+    a, b, c = generate_wafer_maps(76, seed=4), generate_wafer_maps(76, seed=4), generate_wafer_maps(76, seed=5)
+    assert np.array_equal(a.maps, b.maps) and np.array_equal(a.labels, b.labels)
+    assert not np.array_equal(a.maps, c.maps)
+
+
+def test_all_38_patterns_evenly_and_valid_die_values():
+    data = generate_wafer_maps(380, seed=0)
+    assert np.bincount(data.pattern_ids, minlength=38).tolist() == [10] * 38
+    assert data.maps.dtype == np.uint8 and set(np.unique(data.maps)) == {0, 1, 2}
+
+
+def test_every_map_has_the_mixedwm38_outline():
+    data = generate_wafer_maps(76, seed=0)
+    assert ((data.maps > 0) == WAFER).all()
+    assert WAFER.sum() == 2061  # the outline of 22,851 of the 27,911 real dev maps
+
+
+def test_rejects_a_non_positive_count():
+    with pytest.raises(ValueError, match="num_maps must be at least 1"):
+        generate_wafer_maps(0)
+
+
+def test_center_failures_sit_closer_to_the_centre_than_edge_ring_failures():
+    center, ring = maps_of("C"), maps_of("ER")
+    mean_radius = {n: RADIUS[np.nonzero(m == 2)[1:]].mean() for n, m in (("C", center), ("ER", ring))}
+    assert mean_radius["C"] + 5 < mean_radius["ER"]
+    assert failure_rate(center, RADIUS < 2.5) > 0.85
+    assert failure_rate(ring, WAFER & (RADIUS > 24.5)) > 0.7
+
+
+def test_donut_has_a_clean_hole_inside_a_failed_ring():
+    donut = maps_of("D")
+    assert failure_rate(donut, RADIUS < 1.5) < 0.1
+    assert failure_rate(donut, (RADIUS > 7) & (RADIUS < 10)) > 0.5
+
+
+def sector_rates(maps, band):
+    """Failure rate in 8 angular sectors of a band, per map: (maps, 8)."""
+    sectors = ((ANGLE + np.pi) / (2 * np.pi) * 8).astype(int) % 8
+    return np.stack([(maps[:, band & (sectors == s)] == 2).mean(axis=1) for s in range(8)], axis=1)
+
+
+def test_edge_loc_is_one_sector_of_the_edge_and_edge_ring_all_of_it():
+    band = WAFER & (RADIUS > 22)
+    edge_loc, edge_ring = sector_rates(maps_of("EL"), band), sector_rates(maps_of("ER"), band)
+    spread = {name: np.median(r.max(axis=1) - r.min(axis=1)) for name, r in (("EL", edge_loc), ("ER", edge_ring))}
+    assert spread["EL"] > 0.3 and spread["ER"] < 0.15, spread
+
+
+def test_densities_normal_random_near_full():
+    normal, random, near_full = (failure_rate(maps_of(n), WAFER) for n in ("Normal", "R", "NF"))
+    assert 0.03 < normal < 0.15
+    assert random > 2 * normal and random < 0.7
+    assert near_full > 0.7
+
+
+def test_loc_and_scratch_add_localized_failures():
+    background = np.mean(DEFECT_BACKGROUND) * WAFER.sum()
+    for name, low, high in (("L", 30, 400), ("S", 10, 150)):
+        extra = np.median((maps_of(name) == 2).sum(axis=(1, 2))) - background
+        assert low < extra < high, (name, extra)
+
+
+def test_mixtures_overlay_their_components():
+    mixture = maps_of("C+ER")
+    assert failure_rate(mixture, RADIUS < 2.5) > 0.85
+    assert failure_rate(mixture, WAFER & (RADIUS > 24.5)) > 0.7
