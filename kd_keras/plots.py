@@ -54,3 +54,44 @@ def plot_pattern_grid(maps, pattern_ids, out_path, maps_per_pattern=3, seed=0, t
         ax.set_title(f"{PATTERN_NAMES[pattern_id]} ({len(members)})", fontsize=8)
     figure.suptitle(title or f"{len(maps)} wafer maps, {len(present)} patterns (red: failed dies)")
     _save(figure, out_path)
+
+
+def plot_training_curves(history_csv, out_path, title="training"):
+    """Loss and exact-match accuracy per epoch, training and validation, from a CSVLogger file."""
+    history = np.genfromtxt(history_csv, delimiter=",", names=True)
+    history = np.atleast_1d(history)
+    epochs = history["epoch"] + 1
+    figure = Figure(figsize=(10, 3.6))
+    loss_ax, accuracy_ax = figure.subplots(1, 2)
+    for ax, key, label in ((loss_ax, "loss", "loss"), (accuracy_ax, "exact_match", "exact-match accuracy")):
+        ax.plot(epochs, history[key], marker="o", label="train")
+        if f"val_{key}" in history.dtype.names:
+            ax.plot(epochs, history[f"val_{key}"], marker="o", label="validation")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    figure.suptitle(title)
+    _save(figure, out_path)
+
+
+def plot_confusion(confusion, out_path, title="confusion (rows: true pattern)"):
+    """A 38 x 39 confusion matrix (last column: predictions that are none of the 38), row-normalized."""
+    confusion = np.asarray(confusion, float)
+    rates = confusion / np.maximum(confusion.sum(axis=1, keepdims=True), 1)
+    figure = Figure(figsize=(13, 12))
+    ax = figure.subplots()
+    image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    names = list(PATTERN_NAMES)
+    ax.set_xticks(range(confusion.shape[1]), names + ["invalid"][: confusion.shape[1] - len(names)],
+                  rotation=90, fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_xlabel("predicted pattern")
+    ax.set_ylabel("true pattern")
+    for (row, column), count in np.ndenumerate(confusion):
+        if count:
+            ax.text(column, row, int(count), ha="center", va="center", fontsize=5,
+                    color="white" if rates[row, column] > 0.5 else "black")
+    figure.colorbar(image, ax=ax, fraction=0.04, label="share of the true pattern's maps")
+    ax.set_title(title)
+    _save(figure, out_path)

@@ -14,7 +14,7 @@ def test_cnn_trained_on_synthetic_maps_classifies_real_maps_above_chance(real_da
     out = tmp_path / "synthetic_to_real.json"
     subprocess.run(
         [sys.executable, "benchmarks/synthetic_to_real.py", "--data", real_data_path,
-         "--train-maps", "3800", "--epochs", "4", "--real-maps", "2000", "--out", out],
+         "--train-maps", "7600", "--epochs", "12", "--real-maps", "2000", "--out", out],
         cwd=REPO, check=True, capture_output=True, timeout=600,
     )
     results = json.loads(out.read_text())

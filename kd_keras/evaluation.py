@@ -1,0 +1,81 @@
+"""Metrics for 8-label defect predictions, and decoding logits into patterns.
+
+Two decodings: `threshold` (a defect is present when its logit > 0, i.e. p > 0.5;
+the result may be a combination that is not one of the 38 patterns) and `nearest`
+(the most likely of the 38 patterns under independent per-defect sigmoids).
+
+Example:
+
+>>> logits = np.array([[3.0, -2, -2, -2, 0.2, -2, -2, -2]])    # C and a faint L
+>>> decode(logits, "threshold").tolist(), decode(logits, "nearest").tolist()
+([[1, 0, 0, 0, 1, 0, 0, 0]], [[1, 0, 0, 0, 1, 0, 0, 0]])
+>>> decode(np.array([[3.0, 3.0, -2, -2, -2, -2, -2, -2]]), "nearest").tolist()  # C+D never occurs
+[[1, 0, 0, 0, 0, 0, 0, 0]]
+"""
+
+import numpy as np
+
+from kd_keras.data.labels import (
+    DEFECT_NAMES, NUM_PATTERNS, PATTERN_NAMES, PATTERNS, encode_patterns,
+)
+
+DECODINGS = ("threshold", "nearest")
+INVALID = NUM_PATTERNS  # confusion-matrix column for predictions that are none of the 38
+
+
+def _log_sigmoid(x):
+    return -np.logaddexp(0.0, -x)
+
+
+def decode(logits, method="threshold"):
+    """(N, 8) logits -> (N, 8) uint8 multi-hot predictions."""
+    logits = np.asarray(logits, np.float64)
+    if method == "threshold":
+        return (logits > 0).astype(np.uint8)
+    if method == "nearest":
+        # log p(pattern) = sum over defects of log sigmoid(+z) where present, log sigmoid(-z) where not.
+        scores = _log_sigmoid(logits) @ PATTERNS.T + _log_sigmoid(-logits) @ (1 - PATTERNS).T
+        return PATTERNS[np.argmax(scores, axis=1)]
+    raise ValueError(f"unknown decoding {method!r}; choose one of {DECODINGS}")
+
+
+def pattern_ids_or_invalid(multihot):
+    """Pattern id of each row, or `INVALID` for rows that are none of the 38 patterns."""
+    codes = np.asarray(multihot).astype(np.int64) @ (1 << np.arange(8))
+    lookup = np.full(256, INVALID)
+    lookup[PATTERNS.astype(np.int64) @ (1 << np.arange(8))] = np.arange(NUM_PATTERNS)
+    return lookup[codes]
+
+
+def evaluate(logits, labels, decoding="threshold"):
+    """All the metrics of a run, as plain Python numbers (JSON-ready).
+
+    Returns exact-match accuracy (the headline: all 8 flags right), Hamming accuracy,
+    per-defect precision/recall/F1, macro F1, per-pattern accuracy, the share of
+    predictions that are none of the 38 patterns, and a 38 x 39 confusion matrix (rows:
+    true pattern; columns: predicted pattern, the last one for invalid predictions)."""
+    labels = np.asarray(labels).astype(np.uint8)
+    predicted = decode(logits, decoding)
+    exact = (predicted == labels).all(axis=1)
+    true_ids, predicted_ids = encode_patterns(labels), pattern_ids_or_invalid(predicted)
+    tp = (predicted & labels).sum(axis=0).astype(float)
+    precision = np.divide(tp, predicted.sum(axis=0), out=np.zeros(8), where=predicted.sum(axis=0) > 0)
+    recall = np.divide(tp, labels.sum(axis=0), out=np.zeros(8), where=labels.sum(axis=0) > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(8), where=precision + recall > 0)
+    confusion = np.zeros((NUM_PATTERNS, NUM_PATTERNS + 1), np.int64)
+    np.add.at(confusion, (true_ids, predicted_ids), 1)
+    present = np.flatnonzero(np.bincount(true_ids, minlength=NUM_PATTERNS))
+    return {
+        "decoding": decoding,
+        "maps": int(len(labels)),
+        "exact_match": float(exact.mean()),
+        "hamming_accuracy": float((predicted == labels).mean()),
+        "macro_f1": float(f1.mean()),
+        "invalid_pattern_rate": float((predicted_ids == INVALID).mean()),
+        "per_defect": {
+            name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for name, p, r, f, s in zip(DEFECT_NAMES, precision, recall, f1, labels.sum(axis=0))
+        },
+        "per_pattern_accuracy": {PATTERN_NAMES[i]: float(exact[true_ids == i].mean()) for i in present},
+        "confusion": confusion.tolist(),
+    }

@@ -1,0 +1,23 @@
+"""Models: the ResNet-18 teacher and a registry of tiny students.
+
+Every model takes the raw die map, float32 of shape (52, 52, 1) with values 0, 1, 2,
+and returns 8 defect logits (multi-label: apply a sigmoid per defect). A new student is
+one small function registered under a name, selectable from the command line:
+
+>>> import keras
+>>> @register_student("tiny")
+... def tiny():
+...     '''One conv layer: the smallest thing that can be distilled.'''
+...     return keras.Sequential([keras.Input((52, 52, 1)), keras.layers.Conv2D(4, 3),
+...                              keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(8)])
+>>> build_student("tiny").count_params()
+80
+>>> "tiny" in student_names()
+True
+"""
+
+from kd_keras.models.registry import build_student, register_student, student_names
+from kd_keras.models.students import DIE_SCALE
+from kd_keras.models.teacher import resnet18
+
+__all__ = ["DIE_SCALE", "build_student", "register_student", "resnet18", "student_names"]

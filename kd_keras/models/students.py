@@ -1,0 +1,41 @@
+"""The students of Paper 1 (`../shared/papers/kd-low-memory-wafer-2303.13974.md`).
+
+Net-1 ("248 KB"): three 3x3 conv layers with 6, 16 and 32 kernels, each followed by 2x2
+max-pooling, then a 48-unit hidden layer: 61,316 parameters (245 KB as float32; the
+paper says about 60K). Net-2 ("21 KB"): two conv layers with 6 and 16 kernels, pooled
+2x2 then 4x4, then the logits: 5,556 parameters (21.7 KB as float32; the paper says
+about 4K, with the same 21 KB). The paper gives only kernel counts and sizes; the
+pooling and dense widths here are ours, chosen to land on the paper's file sizes.
+"""
+
+import keras
+
+from kd_keras.models.registry import register_student
+
+# Die values 0/1/2 become 0/0.5/1 inside every model, so firmware feeds raw die maps.
+DIE_SCALE = 0.5
+
+
+def plain_cnn(widths, pool_sizes, hidden_units=None, name=None):
+    """Conv(3x3, ReLU) + max-pool blocks, flatten, an optional hidden layer, 8 logits."""
+    layers = [keras.Input((52, 52, 1)), keras.layers.Rescaling(DIE_SCALE, name="die_scale")]
+    for width, pool in zip(widths, pool_sizes, strict=True):
+        layers += [keras.layers.Conv2D(width, 3, padding="same", activation="relu"),
+                   keras.layers.MaxPooling2D(pool)]
+    layers.append(keras.layers.Flatten())
+    if hidden_units:
+        layers.append(keras.layers.Dense(hidden_units, activation="relu"))
+    layers.append(keras.layers.Dense(8, name="logits"))
+    return keras.Sequential(layers, name=name)
+
+
+@register_student("net1")
+def net1():
+    """Paper 1's 248 KB student: conv 6-16-32, hidden 48 (61,316 parameters)."""
+    return plain_cnn((6, 16, 32), (2, 2, 2), hidden_units=48, name="net1")
+
+
+@register_student("net2")
+def net2():
+    """Paper 1's 21 KB student: conv 6-16 (5,556 parameters)."""
+    return plain_cnn((6, 16), (2, 4), name="net2")

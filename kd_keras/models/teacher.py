@@ -1,0 +1,42 @@
+"""The ResNet-18 teacher: basic blocks 2-2-2-2, widths 64-128-256-512, 8 logits.
+
+It keeps the ImageNet stem (7x7 stride-2 conv + 3x3 stride-2 max-pool): a 52x52 map
+becomes 13x13 before the first block. A stride-1 stem is 14x slower on a CPU (see
+`../shared/stack-notes.md`) for no accuracy the teacher needs.
+"""
+
+import keras
+
+from kd_keras.models.students import DIE_SCALE
+
+L2 = 1e-4
+
+
+def _conv_bn(x, filters, kernel, strides=1, relu=True, name=None):
+    x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
+                            kernel_regularizer=keras.regularizers.L2(L2), name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x) if relu else x
+
+
+def _basic_block(x, filters, strides, name):
+    shortcut = x
+    if strides != 1 or x.shape[-1] != filters:
+        shortcut = _conv_bn(x, filters, 1, strides, relu=False, name=f"{name}_down")
+    x = _conv_bn(x, filters, 3, strides, name=f"{name}_a")
+    x = _conv_bn(x, filters, 3, 1, relu=False, name=f"{name}_b")
+    return keras.layers.ReLU(name=f"{name}_out")(keras.layers.Add(name=f"{name}_add")([x, shortcut]))
+
+
+def resnet18(dropout=0.2):
+    """ResNet-18 for a (52, 52, 1) die map, 8 logits (about 11.2M parameters)."""
+    inputs = keras.Input((52, 52, 1), name="die_map")
+    x = keras.layers.Rescaling(DIE_SCALE, name="die_scale")(inputs)
+    x = _conv_bn(x, 64, 7, 2, name="stem")
+    x = keras.layers.MaxPooling2D(3, 2, padding="same", name="stem_pool")(x)
+    for stage, (filters, strides) in enumerate(((64, 1), (128, 2), (256, 2), (512, 2)), start=1):
+        x = _basic_block(x, filters, strides, name=f"stage{stage}_1")
+        x = _basic_block(x, filters, 1, name=f"stage{stage}_2")
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    return keras.Model(inputs, keras.layers.Dense(8, name="logits")(x), name="resnet18_teacher")

@@ -1,0 +1,163 @@
+"""Training shared by the teacher and the students: metrics, callbacks, resumable `fit`.
+
+A run directory holds everything a run makes. While training, `backup/` holds the last
+finished epoch (Keras' `BackupAndRestore`: weights, optimizer, epoch), so a run killed
+or interrupted with Ctrl-C continues where it stopped when started again with
+`resume=True`; the best model so far is always complete on disk (written atomically).
+
+Example:
+
+>>> import numpy as np, tempfile, keras
+>>> from kd_keras.data import generate_wafer_maps
+>>> from kd_keras.data.pipeline import make_dataset
+>>> from kd_keras.models import build_student
+>>> data = generate_wafer_maps(76, seed=0)
+>>> batches = make_dataset(data.maps, data.labels.astype("float32"), batch_size=38)
+>>> model = build_student("net2", seed=0)
+>>> compile_multilabel(model, learning_rate=1e-3, total_steps=2)
+>>> history = fit_resumable(model, batches, batches, tempfile.mkdtemp(), epochs=1, verbose=0)
+>>> sorted(history)[:2]
+['exact_match', 'hamming_accuracy']
+"""
+
+import contextlib
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from kd_keras.fileio import atomic_path
+
+MONITOR = "val_exact_match"
+TEACHER_FILE = "teacher.keras"
+
+
+@keras.saving.register_keras_serializable(package="kd_keras")
+class ExactMatch(keras.metrics.MeanMetricWrapper):
+    """Share of maps whose 8 defect flags are all right (logit > 0 means present).
+
+    This is the headline figure: equal to the 38-pattern accuracy when every
+    prediction is one of the 38 patterns."""
+
+    def __init__(self, name="exact_match", dtype=None):
+        super().__init__(_exact_match, name=name, dtype=dtype)
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype}
+
+
+def _exact_match(y_true, logits):
+    predicted = keras.ops.cast(logits > 0, "float32")
+    agree = keras.ops.cast(keras.ops.equal(predicted, keras.ops.cast(y_true, "float32")), "float32")
+    return keras.ops.min(agree, axis=-1)
+
+
+def multilabel_metrics():
+    return [ExactMatch(), keras.metrics.BinaryAccuracy(threshold=0.0, name="hamming_accuracy")]
+
+
+def compile_multilabel(model, learning_rate, total_steps, loss=None, weight_decay=1e-4):
+    """AdamW with a cosine-decayed learning rate, exact-match and Hamming metrics.
+
+    Decaying to zero also lets BatchNorm's moving statistics settle on the final weights."""
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, total_steps))
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
+        loss=loss or keras.losses.BinaryCrossentropy(from_logits=True),
+        metrics=multilabel_metrics(),
+    )
+
+
+class BestModelCheckpoint(keras.callbacks.Callback):
+    """Save `model_to_save` (default: the trained model) whenever `monitor` improves.
+
+    Keras' ModelCheckpoint saves the model being fitted; a distiller wants only its
+    student saved, and a crash mid-write must not destroy the best model, so this
+    writes atomically and remembers the best value in `<path>.json` across resumes."""
+
+    def __init__(self, path, monitor=MONITOR, model_to_save=None):
+        super().__init__()
+        self.path, self.monitor, self.model_to_save = Path(path), monitor, model_to_save
+        self.record = Path(f"{self.path}.json")
+        self.best = json.loads(self.record.read_text())["best"] if self.record.is_file() else -np.inf
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or value <= self.best:
+            return
+        self.best = float(value)
+        with atomic_path(self.path) as tmp:
+            (self.model_to_save or self.model).save(tmp)
+        with atomic_path(self.record) as tmp:
+            tmp.write_text(json.dumps({"best": self.best, "epoch": epoch + 1, "monitor": self.monitor}))
+
+
+def fit_resumable(model, train, val, run_dir, epochs, *, patience=None, best_path=None,
+                  model_to_save=None, resume=False, verbose="auto"):
+    """`model.fit` with a resumable backup, best-model saving, early stopping and a CSV log.
+
+    Args:
+        model: a compiled model reporting `exact_match`.
+        train, val: `tf.data` datasets of (maps, targets).
+        run_dir: where `backup/`, `history.csv` and the best model go.
+        epochs: the most epochs to train.
+        patience: stop after this many epochs without a better validation exact match.
+        best_path: where the best model is saved (default `run_dir/best.keras`).
+        model_to_save: what to save there (default `model`).
+        resume: continue from `run_dir/backup` if a previous run left one.
+    Returns:
+        The history dict of this call (with `resume`, only the epochs it ran).
+    """
+    run_dir = Path(run_dir)
+    backup = run_dir / "backup"
+    if backup.exists() and not resume:
+        raise FileExistsError(f"{run_dir} holds an unfinished run; resume it or choose another directory")
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(backup)),
+        BestModelCheckpoint(best_path or run_dir / "best.keras", model_to_save=model_to_save),
+        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
+    ]
+    if patience:
+        callbacks.append(keras.callbacks.EarlyStopping(MONITOR, patience=patience, mode="max"))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # shuffle=False: the datasets shuffle themselves (seeded); Keras would only warn.
+    return model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=verbose,
+                     shuffle=False).history
+
+
+def train_teacher(parts, run_dir, *, epochs=20, batch_size=128, learning_rate=2e-3, augment=True,
+                  patience=None, seed=0, resume=False, strategy=None, verbose="auto"):
+    """Train the ResNet-18 teacher on labelled maps; return the best model (by validation exact match).
+
+    Args:
+        parts: splits from `runs.load_splits` ('train' and 'val' are used).
+        run_dir: the run directory; the best model is saved as `teacher.keras` there.
+        strategy: a `tf.distribute` strategy to build and train under (None: the default device).
+    """
+    from kd_keras.data.pipeline import make_dataset
+    from kd_keras.models import resnet18
+
+    run_dir = Path(run_dir)
+    train, val = parts["train"], parts["val"]
+    keras.utils.set_random_seed(seed)
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        model = resnet18()
+        compile_multilabel(model, learning_rate, epochs * -(-len(train) // batch_size))
+    fit_resumable(
+        model,
+        make_dataset(train.maps, train.labels.astype("float32"), batch_size=batch_size,
+                     shuffle=True, augment=augment, seed=seed),
+        make_dataset(val.maps, val.labels.astype("float32"), batch_size=batch_size),
+        run_dir, epochs, patience=patience, best_path=run_dir / TEACHER_FILE, resume=resume,
+        verbose=verbose,
+    )
+    return load_model(run_dir / TEACHER_FILE)
+
+
+def load_model(path):
+    """Load a saved model in Keras' safe mode (no arbitrary code), uncompiled, for inference."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model at {path}")
+    return keras.saving.load_model(path, compile=False, safe_mode=True)
