@@ -28,8 +28,9 @@ def add_common_arguments(parser, *, epochs, learning_rate, augment):
     training.add_argument("--batch-size", type=_positive_int, default=128, help="default 128")
     training.add_argument("--lr", type=float, default=learning_rate,
                           help=f"peak learning rate, cosine-decayed to 0 (default {learning_rate})")
-    training.add_argument("--patience", type=_positive_int, default=None,
-                          help="stop after this many epochs without a better validation exact match")
+    training.add_argument("--patience", type=_positive_int, default=10,
+                          help="stop after this many epochs without a better validation exact match "
+                               "(default 10)")
     training.add_argument("--augment", action=argparse.BooleanOptionalAction, default=augment,
                           help="random rotations and flips of the training maps")
     training.add_argument("--resume", action="store_true",

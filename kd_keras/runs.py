@@ -53,10 +53,10 @@ def load_splits(data_path=None, synthetic_maps=DEFAULT_SYNTHETIC_MAPS, seed=0):
     return split_data(data, seed=seed)
 
 
-def predict_logits(model, maps, batch_size=512):
+def predict_logits(model, maps, batch_size=512, verbose=0):
     from kd_keras.data.pipeline import make_dataset
 
-    return model.predict(make_dataset(maps, batch_size=batch_size), verbose=0)
+    return model.predict(make_dataset(maps, batch_size=batch_size), verbose=verbose)
 
 
 def evaluate_model(model, parts, decodings=("threshold", "nearest")):
@@ -70,7 +70,7 @@ def evaluate_model(model, parts, decodings=("threshold", "nearest")):
 
 def metrics_table(rows):
     """A Markdown table of {name: metrics} rows (test split, threshold and nearest decoding)."""
-    lines = ["| model | parameters | float32 KB | exact match | exact match (nearest) | "
+    lines = ["| model | parameters | float32 KiB | exact match | exact match (nearest) | "
              "rotated test | macro F1 | Hamming |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, row in rows.items():

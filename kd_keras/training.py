@@ -14,7 +14,8 @@ Example:
 >>> data = generate_wafer_maps(76, seed=0)
 >>> batches = make_dataset(data.maps, data.labels.astype("float32"), batch_size=38)
 >>> model = build_student("net2", seed=0)
->>> compile_multilabel(model, learning_rate=1e-3, total_steps=2)
+>>> model.compile(cosine_adamw(1e-3, total_steps=2), keras.losses.BinaryCrossentropy(from_logits=True),
+...               metrics=multilabel_metrics())
 >>> history = fit_resumable(model, batches, batches, tempfile.mkdtemp(), epochs=1, verbose=0)
 >>> sorted(history)[:2]
 ['exact_match', 'hamming_accuracy']
@@ -57,16 +58,16 @@ def multilabel_metrics():
     return [ExactMatch(), keras.metrics.BinaryAccuracy(threshold=0.0, name="hamming_accuracy")]
 
 
-def compile_multilabel(model, learning_rate, total_steps, loss=None, weight_decay=1e-4):
-    """AdamW with a cosine-decayed learning rate, exact-match and Hamming metrics.
+def cosine_adamw(learning_rate, total_steps, weight_decay=1e-4):
+    """AdamW whose learning rate decays from `learning_rate` to 0 over `total_steps` (cosine).
 
     Decaying to zero also lets BatchNorm's moving statistics settle on the final weights."""
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, max(1, total_steps))
-    model.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=weight_decay),
-        loss=loss or keras.losses.BinaryCrossentropy(from_logits=True),
-        metrics=multilabel_metrics(),
-    )
+    return keras.optimizers.AdamW(schedule, weight_decay=weight_decay)
+
+
+def steps_for(num_maps, batch_size, epochs):
+    return epochs * -(-num_maps // batch_size)
 
 
 class BestModelCheckpoint(keras.callbacks.Callback):
@@ -94,7 +95,7 @@ class BestModelCheckpoint(keras.callbacks.Callback):
 
 
 def fit_resumable(model, train, val, run_dir, epochs, *, patience=None, best_path=None,
-                  model_to_save=None, resume=False, verbose="auto"):
+                  model_to_save=None, resume=False, extra_callbacks=(), verbose="auto"):
     """`model.fit` with a resumable backup, best-model saving, early stopping and a CSV log.
 
     Args:
@@ -106,6 +107,7 @@ def fit_resumable(model, train, val, run_dir, epochs, *, patience=None, best_pat
         best_path: where the best model is saved (default `run_dir/best.keras`).
         model_to_save: what to save there (default `model`).
         resume: continue from `run_dir/backup` if a previous run left one.
+        extra_callbacks: more Keras callbacks, run after the built-in ones.
     Returns:
         The history dict of this call (with `resume`, only the epochs it ran).
     """
@@ -114,12 +116,13 @@ def fit_resumable(model, train, val, run_dir, epochs, *, patience=None, best_pat
     if backup.exists() and not resume:
         raise FileExistsError(f"{run_dir} holds an unfinished run; resume it or choose another directory")
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(backup)),
+        keras.callbacks.BackupAndRestore(str(backup)),  # first: later callbacks may stop the run
         BestModelCheckpoint(best_path or run_dir / "best.keras", model_to_save=model_to_save),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
     ]
     if patience:
         callbacks.append(keras.callbacks.EarlyStopping(MONITOR, patience=patience, mode="max"))
+    callbacks.extend(extra_callbacks)
     run_dir.mkdir(parents=True, exist_ok=True)
     # shuffle=False: the datasets shuffle themselves (seeded); Keras would only warn.
     return model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=verbose,
@@ -143,7 +146,8 @@ def train_teacher(parts, run_dir, *, epochs=20, batch_size=128, learning_rate=2e
     keras.utils.set_random_seed(seed)
     with strategy.scope() if strategy else contextlib.nullcontext():
         model = resnet18()
-        compile_multilabel(model, learning_rate, epochs * -(-len(train) // batch_size))
+        model.compile(cosine_adamw(learning_rate, steps_for(len(train), batch_size, epochs)),
+                      keras.losses.BinaryCrossentropy(from_logits=True), metrics=multilabel_metrics())
     fit_resumable(
         model,
         make_dataset(train.maps, train.labels.astype("float32"), batch_size=batch_size,

@@ -1,0 +1,86 @@
+"""Paper 1 on the real dev set: ResNet-18 teacher, label-free distillation into Net-1 and Net-2.
+
+    python benchmarks/paper1_mixedwm38.py                          # trains the teacher too (~1 h on 2 cores)
+    python benchmarks/paper1_mixedwm38.py --teacher runs/teacher-mixedwm38   # reuse a trained teacher
+
+It runs the toolkit's own commands with the settings below (seeded 80/10/10 split of
+`../shared/data/mixedwm38_dev.npz`), then writes `benchmarks/results/paper1_mixedwm38.json`
+and `.md`: exact-match accuracy (float32 Keras models, test split) next to the paper's figures.
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from kd_keras import distill, train_teacher  # noqa: E402
+from kd_keras.runs import write_json  # noqa: E402
+
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "mixedwm38_dev.npz"
+TEACHER_ARGS = ["--epochs", "24", "--lr", "2e-3", "--augment"]
+STUDENT_ARGS = ["--student", "net1", "net2", "--loss", "paper", "--alpha", "0.5", "--beta", "0.5",
+                "--epochs", "40", "--lr", "3e-3"]
+PAPER = {"teacher (ResNet-18)": 0.98, "net1": 0.9333, "net2": 0.7711}
+PAPER_SIZE = {"teacher (ResNet-18)": "43 MB", "net1": "248 KB", "net2": "21 KB"}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--teacher", type=Path, default=None, help="a trained teacher run directory")
+    parser.add_argument("--runs", type=Path, default=REPO / "runs", help="where the run directories go")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "paper1_mixedwm38")
+    args = parser.parse_args(argv)
+
+    seconds = {}
+    start = time.time()
+    teacher = args.teacher
+    if teacher is None:
+        teacher = args.runs / "teacher-mixedwm38"
+        if train_teacher.main(["--data", str(args.data), "--out", str(teacher), *TEACHER_ARGS]) != 0:
+            return 1
+        seconds["teacher"] = round(time.time() - start)
+    run_dir = args.runs / "paper1-mixedwm38"
+    start = time.time()
+    if distill.main(["--data", str(args.data), "--teacher", str(teacher), "--out", str(run_dir),
+                     *STUDENT_ARGS]) != 0:
+        return 1
+    seconds["students"] = round(time.time() - start)
+
+    models = json.loads((run_dir / "metrics.json").read_text())["models"]
+    rows = {}
+    for name, row in models.items():
+        test = row["metrics"]["test"]
+        rows[name] = {
+            "parameters": row["parameters"],
+            "float32_bytes": 4 * row["parameters"],
+            "exact_match": test["threshold"]["exact_match"],
+            "exact_match_nearest": test["nearest"]["exact_match"],
+            "exact_match_rotated": row["metrics"]["test_rotated"]["threshold"]["exact_match"],
+            "macro_f1": test["threshold"]["macro_f1"],
+            "paper_accuracy": PAPER.get(name),
+        }
+    table = ["| model | parameters | float32 KiB | paper size | exact match | nearest-pattern decoding | "
+             "rotated test | macro F1 | paper |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, r in rows.items():
+        table.append(f"| {name} | {r['parameters']:,} | {r['float32_bytes'] / 1024:.1f} | {PAPER_SIZE.get(name, '')} | "
+                     f"{100 * r['exact_match']:.2f}% | {100 * r['exact_match_nearest']:.2f}% | "
+                     f"{100 * r['exact_match_rotated']:.2f}% | {r['macro_f1']:.4f} | "
+                     f"{100 * r['paper_accuracy']:.2f}% |")
+    config = json.loads((run_dir / "config.json").read_text())
+    write_json(args.out.with_suffix(".json"), {
+        "data": str(args.data.name), "teacher_args": TEACHER_ARGS, "student_args": STUDENT_ARGS,
+        "teacher_run": str(teacher), "models": rows, "wall_seconds": seconds, "versions": config["versions"],
+    })
+    args.out.with_suffix(".md").write_text("\n".join(table) + "\n")
+    print("\n".join(table))
+    print(f"wall time: {seconds}; wrote {args.out}.json and .md")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

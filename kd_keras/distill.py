@@ -1,0 +1,109 @@
+"""Distil the ResNet-18 teacher into tiny students: the toolkit's main job.
+
+    python -m kd_keras.distill                       # synthetic maps; trains or reuses a teacher; Net-1 and Net-2
+    python -m kd_keras.distill --data mixedwm38.npz --teacher runs/teacher --student net1 \\
+        --loss paper --alpha 0.5 --beta 0.5 --epochs 40
+
+Without --teacher, a teacher for the same data and seed is reused from
+runs/teacher-<data>-seed<S>/ or trained there first. Losses: 'paper' (label-free,
+alpha * MSE(logits) + beta * BCE(sigmoids)), 'hinton' (label-free, per-defect sigmoid
+with temperature, times T^2), 'mixed' ((1 - w) * hard-label BCE + w * paper loss).
+The run directory gets config.json, teacher_cache.h5, one folder per student (its
+.keras model, history.csv, curves.png, confusion.png), metrics.json and report.md.
+"""
+
+import argparse
+import datetime
+import sys
+from pathlib import Path
+
+from kd_keras.cli import add_common_arguments, data_description, exit_on_errors, make_strategy
+from kd_keras.distillation import LOSSES, distill_student, teacher_logits_cached
+from kd_keras.models import student_names
+from kd_keras.runs import load_splits, metrics_table, report_run, write_config
+from kd_keras.training import TEACHER_FILE, load_model, train_teacher
+
+TEACHER_EPOCHS_SYNTHETIC = 8
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m kd_keras.distill", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="run directory (default runs/distill-<date>-<time>)")
+    parser.add_argument("--teacher", type=Path, default=None,
+                        help="a teacher run directory (or its teacher.keras); default: reuse or train one")
+    parser.add_argument("--teacher-epochs", type=int, default=TEACHER_EPOCHS_SYNTHETIC,
+                        help=f"epochs when a teacher has to be trained (default {TEACHER_EPOCHS_SYNTHETIC})")
+    parser.add_argument("--student", nargs="+", choices=student_names(), default=["net1", "net2"],
+                        help="student architecture(s) (default: net1 net2)")
+    kd = parser.add_argument_group("distillation")
+    kd.add_argument("--loss", choices=LOSSES, default="paper", help="default: paper (label-free)")
+    kd.add_argument("--alpha", type=float, default=0.5, help="weight of the logit MSE (default 0.5)")
+    kd.add_argument("--beta", type=float, default=0.5, help="weight of the sigmoid BCE (default 0.5)")
+    kd.add_argument("--temperature", type=float, default=4.0, help="for --loss hinton (default 4)")
+    kd.add_argument("--kd-weight", type=float, default=None,
+                    help="for --loss mixed: weight w of the distillation term (default 0.5)")
+    add_common_arguments(parser, epochs=30, learning_rate=3e-3, augment=False)
+    return parser
+
+
+def default_teacher_dir(args):
+    data = f"synthetic{args.synthetic_maps}" if args.data is None else args.data.stem
+    return Path("runs") / f"teacher-{data}-seed{args.seed}"
+
+
+def resolve_teacher(args, parts, strategy):
+    """Path of the teacher's .keras file: given, reused, or trained now."""
+    if args.teacher is not None:
+        path = args.teacher / TEACHER_FILE if args.teacher.is_dir() else args.teacher
+        if not path.is_file():
+            raise FileNotFoundError(f"no teacher model at {path}; train one with python -m kd_keras.train_teacher")
+        return path
+    teacher_dir = default_teacher_dir(args)
+    path = teacher_dir / TEACHER_FILE
+    unfinished = (teacher_dir / "backup").exists()
+    if path.is_file() and not unfinished:
+        print(f"reusing the teacher in {teacher_dir}")
+        return path
+    print(f"training a teacher in {teacher_dir} ({args.teacher_epochs} epochs)")
+    teacher_dir.mkdir(parents=True, exist_ok=True)
+    write_config(teacher_dir, {**vars(args), "epochs": args.teacher_epochs, "augment": True})
+    teacher = train_teacher(parts, teacher_dir, epochs=args.teacher_epochs, batch_size=args.batch_size,
+                            augment=True, seed=args.seed, resume=unfinished, strategy=strategy)
+    report_run(teacher_dir, "ResNet-18 teacher", {"teacher": (teacher, teacher_dir)}, parts,
+               data_description(args))
+    return path
+
+
+def run(args):
+    if args.resume and args.out is None:
+        raise ValueError("--resume needs the --out directory of the run to continue")
+    out = args.out or Path("runs") / datetime.datetime.now().strftime("distill-%Y%m%d-%H%M%S")
+    parts = load_splits(args.data, args.synthetic_maps, args.seed)
+    strategy = make_strategy(args.strategy)
+    teacher_path = resolve_teacher(args, parts, strategy)
+    out.mkdir(parents=True, exist_ok=True)
+    write_config(out, {**vars(args), "out": out, "teacher_model": teacher_path})
+    logits = teacher_logits_cached(teacher_path, parts, out / "teacher_cache.h5")
+    models = {"teacher (ResNet-18)": (load_model(teacher_path), teacher_path.parent)}
+    for name in args.student:
+        print(f"distilling {name} ({args.loss} loss)")
+        student = distill_student(
+            name, parts, out / name, teacher_path, logits, loss=args.loss, alpha=args.alpha,
+            beta=args.beta, temperature=args.temperature, distillation_weight=args.kd_weight,
+            epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
+            augment=args.augment, patience=args.patience, seed=args.seed, resume=args.resume,
+            strategy=strategy)
+        models[name] = (student, out / name)
+    rows = report_run(out, f"Distillation ({args.loss} loss)", models, parts, data_description(args))
+    print(metrics_table(rows))
+    print(f"run directory: {out}")
+
+
+def main(argv=None):
+    return exit_on_errors(run, build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

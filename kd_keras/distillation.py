@@ -1,0 +1,211 @@
+"""Knowledge distillation of the 8-logit teacher into a tiny student (Paper 1 and variants).
+
+Losses, all on logits (teacher z_t, student z_s, per defect; means over defects and maps):
+
+- `PaperLoss` (label-free, Paper 1): alpha * MSE(z_s, z_t) + beta * BCE(sigmoid(z_s), sigmoid(z_t)).
+- `MultiLabelHintonLoss`: Hinton's temperature KD for multi-label heads, one sigmoid per defect:
+  T^2 * BCE(sigmoid(z_s / T), sigmoid(z_t / T)). (Keras' `LogitsDistillation` takes a softmax over
+  the last axis, which is wrong for 8 independent defects.)
+- Supervised mix: `Distiller(..., distillation_weight=w)` trains on
+  (1 - w) * BCE(labels, sigmoid(z_s)) + w * distillation; w = 1 is label-free.
+
+Both losses subclass `keras.distillation.DistillationLoss`. The `Distiller` is our own small
+`keras.Model` with a custom `compute_loss`, not `keras.distillation.Distiller`: that one runs
+the teacher on every batch, while here the teacher's logits on the (fixed) training maps are
+computed once and read from each batch's targets. It runs the teacher only when the batch
+carries no cached logits (with augmentation, the teacher must see the augmented map).
+
+Example:
+
+>>> import numpy as np
+>>> teacher_logits = np.array([[4.0, -4.0]])
+>>> float(PaperLoss(alpha=1.0, beta=0.0).compute_loss(teacher_logits, np.array([[2.0, -4.0]])))
+2.0
+"""
+
+import hashlib
+from pathlib import Path
+
+import keras
+import numpy as np
+from keras import ops
+
+from kd_keras.data.cache import read_arrays, write_arrays
+
+LOSSES = ("paper", "hinton", "mixed")
+TEACHER_LOGITS = "teacher_logits"
+LABELS = "labels"
+
+
+def _soft_bce(teacher_logits, student_logits):
+    """Mean binary cross-entropy of sigmoid(student) against the soft targets sigmoid(teacher)."""
+    targets = ops.sigmoid(ops.convert_to_tensor(teacher_logits, "float32"))
+    student_logits = ops.convert_to_tensor(student_logits, "float32")
+    return ops.mean(keras.losses.binary_crossentropy(targets, student_logits, from_logits=True))
+
+
+class PaperLoss(keras.distillation.DistillationLoss):
+    """Paper 1's label-free loss: alpha * MSE(logits) + beta * BCE(sigmoid outputs)."""
+
+    def __init__(self, alpha=0.5, beta=0.5):
+        if alpha < 0 or beta < 0 or alpha + beta == 0:
+            raise ValueError(f"alpha and beta must be non-negative and not both 0, got {alpha}, {beta}")
+        self.alpha, self.beta = float(alpha), float(beta)
+
+    def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
+        teacher = ops.convert_to_tensor(teacher_outputs, "float32")
+        student = ops.convert_to_tensor(student_outputs, "float32")
+        mse = ops.mean(ops.square(student - teacher))
+        return self.alpha * mse + self.beta * _soft_bce(teacher, student)
+
+
+class MultiLabelHintonLoss(keras.distillation.DistillationLoss):
+    """Temperature KD with one sigmoid per defect, scaled by T^2 so gradients keep their size."""
+
+    def __init__(self, temperature=4.0):
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.temperature = float(temperature)
+
+    def compute_loss(self, teacher_outputs, student_outputs, **kwargs):
+        t = self.temperature
+        teacher = ops.convert_to_tensor(teacher_outputs, "float32") / t
+        student = ops.convert_to_tensor(student_outputs, "float32") / t
+        return t * t * _soft_bce(teacher, student)
+
+
+def make_loss(name, alpha=0.5, beta=0.5, temperature=4.0, distillation_weight=None):
+    """(distillation loss, weight w of the distillation term) for a `--loss` choice.
+
+    'paper' and 'hinton' are label-free (w = 1); 'mixed' is (1 - w) * hard BCE + w * paper loss,
+    with w = 0.5 unless given."""
+    if name == "paper":
+        return PaperLoss(alpha, beta), 1.0
+    if name == "hinton":
+        return MultiLabelHintonLoss(temperature), 1.0
+    if name == "mixed":
+        weight = 0.5 if distillation_weight is None else float(distillation_weight)
+        if not 0 <= weight <= 1:
+            raise ValueError(f"the distillation weight must lie in [0, 1], got {weight}")
+        return PaperLoss(alpha, beta), weight
+    raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+
+
+class Distiller(keras.Model):
+    """Trains `student` on a teacher's logits, optionally mixed with the true labels.
+
+    Batches are (maps, {"teacher_logits": ..., "labels": ...}). Without "teacher_logits"
+    the `teacher` model is run on the batch. "labels" are needed for the hard-label part
+    (distillation_weight < 1) and for the metrics (exact match on validation data).
+
+    Example:
+
+    >>> from kd_keras.models import build_student
+    >>> distiller = Distiller(build_student("net2", seed=0), PaperLoss())
+    >>> distiller.compile(optimizer="adam")
+    """
+
+    def __init__(self, student, distillation_loss, teacher=None, distillation_weight=1.0, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= distillation_weight <= 1:
+            raise ValueError(f"distillation_weight must lie in [0, 1], got {distillation_weight}")
+        self.student = student
+        self.teacher = teacher
+        if teacher is not None:
+            teacher.trainable = False
+        self.distillation_loss = distillation_loss
+        self.distillation_weight = float(distillation_weight)
+        self.hard_loss = keras.losses.BinaryCrossentropy(from_logits=True)
+
+    def call(self, inputs, training=None):
+        return self.student(inputs, training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if TEACHER_LOGITS in y:
+            teacher_logits = y[TEACHER_LOGITS]
+        elif self.teacher is not None:
+            teacher_logits = self.teacher(x, training=False)
+        else:
+            raise ValueError("batches carry no teacher_logits and the Distiller has no teacher")
+        loss = self.distillation_loss.compute_loss(teacher_logits, y_pred)
+        if self.distillation_weight < 1:
+            hard = self.hard_loss(ops.cast(y[LABELS], "float32"), y_pred)
+            loss = self.distillation_weight * loss + (1 - self.distillation_weight) * hard
+        if self.student.losses:
+            loss = loss + ops.sum(self.student.losses)
+        return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        return super().compute_metrics(x, y[LABELS], y_pred, sample_weight)
+
+
+def teacher_logits_cached(teacher_path, parts, cache_path, splits=("train", "val")):
+    """The teacher's logits on each split's maps, computed once and kept in an HDF5 file.
+
+    The cache is keyed by a hash of the teacher file and of the maps: a different teacher
+    or different data recomputes it."""
+    from kd_keras.runs import predict_logits
+    from kd_keras.training import load_model
+
+    digest = hashlib.sha256(Path(teacher_path).read_bytes())
+    for split in splits:
+        digest.update(np.ascontiguousarray(parts[split].maps).data)
+    key = digest.hexdigest()
+    if Path(cache_path).is_file():
+        arrays, attrs = read_arrays(cache_path)
+        if attrs.get("key") == key:
+            return arrays
+    teacher = load_model(teacher_path)
+    print(f"computing the teacher's logits once, for {', '.join(splits)} (cached in {cache_path})")
+    arrays = {split: predict_logits(teacher, parts[split].maps, verbose="auto") for split in splits}
+    write_arrays(cache_path, arrays, {"key": key, "teacher": str(teacher_path)})
+    return arrays
+
+
+def distill_student(student_name, parts, out_dir, teacher_path, teacher_logits, *, loss="paper",
+                    alpha=0.5, beta=0.5, temperature=4.0, distillation_weight=None, epochs=30,
+                    batch_size=128, learning_rate=3e-3, augment=False, patience=None, seed=0,
+                    resume=False, strategy=None, extra_callbacks=(), verbose="auto"):
+    """Distil the teacher into a new `student_name` student; return the best student.
+
+    Args:
+        parts: splits from `runs.load_splits`.
+        out_dir: this student's training directory (`<student_name>.keras`, history, backup).
+        teacher_path: the teacher's `.keras` file (run on each batch when `augment` is on).
+        teacher_logits: {"train": ..., "val": ...} cached teacher logits
+            (see `teacher_logits_cached`); "train" is unused when `augment` is on.
+        loss, alpha, beta, temperature, distillation_weight: see `make_loss`.
+    With a label-free loss the training labels never reach the loss: they only feed the
+    training-set exact-match shown in the progress bar.
+    """
+    import contextlib
+
+    from kd_keras.data.pipeline import make_dataset
+    from kd_keras.models import build_student
+    from kd_keras.training import (
+        cosine_adamw, fit_resumable, load_model, multilabel_metrics, steps_for,
+    )
+
+    distillation_loss, weight = make_loss(loss, alpha, beta, temperature, distillation_weight)
+    train, val = parts["train"], parts["val"]
+    out_dir = Path(out_dir)
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        student = build_student(student_name, seed=seed)
+        teacher = load_model(teacher_path) if augment else None
+        distiller = Distiller(student, distillation_loss, teacher, weight)
+        distiller(np.zeros((1, 52, 52, 1), "float32"))  # build it: BackupAndRestore needs built weights
+        distiller.compile(cosine_adamw(learning_rate, steps_for(len(train), batch_size, epochs)),
+                          metrics=multilabel_metrics())
+    train_targets = {LABELS: train.labels.astype("float32")}
+    if not augment:
+        train_targets[TEACHER_LOGITS] = teacher_logits["train"]
+    val_targets = {LABELS: val.labels.astype("float32"), TEACHER_LOGITS: teacher_logits["val"]}
+    best_path = out_dir / f"{student_name}.keras"
+    fit_resumable(
+        distiller,
+        make_dataset(train.maps, train_targets, batch_size=batch_size, shuffle=True, augment=augment, seed=seed),
+        make_dataset(val.maps, val_targets, batch_size=batch_size),
+        out_dir, epochs, patience=patience, best_path=best_path, model_to_save=student,
+        resume=resume, extra_callbacks=extra_callbacks, verbose=verbose,
+    )
+    return load_model(best_path)

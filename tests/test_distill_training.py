@@ -1,0 +1,184 @@
+"""Distillation that trains: on synthetic maps, with a quickly trained stand-in teacher."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from kd_keras.data.pipeline import make_dataset
+from kd_keras.distillation import distill_student, teacher_logits_cached
+from kd_keras.evaluation import evaluate
+from kd_keras.models import build_student
+from kd_keras.models.students import plain_cnn
+from kd_keras.runs import load_splits, predict_logits
+from kd_keras.training import cosine_adamw, load_model, multilabel_metrics, steps_for
+
+REPO = Path(__file__).resolve().parents[1]
+CHANCE = 1 / 38  # the synthetic patterns are balanced
+
+
+@pytest.fixture(scope="module")
+def parts():
+    return load_splits(None, synthetic_maps=3800, seed=0)
+
+
+@pytest.fixture(scope="module")
+def teacher_path(parts, tmp_path_factory):
+    """A CNN trained on the labels for 10 epochs (~25 s): a fast stand-in for ResNet-18."""
+    keras.utils.set_random_seed(0)
+    teacher = plain_cnn((16, 32, 64), (2, 2, 2), hidden_units=64)
+    train = parts["train"]
+    teacher.compile(cosine_adamw(3e-3, steps_for(len(train), 64, 10)),
+                    keras.losses.BinaryCrossentropy(from_logits=True), metrics=multilabel_metrics())
+    teacher.fit(make_dataset(train.maps, train.labels.astype("float32"), batch_size=64, shuffle=True),
+                epochs=10, verbose=0, shuffle=False)
+    path = tmp_path_factory.mktemp("teacher") / "teacher.keras"
+    teacher.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def logits(teacher_path, parts, tmp_path_factory):
+    return teacher_logits_cached(teacher_path, parts, tmp_path_factory.mktemp("cache") / "cache.h5")
+
+
+def exact_match(model, split):
+    return evaluate(predict_logits(model, split.maps), split.labels)["exact_match"]
+
+
+def test_teacher_learned(teacher_path, parts):
+    assert exact_match(load_model(teacher_path), parts["test"]) > 10 * CHANCE
+
+
+def test_label_free_distillation_learns(parts, teacher_path, logits, tmp_path):
+    student = distill_student("net1", parts, tmp_path, teacher_path, logits, epochs=15, verbose=0)
+    accuracy = exact_match(student, parts["test"])
+    untrained = exact_match(build_student("net1", seed=1), parts["test"])
+    assert accuracy > 3 * CHANCE, accuracy
+    assert accuracy > untrained + 0.05, (accuracy, untrained)
+    assert (tmp_path / "net1.keras").is_file() and (tmp_path / "history.csv").is_file()
+
+
+def test_teacher_logits_are_cached_and_recomputed_for_another_teacher(parts, teacher_path, logits, tmp_path,
+                                                                    monkeypatch):
+    cache = tmp_path / "cache.h5"
+    first = teacher_logits_cached(teacher_path, parts, cache)
+    np.testing.assert_allclose(first["val"], logits["val"], rtol=1e-5)
+    assert first["train"].shape == (len(parts["train"]), 8)
+
+    import kd_keras.training
+
+    def refuse(path):
+        raise AssertionError("the cache should have been used")
+
+    monkeypatch.setattr(kd_keras.training, "load_model", refuse)
+    teacher_logits_cached(teacher_path, parts, cache)
+    monkeypatch.undo()
+
+    other = tmp_path / "other.keras"
+    build_student("net2", seed=0).save(other)
+    recomputed = teacher_logits_cached(other, parts, cache)
+    assert not np.allclose(recomputed["val"], first["val"])
+
+
+class InterruptAfter(keras.callbacks.Callback):
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epochs:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_run_keeps_its_best_model_and_resumes(parts, teacher_path, logits, tmp_path):
+    def run(**kwargs):
+        return distill_student("net2", parts, tmp_path, teacher_path, logits, epochs=4, verbose=0, **kwargs)
+
+    with pytest.raises(KeyboardInterrupt):
+        run(extra_callbacks=[InterruptAfter(2)])
+    assert load_model(tmp_path / "net2.keras").count_params() == 5_556
+    assert (tmp_path / "backup").is_dir()
+    with pytest.raises(FileExistsError, match="holds an unfinished run"):
+        run()
+
+    run(resume=True)
+    epochs = np.genfromtxt(tmp_path / "history.csv", delimiter=",", names=True)["epoch"]
+    assert epochs.tolist() == [0, 1, 2, 3]  # two before the interruption, two after
+    assert not (tmp_path / "backup").exists()
+
+
+MIRRORED = """
+import sys, tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from kd_keras.cli import make_strategy
+from kd_keras.distillation import distill_student, teacher_logits_cached
+from kd_keras.runs import load_splits
+strategy = make_strategy("mirrored")
+parts = load_splits(None, synthetic_maps=380, seed=0)
+logits = teacher_logits_cached(sys.argv[1], parts, sys.argv[2] + "/cache.h5")
+student = distill_student("net2", parts, sys.argv[2], sys.argv[1], logits, epochs=1, batch_size=32,
+                          strategy=strategy, verbose=0)
+print("replicas", strategy.num_replicas_in_sync, "parameters", student.count_params())
+"""
+
+
+def test_mirrored_strategy_trains_on_two_logical_cpus(teacher_path, tmp_path):
+    result = subprocess.run([sys.executable, "-c", MIRRORED, str(teacher_path), str(tmp_path)],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "replicas 2 parameters 5556" in result.stdout
+
+
+def run_cli(module, *args):
+    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_distill_cli_writes_a_complete_run_directory(teacher_path, tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("kd_keras.distill", "--synthetic-maps", 380, "--teacher", teacher_path,
+                     "--student", "net2", "--epochs", 2, "--out", out)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| net2 | 5,556 |" in result.stdout
+    for name in ("config.json", "metrics.json", "report.md", "teacher_cache.h5", "net2/net2.keras",
+                 "net2/history.csv", "net2/curves.png", "net2/confusion.png"):
+        assert (out / name).is_file(), name
+    config = json.loads((out / "config.json").read_text())
+    assert config["arguments"]["seed"] == 0 and config["arguments"]["loss"] == "paper"
+    assert config["versions"]["keras"] == keras.__version__
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"teacher (ResNet-18)", "net2"}
+    assert 0 <= metrics["models"]["net2"]["metrics"]["test"]["nearest"]["exact_match"] <= 1
+    assert "| net2 | 5,556 | 21.7 |" in (out / "report.md").read_text()
+
+
+def test_train_teacher_cli(tmp_path):
+    result = run_cli("kd_keras.train_teacher", "--synthetic-maps", 380, "--epochs", 1, "--out", tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "teacher: exact-match accuracy" in result.stdout
+    assert load_model(tmp_path / "teacher.keras").count_params() == 11_183_944
+    assert (tmp_path / "report.md").is_file() and (tmp_path / "curves.png").is_file()
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--resume",), "--resume needs the --out directory"),
+    (("--data", "missing.npz"), "missing.npz: no such file"),
+    (("--teacher", "no/such/run"), "no teacher model at no/such/run"),
+])
+def test_distill_cli_errors(args, message):
+    result = run_cli("kd_keras.distill", *args)
+    assert result.returncode == 1 and message in result.stderr, result.stderr[-2000:]
+
+
+def test_distill_help_documents_the_options():
+    result = run_cli("kd_keras.distill", "--help")
+    assert result.returncode == 0
+    for option in ("--data", "--teacher", "--student", "--loss", "--alpha", "--beta", "--temperature",
+                   "--kd-weight", "--augment", "--resume", "--strategy", "--seed"):
+        assert option in result.stdout

@@ -1,0 +1,33 @@
+import numpy as np
+import pytest
+
+from kd_keras.models import build_student, register_student, resnet18, student_names
+
+
+@pytest.mark.parametrize("name, parameters", [("net1", 61_316), ("net2", 5_556)])
+def test_paper_students_have_the_expected_size(name, parameters):
+    model = build_student(name, seed=0)
+    assert model.count_params() == parameters
+    # The paper's budgets are float32 file sizes: 248 KB and 21 KB.
+    assert {"net1": 230_000 < 4 * parameters < 254_000, "net2": 4 * parameters < 23_000}[name]
+    assert model(np.zeros((3, 52, 52, 1), "float32")).shape == (3, 8)
+
+
+def test_teacher_is_resnet18():
+    teacher = resnet18()
+    assert teacher.count_params() == 11_183_944
+    assert sum(layer.name.endswith("_add") for layer in teacher.layers) == 8  # 2-2-2-2 basic blocks
+    assert teacher(np.zeros((2, 52, 52, 1), "float32")).shape == (2, 8)
+
+
+def test_same_seed_same_initial_weights():
+    a, b = build_student("net2", seed=3), build_student("net2", seed=3)
+    assert all(np.array_equal(x, y) for x, y in zip(a.get_weights(), b.get_weights()))
+
+
+def test_unknown_and_duplicate_students_are_rejected():
+    with pytest.raises(ValueError, match="unknown student 'net9'; choose one of .*net1, net2"):
+        build_student("net9")
+    with pytest.raises(ValueError, match="'net1' is already registered"):
+        register_student("net1")(lambda: None)
+    assert {"net1", "net2"} <= set(student_names())

@@ -1,0 +1,90 @@
+"""Convert a trained student to int8 TFLite and the C sources a TFLite Micro firmware compiles in.
+
+    python -m tflite.convert runs/distill-.../net1 --out models/net1 --budget 248KB
+    python -m tflite.convert net2.keras --data mixedwm38.npz --out models/net2 --budget 21KB
+
+MODEL is a `.keras` file or a student's training directory (the one holding it). The
+representative maps for calibration come from the training split of `--data`, or of the
+run's own data (its config.json) when MODEL comes from a run. The output directory gets
+model.tflite, model_data.cc/.h, model_settings.h and model_card.json, all or nothing.
+Exit status 1, with the reason, when the model is over budget or cannot run in TFLite Micro.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from kd_keras.cli import exit_on_errors
+from kd_keras.runs import DEFAULT_SYNTHETIC_MAPS, load_splits
+from kd_keras.training import load_model
+from tflite.export import export_model, parse_budget
+from tflite.harness import accuracy_figures
+
+
+def find_model(path):
+    """The .keras file named by `path`: itself, or the only .keras file in that directory."""
+    path = Path(path)
+    if path.is_dir():
+        candidates = sorted(p for p in path.glob("*.keras") if p.name != "teacher.keras")
+        if len(candidates) != 1:
+            raise FileNotFoundError(f"{path}: expected exactly one student .keras file, "
+                                    f"found {[p.name for p in candidates] or 'none'}")
+        return candidates[0]
+    if path.suffix != ".keras" or not path.is_file():
+        raise FileNotFoundError(f"{path}: no .keras model file there")
+    return path
+
+
+def run_settings(model_path):
+    """(data path or None, synthetic maps, seed) of the run that made `model_path`, if any."""
+    for directory in (model_path.parent, model_path.parent.parent):
+        config = directory / "config.json"
+        if config.is_file():
+            arguments = json.loads(config.read_text())["arguments"]
+            data = arguments.get("data")
+            return (None if data in (None, "None") else Path(data),
+                    int(arguments.get("synthetic_maps", DEFAULT_SYNTHETIC_MAPS)), int(arguments.get("seed", 0)))
+    return None
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m tflite.convert", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model", type=Path, help="a .keras file or the training directory holding it")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    parser.add_argument("--budget", type=parse_budget, default=parse_budget("248KB"),
+                        help="largest .tflite allowed: 21KB, 248KB or bytes (default 248KB)")
+    parser.add_argument("--name", default=None, help="C identifier for g_<name>_model_data (default: the file's stem)")
+    parser.add_argument("--data", type=Path, default=None, help="MixedWM38-layout .npz for calibration and accuracy")
+    parser.add_argument("--seed", type=int, default=None, help="split seed with --data (default: the run's, else 0)")
+    return parser
+
+
+def run(args):
+    model_path = find_model(args.model)
+    settings = run_settings(model_path)
+    if args.data is None and settings is None:
+        raise ValueError(f"{model_path} comes from no run directory: pass --data FILE.npz for calibration")
+    data, synthetic_maps, seed = settings or (None, DEFAULT_SYNTHETIC_MAPS, 0)
+    if args.data is not None:
+        data = args.data
+    parts = load_splits(data, synthetic_maps, seed if args.seed is None else args.seed)
+    model = load_model(model_path)
+    name = args.name or model_path.stem
+    card = export_model(model, args.out, parts["train"].maps, name=name, budget_bytes=args.budget,
+                        accuracy_fn=lambda flatbuffer: accuracy_figures(model, flatbuffer, parts["test"]),
+                        source_model=model_path)
+    accuracy = card["accuracy"]
+    print(f"{args.out}: {card['flash_bytes']:,} bytes of flash (budget {args.budget:,}), "
+          f"tensor arena {card['arena_bytes']:,} bytes, {card['macs_per_inference']:,} MACs per inference")
+    print(f"exact-match accuracy on {accuracy['test_maps']} test maps: float {100 * accuracy['float_exact_match']:.2f}%, "
+          f"int8 in TFLite Micro {100 * accuracy['int8_exact_match']:.2f}%")
+
+
+def main(argv=None):
+    return exit_on_errors(run, build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

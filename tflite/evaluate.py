@@ -1,0 +1,95 @@
+"""Run a converted model in TFLite Micro's interpreter over every map of a file, and check it.
+
+    python -m tflite.evaluate models/net1 --data mixedwm38.npz
+    python -m tflite.evaluate models/net1 --data mixedwm38.npz --compare --budget 248KB --json
+
+Prints exact-match accuracy, per-defect precision/recall and the confusion table of the
+int8 model as TFLite Micro runs it, with its flash bytes, arena bytes and MACs per
+inference. --compare also runs the float Keras model (--model, default: the one the card
+names) and LiteRT's reference kernels: TFLite Micro vs LiteRT max difference (int8 units,
+expected 0), int8 vs float accuracy drop and disagreement rate. --budget: exit 1 when
+model.tflite is over it, saying by how much and which layers weigh most.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from kd_keras.cli import exit_on_errors
+from kd_keras.data import PATTERN_NAMES, load_mixedwm38
+from kd_keras.evaluation import evaluate
+from kd_keras.runs import per_defect_table
+from kd_keras.training import load_model
+from tflite.export import check_budget, parse_budget
+from tflite.harness import compare_with_references, micro_logits
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m tflite.evaluate", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model_dir", type=Path, help="a directory written by python -m tflite.convert")
+    parser.add_argument("--data", type=Path, required=True, help="MixedWM38-layout .npz to run over")
+    parser.add_argument("--compare", action="store_true", help="also run LiteRT and the float model")
+    parser.add_argument("--model", type=Path, default=None, help="the float .keras model for --compare")
+    parser.add_argument("--budget", type=parse_budget, default=None, help="21KB, 248KB or bytes")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    return parser
+
+
+def confusion_lines(confusion):
+    """The non-empty rows of the confusion matrix as 'true -> predicted: count' lines."""
+    names = list(PATTERN_NAMES) + ["(none of the 38)"]
+    lines = []
+    for true, row in enumerate(confusion):
+        mistakes = ", ".join(f"{names[p]} {n}" for p, n in enumerate(row) if n and p != true)
+        lines.append(f"{names[true]:>10}: {row[true]}/{sum(row)} right" + (f"; read as {mistakes}" if mistakes else ""))
+    return lines
+
+
+def run(args):
+    card_path = args.model_dir / "model_card.json"
+    if not card_path.is_file():
+        raise FileNotFoundError(f"{args.model_dir}: no model_card.json; convert with python -m tflite.convert")
+    card = json.loads(card_path.read_text())
+    flatbuffer = (args.model_dir / "model.tflite").read_bytes()
+    if len(flatbuffer) != card["flash_bytes"]:
+        raise ValueError(f"{args.model_dir / 'model.tflite'} is {len(flatbuffer):,} bytes but its card says "
+                         f"{card['flash_bytes']:,}: truncated or replaced")
+    data = load_mixedwm38(args.data)
+    result = {"model": str(args.model_dir), "data": str(args.data),
+              "flash_bytes": card["flash_bytes"], "arena_bytes": card["arena_bytes"],
+              "macs_per_inference": card["macs_per_inference"],
+              "metrics": evaluate(micro_logits(flatbuffer, data.maps), data.labels)}
+    if args.compare:
+        model_path = args.model or Path(card.get("source_model", ""))
+        result["compare"] = compare_with_references(flatbuffer, load_model(model_path), data)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        metrics = result["metrics"]
+        print(f"{args.model_dir}: {card['flash_bytes']:,} bytes of flash, {card['arena_bytes']:,} bytes of arena, "
+              f"{card['macs_per_inference']:,} MACs per inference")
+        print(f"TFLite Micro, int8, {metrics['maps']} maps of {args.data}: "
+              f"exact-match accuracy {100 * metrics['exact_match']:.2f}%\n")
+        print(per_defect_table(metrics) + "\n")
+        print("\n".join(confusion_lines(metrics["confusion"])))
+        if args.compare:
+            c = result["compare"]
+            print(f"\nTFLite Micro vs LiteRT (reference kernels): max difference "
+                  f"{c['micro_vs_litert_max_int8_difference']} int8 units")
+            print(f"float {100 * c['float_exact_match']:.2f}% -> int8 {100 * c['int8_exact_match']:.2f}% "
+                  f"(drop {100 * c['int8_accuracy_drop']:.2f} points); int8 and float disagree on "
+                  f"{100 * c['disagreement_rate']:.2f}% of maps")
+    if args.budget is not None:
+        layers = [(layer["layer"], layer["parameters"]) for layer in card["heaviest_layers"]]
+        check_budget(card["flash_bytes"], args.budget, layers)
+        print(f"within the budget: {card['flash_bytes']:,} of {args.budget:,} bytes")
+
+
+def main(argv=None):
+    return exit_on_errors(run, build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,177 @@
+"""Turn a trained Keras student into a deployable directory, atomically.
+
+The directory holds `model.tflite` (full int8), `model_data.cc` / `model_data.h` (the C array),
+`model_settings.h` and `model_card.json`. It is written to a temporary directory first and
+renamed into place, so a conversion that fails (over budget, an op TFLite Micro cannot
+run, ...) leaves nothing behind and an existing directory untouched.
+
+Example:
+
+>>> import os, tempfile, numpy as np
+>>> from kd_keras.models import build_student
+>>> out = os.path.join(tempfile.mkdtemp(), "net2")
+>>> card = export_model(build_student("net2", seed=0), out, np.ones((8, 52, 52), np.uint8),
+...                     name="net2", budget_bytes=21 * 1024)
+>>> sorted(os.listdir(out))
+['model.tflite', 'model_card.json', 'model_data.cc', 'model_data.h', 'model_settings.h']
+>>> card["flash_bytes"] == os.path.getsize(os.path.join(out, "model.tflite"))
+True
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from kd_keras.data.labels import DEFECT_NAMES
+from tflite.c_sources import RESOLVER_METHODS, check_c_identifier, model_data_cc, model_data_h, model_settings_h
+from tflite.micro import input_quantization, measure_arena_bytes, output_quantizations, quantize_maps
+from tflite.quantize import convert_int8, op_names
+
+BUDGETS = {"21KB": 21 * 1024, "248KB": 248 * 1024}
+ARENA_MARGIN = 1.10  # the firmware's arena: the measured bytes plus 10%, rounded up to 16
+
+
+class ConversionError(ValueError):
+    """A model that cannot be deployed as asked; the message says why."""
+
+
+def parse_budget(text):
+    """'21KB', '248KB' or a number of bytes -> bytes."""
+    key = str(text).upper().replace(" ", "")
+    if key in BUDGETS:
+        return BUDGETS[key]
+    if key.isdigit() and int(key) > 0:
+        return int(key)
+    raise ValueError(f"budget {text!r}: expected 21KB, 248KB or a positive number of bytes")
+
+
+def heaviest_layers(model, count=3):
+    """[(layer name, parameters)] of the layers holding the most weights."""
+    sizes = [(layer.name, layer.count_params()) for layer in model.layers if layer.count_params()]
+    return sorted(sizes, key=lambda item: -item[1])[:count]
+
+
+def macs_per_inference(model):
+    """Multiply-accumulates of one inference, counted over Conv2D, DepthwiseConv2D and Dense layers."""
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            kh, kw = layer.kernel_size
+            _, h, w, c = layer.output.shape
+            total += h * w * c * kh * kw
+        elif isinstance(layer, keras.layers.Conv2D):
+            kh, kw = layer.kernel_size
+            _, h, w, c = layer.output.shape
+            total += h * w * c * kh * kw * layer.input.shape[-1]
+        elif isinstance(layer, keras.layers.Dense):
+            total += layer.input.shape[-1] * layer.units
+    return int(total)
+
+
+def check_budget(flash_bytes, budget_bytes, layers):
+    """Raise `ConversionError` saying by how much and which layers weigh most, if over budget."""
+    if flash_bytes > budget_bytes:
+        heaviest = ", ".join(f"{layer} ({params:,} parameters)" for layer, params in layers)
+        raise ConversionError(
+            f"model.tflite is {flash_bytes:,} bytes, {flash_bytes - budget_bytes:,} bytes over the budget "
+            f"of {budget_bytes:,}; the heaviest layers: {heaviest}")
+
+
+def _check_ops(ops):
+    unsupported = [op for op in ops if op not in RESOLVER_METHODS]
+    if unsupported:
+        raise ConversionError(f"the model uses op {unsupported[0]}, which this toolkit cannot register "
+                              f"in TFLite Micro (supported: {', '.join(sorted(RESOLVER_METHODS))})")
+
+
+def build_card(model, flatbuffer, name, ops, arena_bytes, accuracy=None):
+    input_scale, input_zero_point = input_quantization(flatbuffer)
+    (output_scale, output_zero_point), = output_quantizations(flatbuffer)
+    return {
+        "name": name,
+        "input": {
+            "shape": [1, 52, 52, 1],
+            "dtype": "int8",
+            "encoding": {"0": [0.0], "1": [1.0], "2": [2.0]},
+            "quantization": {"scale": float(input_scale), "zero_point": int(input_zero_point)},
+            "die_value_int8": quantize_maps(np.array([0, 1, 2]), (input_scale, input_zero_point)).tolist(),
+        },
+        "outputs": [{
+            "index": 0,
+            "kind": "multilabel_logits",
+            "shape": [1, len(DEFECT_NAMES)],
+            "dtype": "int8",
+            "scale": float(output_scale),
+            "zero_point": int(output_zero_point),
+            "labels": list(DEFECT_NAMES),
+            # Logit 0 (probability 0.5) in int8 units: present when the output is above it.
+            "threshold_int8": int(np.clip(np.round(output_zero_point), -128, 127)),
+        }],
+        "flash_bytes": len(flatbuffer),
+        "arena_bytes": arena_bytes,
+        "tensor_arena_size": int(-(-arena_bytes * ARENA_MARGIN // 16) * 16),
+        "ops": ops,
+        "parameters": int(model.count_params()),
+        "macs_per_inference": macs_per_inference(model),
+        "heaviest_layers": [{"layer": layer, "parameters": params} for layer, params in heaviest_layers(model)],
+        "accuracy": accuracy or {},
+    }
+
+
+def export_model(model, out_dir, representative_maps, *, name, budget_bytes, accuracy_fn=None,
+                 source_model=None):
+    """Convert `model` to int8 and write the deployable directory `out_dir`; return its model card.
+
+    Args:
+        representative_maps: (N, 52, 52) training maps for calibrating the quantization.
+        name: the C identifier in `g_<name>_model_data`.
+        budget_bytes: the largest `.tflite` allowed (flash).
+        accuracy_fn: optional `f(flatbuffer) -> dict` of accuracy figures for the card.
+        source_model: the float `.keras` file, recorded in the card for later comparisons.
+    Raises:
+        ConversionError: over budget, or an op TFLite Micro cannot run.
+    """
+    check_c_identifier(name)
+    flatbuffer = convert_int8(model, representative_maps)
+    ops = list(dict.fromkeys(op_names(flatbuffer)))
+    _check_ops(ops)
+    check_budget(len(flatbuffer), budget_bytes, heaviest_layers(model))
+    try:
+        arena_bytes = measure_arena_bytes(flatbuffer)
+    except RuntimeError as error:
+        raise ConversionError(f"TFLite Micro cannot run the model: {error}") from None
+    card = build_card(model, flatbuffer, name, ops, arena_bytes, accuracy_fn(flatbuffer) if accuracy_fn else None)
+    card["source_model"] = str(source_model) if source_model else None
+    _write_directory(Path(out_dir), {
+        "model.tflite": flatbuffer,
+        "model_data.cc": model_data_cc(name, flatbuffer),
+        "model_data.h": model_data_h(name, len(flatbuffer)),
+        "model_settings.h": model_settings_h(name, card),
+        "model_card.json": json.dumps(card, indent=2) + "\n",
+    })
+    return card
+
+
+def _write_directory(out_dir, files):
+    """Write all files into a fresh temporary directory, then swap it into place."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        for filename, content in files.items():
+            (staging / filename).write_bytes(content if isinstance(content, bytes) else content.encode())
+        os.chmod(staging, 0o755)
+        if out_dir.exists():
+            old = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.old."))
+            os.replace(out_dir, old / "previous")
+            os.replace(staging, out_dir)
+            shutil.rmtree(old)
+        else:
+            os.replace(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,72 @@
+"""Full-integer (int8) post-training quantization of a Keras model, and what the result holds.
+
+The model's input stays the raw die map (0 off-wafer, 1 good, 2 failed) of shape
+(52, 52, 1): the representative maps span exactly those values, so the int8 input
+quantization represents each of them exactly, and the model's own first layer does
+any rescaling. Weights, activations, input and output are all int8.
+
+Example:
+
+>>> import numpy as np
+>>> from kd_keras.models import build_student
+>>> flatbuffer = convert_int8(build_student("net2", seed=0), np.ones((4, 52, 52), np.uint8))
+>>> sorted(set(op_names(flatbuffer)))
+['CONV_2D', 'FULLY_CONNECTED', 'MAX_POOL_2D', 'RESHAPE']
+"""
+
+import contextlib
+import io
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+REPRESENTATIVE_MAPS = 500
+
+
+def convert_int8(model, representative_maps, seed=0):
+    """The int8 `.tflite` flatbuffer (bytes) of a Keras model taking (52, 52, 1) die maps.
+
+    `representative_maps` are raw (N, 52, 52) maps from the training split; up to 500 of
+    them, drawn with `seed`, calibrate the activation ranges."""
+    maps = np.asarray(representative_maps)
+    if maps.ndim != 3 or maps.shape[1:] != (52, 52) or len(maps) == 0:
+        raise ValueError(f"representative maps must have shape (N, 52, 52) with N > 0, got {maps.shape}")
+    chosen = np.random.default_rng(seed).permutation(len(maps))[:REPRESENTATIVE_MAPS]
+    # Two extreme maps fix the input range at [0, 2 * 255/254]: its int8 grid (scale 2/254,
+    # zero point -128) holds 0, 1 and 2 exactly (-128, -1, 126). With [0, 2] (scale 2/255)
+    # a good die, 1, would fall between two int8 steps.
+    extremes = np.stack([np.zeros((52, 52)), np.full((52, 52), 2.0 * 255 / 254)])
+    calibration = np.concatenate([extremes, maps[chosen]]).astype(np.float32)[..., None]
+
+    def representative_dataset():
+        for wafer_map in calibration:
+            yield [wafer_map[None]]
+
+    # A fixed batch of one map: a dynamic batch costs SHAPE/STRIDED_SLICE/PACK ops per Flatten.
+    single_map = keras.Input(batch_shape=(1, 52, 52, 1), name="die_map")
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(single_map, model(single_map)))
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative_dataset
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = tf.int8
+    converter.inference_output_type = tf.int8
+    # Keras' export prints the SavedModel's signature to stdout: noise for our users.
+    with contextlib.redirect_stdout(io.StringIO()):
+        return converter.convert()
+
+
+def litert_interpreter(flatbuffer, reference_kernels=True):
+    """A LiteRT interpreter; reference kernels (no XNNPACK) compute what TFLite Micro computes."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    resolver = OpResolverType.BUILTIN_REF if reference_kernels else OpResolverType.AUTO
+    interpreter = Interpreter(model_content=bytes(flatbuffer), experimental_op_resolver_type=resolver)
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def op_names(flatbuffer):
+    """The builtin op of every node, in execution order (e.g. 'CONV_2D')."""
+    # LiteRT has no public call for this; `_get_ops_details` is what its own tools use.
+    return [op["op_name"] for op in litert_interpreter(flatbuffer)._get_ops_details()]
