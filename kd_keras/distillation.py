@@ -207,5 +207,6 @@ def distill_student(student_name, parts, out_dir, teacher_path, teacher_logits, 
         make_dataset(val.maps, val_targets, batch_size=batch_size),
         out_dir, epochs, patience=patience, best_path=best_path, model_to_save=student,
         resume=resume, extra_callbacks=extra_callbacks, verbose=verbose,
+        batch_norm_maps=make_dataset(train.maps, batch_size=batch_size, shuffle=True, seed=seed),
     )
     return load_model(best_path)

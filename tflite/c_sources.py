@@ -85,6 +85,12 @@ def model_settings_h(name, card):
 
 #include <cstdint>
 
+#include "model_data.h"
+
+// The model's flatbuffer, for tflite::GetModel(), and its size in bytes.
+inline const unsigned char* ModelData() {{ return g_{name}_model_data; }}
+constexpr unsigned int kModelDataSize = g_{name}_model_data_size;
+
 // Input: one raw wafer map, {shape[1]}x{shape[2]} dies, int8.
 constexpr int kInputHeight = {shape[1]};
 constexpr int kInputWidth = {shape[2]};
@@ -116,3 +122,14 @@ bool RegisterModelOps(OpResolver& resolver) {{
 
 #endif  // {guard}
 """
+
+
+def sample_map_h(wafer_map, pattern):
+    """A header holding one raw 52x52 die map (values 0/1/2), for the firmware stub's demo."""
+    rows = [", ".join(str(int(v)) for v in row) for row in wafer_map]
+    body = ",\n  ".join(rows)
+    return (f"#ifndef SAMPLE_MAP_H_\n#define SAMPLE_MAP_H_\n\n#include <cstdint>\n\n"
+            f"// A synthetic wafer map of pattern {pattern} (0 off-wafer, 1 good, 2 failed die).\n"
+            f'constexpr const char* kSampleMapPattern = "{pattern}";\n'
+            f"constexpr uint8_t kSampleMap[{len(wafer_map)} * {len(wafer_map[0])}] = {{\n  {body}\n}};\n\n"
+            f"#endif  // SAMPLE_MAP_H_\n")

@@ -77,7 +77,8 @@ def run(args):
         if args.compare:
             c = result["compare"]
             print(f"\nTFLite Micro vs LiteRT (reference kernels): max difference "
-                  f"{c['micro_vs_litert_max_int8_difference']} int8 units")
+                  f"{c['micro_vs_litert_max_int8_difference']} int8 units, in "
+                  f"{100 * c['micro_vs_litert_differing_outputs']:.3f}% of the outputs")
             print(f"float {100 * c['float_exact_match']:.2f}% -> int8 {100 * c['int8_exact_match']:.2f}% "
                   f"(drop {100 * c['int8_accuracy_drop']:.2f} points); int8 and float disagree on "
                   f"{100 * c['disagreement_rate']:.2f}% of maps")

@@ -51,6 +51,7 @@ def compare_with_references(flatbuffer, model, data):
     int8, reference = evaluate(int8_logits, data.labels), evaluate(reference_logits, data.labels)
     return {
         "micro_vs_litert_max_int8_difference": int(np.abs(micro.astype(int) - litert.astype(int)).max()),
+        "micro_vs_litert_differing_outputs": float((micro != litert).mean()),
         "float_exact_match": reference["exact_match"],
         "int8_exact_match": int8["exact_match"],
         "int8_accuracy_drop": reference["exact_match"] - int8["exact_match"],

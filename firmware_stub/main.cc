@@ -1,0 +1,62 @@
+// A minimal TensorFlow Lite Micro application: classify one wafer map.
+//
+// Built with the headers that `python -m tflite.convert` writes (model_data.h/.cc and
+// model_settings.h, from MODEL_DIR) and sample_map.h; see README.md.
+
+#include <cstdio>
+
+#include "model_settings.h"
+#include "sample_map.h"
+#include "tensorflow/lite/micro/micro_interpreter.h"
+#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+#include "tensorflow/lite/schema/schema_generated.h"
+
+namespace {
+alignas(16) uint8_t tensor_arena[kTensorArenaSize];
+}  // namespace
+
+int main() {
+  const tflite::Model* model = tflite::GetModel(ModelData());
+  if (model->version() != TFLITE_SCHEMA_VERSION) {
+    printf("model schema %lu, expected %d\n", static_cast<unsigned long>(model->version()),
+           TFLITE_SCHEMA_VERSION);
+    return 1;
+  }
+
+  tflite::MicroMutableOpResolver<kNumModelOps> resolver;
+  if (!RegisterModelOps(resolver)) {
+    printf("could not register the model's ops\n");
+    return 1;
+  }
+
+  tflite::MicroInterpreter interpreter(model, resolver, tensor_arena, kTensorArenaSize);
+  if (interpreter.AllocateTensors() != kTfLiteOk) {
+    printf("the tensor arena (%d bytes) is too small\n", kTensorArenaSize);
+    return 1;
+  }
+
+  // Quantize the die map: each die value has one exact int8 value.
+  TfLiteTensor* input = interpreter.input(0);
+  for (int i = 0; i < kInputHeight * kInputWidth; ++i) {
+    input->data.int8[i] = kDieValueInt8[kSampleMap[i]];
+  }
+
+  if (interpreter.Invoke() != kTfLiteOk) {
+    printf("inference failed\n");
+    return 1;
+  }
+
+  const TfLiteTensor* output = interpreter.output(0);
+  printf("wafer map of pattern %s; detected defects:", kSampleMapPattern);
+  int detected = 0;
+  for (int k = 0; k < kNumDefects; ++k) {
+    if (output->data.int8[k] > kDetectionThresholdInt8) {
+      printf(" %s", kDefectNames[k]);
+      ++detected;
+    }
+  }
+  printf(detected ? "\n" : " none (Normal)\n");
+  printf("arena used: %u of %d bytes\n", static_cast<unsigned>(interpreter.arena_used_bytes()),
+         kTensorArenaSize);
+  return 0;
+}
