@@ -27,19 +27,20 @@ IN_CI = os.environ.get("CI") == "true"
 
 @pytest.fixture(scope="module")
 def parts():
-    return load_splits(None, synthetic_maps=3800, seed=0)
+    return load_splits(None, synthetic_maps=7600, seed=0)
 
 
 @pytest.fixture(scope="module")
 def trained(parts, tmp_path_factory):
-    """Net-1 trained on labels for 15 epochs (~30 s), saved, and converted."""
+    """Net-1 trained on labels for 20 epochs (~1 min): confident enough that int8 rounding
+    flips few decisions (float 58%, int8 57% when measured)."""
     keras.utils.set_random_seed(0)
     model = build_student("net1", seed=0)
     train = parts["train"]
-    model.compile(cosine_adamw(3e-3, steps_for(len(train), 64, 15)),
+    model.compile(cosine_adamw(3e-3, steps_for(len(train), 64, 20)),
                   keras.losses.BinaryCrossentropy(from_logits=True), metrics=multilabel_metrics())
     model.fit(make_dataset(train.maps, train.labels.astype("float32"), batch_size=64, shuffle=True, augment=True),
-              epochs=15, verbose=0, shuffle=False)
+              epochs=20, verbose=0, shuffle=False)
     root = tmp_path_factory.mktemp("net1")
     model.save(root / "net1.keras")
     card = export_model(model, root / "out", train.maps, name="net1", budget_bytes=parse_budget("248KB"),
