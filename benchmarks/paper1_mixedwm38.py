@@ -4,8 +4,11 @@
     python benchmarks/paper1_mixedwm38.py --teacher runs/teacher-mixedwm38   # reuse a trained teacher
 
 It runs the toolkit's own commands with the settings below (seeded 80/10/10 split of
-`../shared/data/mixedwm38_dev.npz`), then writes `benchmarks/results/paper1_mixedwm38.json`
-and `.md`: exact-match accuracy (float32 Keras models, test split) next to the paper's figures.
+`../shared/data/mixedwm38_dev.npz`): trains the teacher, distils Net-1 and Net-2 without
+labels, converts both to int8 under `models/paper1-net1` (248 KB budget) and
+`models/paper1-net2` (21 KB), then writes `benchmarks/results/paper1_mixedwm38.json` and
+`.md`: exact-match accuracy on the test split (float Keras models, and int8 in TFLite Micro)
+next to the paper's figures, with flash and arena bytes.
 """
 
 import argparse
@@ -18,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from kd_keras import distill, train_teacher  # noqa: E402
+from tflite import convert  # noqa: E402
 from kd_keras.runs import write_json  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "mixedwm38_dev.npz"
@@ -25,6 +29,7 @@ TEACHER_ARGS = ["--epochs", "24", "--lr", "2e-3", "--augment"]
 STUDENT_ARGS = ["--student", "net1", "net2", "--loss", "paper", "--alpha", "0.5", "--beta", "0.5",
                 "--epochs", "40", "--lr", "3e-3"]
 PAPER = {"teacher (ResNet-18)": 0.98, "net1": 0.9333, "net2": 0.7711}
+BUDGET_BYTES = {"net1": 248 * 1024, "net2": 21 * 1024}
 PAPER_SIZE = {"teacher (ResNet-18)": "43 MB", "net1": "248 KB", "net2": "21 KB"}
 
 
@@ -51,6 +56,15 @@ def main(argv=None):
         return 1
     seconds["students"] = round(time.time() - start)
 
+    cards = {}
+    start = time.time()
+    for student, budget in (("net1", "248KB"), ("net2", "21KB")):
+        out = REPO / "models" / f"paper1-{student}"
+        if convert.main([str(run_dir / student), "--out", str(out), "--budget", budget]) != 0:
+            return 1
+        cards[student] = json.loads((out / "model_card.json").read_text())
+    seconds["conversion"] = round(time.time() - start)
+
     models = json.loads((run_dir / "metrics.json").read_text())["models"]
     rows = {}
     for name, row in models.items():
@@ -64,6 +78,13 @@ def main(argv=None):
             "macro_f1": test["threshold"]["macro_f1"],
             "paper_accuracy": PAPER.get(name),
         }
+        if name in cards:
+            card = cards[name]
+            rows[name].update({
+                "int8_exact_match_tflite_micro": card["accuracy"]["int8_exact_match"],
+                "flash_bytes": card["flash_bytes"], "arena_bytes": card["arena_bytes"],
+                "macs_per_inference": card["macs_per_inference"], "budget_bytes": BUDGET_BYTES[name],
+            })
     table = ["| model | parameters | float32 KiB | paper size | exact match | nearest-pattern decoding | "
              "rotated test | macro F1 | paper |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, r in rows.items():
@@ -71,6 +92,13 @@ def main(argv=None):
                      f"{100 * r['exact_match']:.2f}% | {100 * r['exact_match_nearest']:.2f}% | "
                      f"{100 * r['exact_match_rotated']:.2f}% | {r['macro_f1']:.4f} | "
                      f"{100 * r['paper_accuracy']:.2f}% |")
+    table += ["", "| student | int8 flash bytes | budget | tensor arena bytes | MACs per inference | "
+              "int8 exact match (TFLite Micro) | float exact match |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name in cards:
+        r = rows[name]
+        table.append(f"| [{name}](../../models/paper1-{name}) | {r['flash_bytes']:,} | {r['budget_bytes']:,} | "
+                     f"{r['arena_bytes']:,} | {r['macs_per_inference']:,} | "
+                     f"{100 * r['int8_exact_match_tflite_micro']:.2f}% | {100 * r['exact_match']:.2f}% |")
     config = json.loads((run_dir / "config.json").read_text())
     write_json(args.out.with_suffix(".json"), {
         "data": str(args.data.name), "teacher_args": TEACHER_ARGS, "student_args": STUDENT_ARGS,

@@ -53,14 +53,12 @@ def run_micro(flatbuffer, maps):
     """int8 outputs of TFLite Micro for each map: a list (one per output) of (N, ...) arrays."""
     interpreter = _micro(flatbuffer)
     inputs = quantize_maps(maps, input_quantization(flatbuffer))[..., None]
-    outputs = None
+    outputs = [[] for _ in output_quantizations(flatbuffer)]
     for wafer_map in inputs:
         interpreter.set_input(wafer_map[None], 0)
         interpreter.invoke()
-        results = [interpreter.get_output(i)[0].copy() for i in range(_num_outputs(flatbuffer))]
-        outputs = [[] for _ in results] if outputs is None else outputs
-        for collected, result in zip(outputs, results):
-            collected.append(result)
+        for index, collected in enumerate(outputs):
+            collected.append(interpreter.get_output(index)[0].copy())
     return [np.stack(o) for o in outputs]
 
 
@@ -81,10 +79,6 @@ def run_litert(flatbuffer, maps):
 def dequantize(values, quantization):
     scale, zero_point = quantization
     return (np.asarray(values, np.float64) - zero_point) * scale
-
-
-def _num_outputs(flatbuffer):
-    return len(litert_interpreter(flatbuffer).get_output_details())
 
 
 def measure_arena_bytes(flatbuffer):
