@@ -186,3 +186,12 @@ def test_distill_help_documents_the_options():
     for option in ("--data", "--teacher", "--student", "--loss", "--alpha", "--beta", "--temperature",
                    "--kd-weight", "--augment", "--resume", "--strategy", "--seed"):
         assert option in result.stdout
+
+
+def test_augmented_distillation_runs_the_teacher_on_each_batch(parts, teacher_path, logits, tmp_path):
+    # With augmentation the cached training logits are never read: the teacher sees the rotated maps.
+    student = distill_student("net2", parts, tmp_path, teacher_path, {"train": None, "val": logits["val"]},
+                              epochs=1, augment=True, verbose=0)
+    assert student.count_params() == 5_556
+    history = np.genfromtxt(tmp_path / "history.csv", delimiter=",", names=True)
+    assert np.isfinite(history["loss"]) and 0 <= history["val_exact_match"] <= 1
