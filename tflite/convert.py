@@ -58,6 +58,10 @@ def build_parser():
     parser.add_argument("--name", default=None, help="C identifier for g_<name>_model_data (default: the file's stem)")
     parser.add_argument("--data", type=Path, default=None, help="MixedWM38-layout .npz for calibration and accuracy")
     parser.add_argument("--seed", type=int, default=None, help="split seed with --data (default: the run's, else 0)")
+    parser.add_argument("--qat", action="store_true",
+                        help="EXPERIMENTAL: quantization-aware fine-tuning (tensorflow-model-optimization) "
+                             "instead of post-training quantization; so far measured worse than it")
+    parser.add_argument("--qat-epochs", type=int, default=3, help="epochs of QAT fine-tuning (default 3)")
     return parser
 
 
@@ -74,7 +78,7 @@ def run(args):
     name = args.name or model_path.stem
     card = export_model(model, args.out, parts["train"].maps, name=name, budget_bytes=args.budget,
                         accuracy_fn=lambda flatbuffer: accuracy_figures(model, flatbuffer, parts["test"]),
-                        source_model=model_path)
+                        source_model=model_path, qat_epochs=args.qat_epochs if args.qat else 0)
     accuracy = card["accuracy"]
     print(f"{args.out}: {card['flash_bytes']:,} bytes of flash (budget {args.budget:,}), "
           f"tensor arena {card['arena_bytes']:,} bytes, {card['macs_per_inference']:,} MACs per inference")

@@ -125,7 +125,7 @@ def build_card(model, flatbuffer, name, ops, arena_bytes, accuracy=None):
 
 
 def export_model(model, out_dir, representative_maps, *, name, budget_bytes, accuracy_fn=None,
-                 source_model=None):
+                 source_model=None, qat_epochs=0):
     """Convert `model` to int8 and write the deployable directory `out_dir`; return its model card.
 
     Args:
@@ -134,11 +134,18 @@ def export_model(model, out_dir, representative_maps, *, name, budget_bytes, acc
         budget_bytes: the largest `.tflite` allowed (flash).
         accuracy_fn: optional `f(flatbuffer) -> dict` of accuracy figures for the card.
         source_model: the float `.keras` file, recorded in the card for later comparisons.
+        qat_epochs: if positive, quantization-aware fine-tuning for that many epochs on the
+            representative maps (see `tflite.qat`) instead of post-training quantization.
     Raises:
         ConversionError: over budget, or an op TFLite Micro cannot run.
     """
     check_c_identifier(name)
-    flatbuffer = convert_int8(model, representative_maps)
+    if qat_epochs:
+        from tflite.qat import quantization_aware_finetune  # switches tf.keras to tf_keras
+
+        flatbuffer = quantization_aware_finetune(model, representative_maps, epochs=qat_epochs)
+    else:
+        flatbuffer = convert_int8(model, representative_maps)
     ops = list(dict.fromkeys(op_names(flatbuffer)))
     _check_ops(ops)
     check_budget(len(flatbuffer), budget_bytes, heaviest_layers(model))
@@ -148,6 +155,7 @@ def export_model(model, out_dir, representative_maps, *, name, budget_bytes, acc
         raise ConversionError(f"TFLite Micro cannot run the model: {error}") from None
     card = build_card(model, flatbuffer, name, ops, arena_bytes, accuracy_fn(flatbuffer) if accuracy_fn else None)
     card["source_model"] = str(source_model) if source_model else None
+    card["quantization"] = f"quantization-aware training, {qat_epochs} epochs" if qat_epochs else "post-training"
     _write_directory(Path(out_dir), {
         "model.tflite": flatbuffer,
         "model_data.cc": model_data_cc(name, flatbuffer),
