@@ -27,7 +27,7 @@ from kd_keras.runs import write_json  # noqa: E402
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "mixedwm38_dev.npz"
 TEACHER_ARGS = ["--epochs", "24", "--lr", "2e-3", "--augment"]
 STUDENT_ARGS = ["--student", "net1", "net2", "--loss", "paper", "--alpha", "0.5", "--beta", "0.5",
-                "--epochs", "40", "--lr", "3e-3"]
+                "--epochs", "40", "--lr", "3e-3", "--patience", "40"]
 PAPER = {"teacher (ResNet-18)": 0.98, "net1": 0.9333, "net2": 0.7711}
 BUDGET_BYTES = {"net1": 248 * 1024, "net2": 21 * 1024}
 PAPER_SIZE = {"teacher (ResNet-18)": "43 MB", "net1": "248 KB", "net2": "21 KB"}
