@@ -23,6 +23,7 @@ Example:
 2.0
 """
 
+import contextlib
 import hashlib
 from pathlib import Path
 
@@ -178,8 +179,6 @@ def distill_student(student_name, parts, out_dir, teacher_path, teacher_logits, 
     With a label-free loss the training labels never reach the loss: they only feed the
     training-set exact-match shown in the progress bar.
     """
-    import contextlib
-
     from kd_keras.data.pipeline import make_dataset
     from kd_keras.models import build_student
     from kd_keras.training import (
