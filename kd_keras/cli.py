@@ -8,7 +8,8 @@ from kd_keras.data import WaferDataError
 from kd_keras.runs import DEFAULT_SYNTHETIC_MAPS
 
 
-def _positive_int(text):
+def positive_int(text):
+    """argparse type: an integer of at least 1."""
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
@@ -19,16 +20,16 @@ def add_common_arguments(parser, *, epochs, learning_rate, augment):
     data = parser.add_argument_group("data")
     data.add_argument("--data", type=Path, default=None,
                       help="MixedWM38-layout .npz (e.g. Wafer_Map_Datasets.npz); default: synthetic maps")
-    data.add_argument("--synthetic-maps", type=_positive_int, default=DEFAULT_SYNTHETIC_MAPS,
+    data.add_argument("--synthetic-maps", type=positive_int, default=DEFAULT_SYNTHETIC_MAPS,
                       help=f"how many synthetic maps without --data (default {DEFAULT_SYNTHETIC_MAPS})")
     data.add_argument("--seed", type=int, default=0,
                       help="seed of the data split, initial weights, shuffling and augmentation (default 0)")
     training = parser.add_argument_group("training")
-    training.add_argument("--epochs", type=_positive_int, default=epochs, help=f"at most (default {epochs})")
-    training.add_argument("--batch-size", type=_positive_int, default=128, help="default 128")
+    training.add_argument("--epochs", type=positive_int, default=epochs, help=f"at most (default {epochs})")
+    training.add_argument("--batch-size", type=positive_int, default=128, help="default 128")
     training.add_argument("--lr", type=float, default=learning_rate,
                           help=f"peak learning rate, cosine-decayed to 0 (default {learning_rate})")
-    training.add_argument("--patience", type=_positive_int, default=10,
+    training.add_argument("--patience", type=positive_int, default=10,
                           help="stop after this many epochs without a better validation exact match "
                                "(default 10)")
     training.add_argument("--augment", action=argparse.BooleanOptionalAction, default=augment,

@@ -16,7 +16,7 @@ Example:
 import numpy as np
 
 from kd_keras.data.labels import (
-    DEFECT_NAMES, NUM_PATTERNS, PATTERN_NAMES, PATTERNS, encode_patterns,
+    DEFECT_NAMES, NUM_PATTERNS, PATTERN_NAMES, PATTERNS, encode_patterns, pattern_ids_or_none,
 )
 
 DECODINGS = ("threshold", "nearest")
@@ -41,10 +41,8 @@ def decode(logits, method="threshold"):
 
 def pattern_ids_or_invalid(multihot):
     """Pattern id of each row, or `INVALID` for rows that are none of the 38 patterns."""
-    codes = np.asarray(multihot).astype(np.int64) @ (1 << np.arange(8))
-    lookup = np.full(256, INVALID)
-    lookup[PATTERNS.astype(np.int64) @ (1 << np.arange(8))] = np.arange(NUM_PATTERNS)
-    return lookup[codes]
+    ids = pattern_ids_or_none(multihot)
+    return np.where(ids < 0, INVALID, ids)
 
 
 def evaluate(logits, labels, decoding="threshold"):

@@ -17,6 +17,7 @@ Example:
 import numpy as np
 
 from kd_keras.evaluation import decode, evaluate
+from kd_keras.runs import predict_logits
 from tflite.micro import dequantize, output_quantizations, run_litert, run_micro
 
 
@@ -27,17 +28,11 @@ def micro_logits(flatbuffer, maps):
     return dequantize(int8_outputs, quantization)
 
 
-def float_logits(model, maps):
-    from kd_keras.runs import predict_logits
-
-    return predict_logits(model, maps)
-
-
 def accuracy_figures(model, flatbuffer, data):
     """Exact-match accuracy of the float model and of the int8 model in TFLite Micro on `data`."""
     return {
         "test_maps": len(data),
-        "float_exact_match": evaluate(float_logits(model, data.maps), data.labels)["exact_match"],
+        "float_exact_match": evaluate(predict_logits(model, data.maps), data.labels)["exact_match"],
         "int8_exact_match": evaluate(micro_logits(flatbuffer, data.maps), data.labels)["exact_match"],
     }
 
@@ -47,7 +42,7 @@ def compare_with_references(flatbuffer, model, data):
     (micro,) = run_micro(flatbuffer, data.maps)
     (litert,) = run_litert(flatbuffer, data.maps)
     (quantization,) = output_quantizations(flatbuffer)
-    int8_logits, reference_logits = dequantize(micro, quantization), float_logits(model, data.maps)
+    int8_logits, reference_logits = dequantize(micro, quantization), predict_logits(model, data.maps)
     int8, reference = evaluate(int8_logits, data.labels), evaluate(reference_logits, data.labels)
     return {
         "micro_vs_litert_max_int8_difference": int(np.abs(micro.astype(int) - litert.astype(int)).max()),

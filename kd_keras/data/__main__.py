@@ -9,6 +9,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from kd_keras.cli import positive_int
 from kd_keras.data.mixedwm38 import WaferDataError, describe, load_mixedwm38, save_mixedwm38
 from kd_keras.data.synthetic import generate_wafer_maps
 
@@ -32,13 +33,6 @@ def _show(args):
     print(f"wrote {args.out}")
 
 
-def _positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m kd_keras.data", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,7 +43,7 @@ def build_parser():
     inspect.set_defaults(run=_inspect)
 
     synth = commands.add_parser("synth", help="write synthetic wafer maps in the MixedWM38 layout")
-    synth.add_argument("--n", type=_positive_int, default=3800, help="number of maps (default 3800)")
+    synth.add_argument("--n", type=positive_int, default=3800, help="number of maps (default 3800)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.add_argument("--out", required=True, help="output .npz path")
     synth.set_defaults(run=_synth)
@@ -57,7 +51,7 @@ def build_parser():
     show = commands.add_parser("show", help="draw sample maps of every pattern to a PNG")
     show.add_argument("file")
     show.add_argument("--out", required=True, help="output .png path")
-    show.add_argument("--per-pattern", type=_positive_int, default=3, help="maps per pattern (default 3)")
+    show.add_argument("--per-pattern", type=positive_int, default=3, help="maps per pattern (default 3)")
     show.add_argument("--seed", type=int, default=0, help="which maps are drawn (default 0)")
     show.set_defaults(run=_show)
     return parser

@@ -61,6 +61,11 @@ class InvalidLabelError(ValueError):
         super().__init__(f"row {row_index}: {self.description}")
 
 
+def pattern_ids_or_none(multihot):
+    """(N,) pattern ids of 0/1 rows, -1 for rows that are none of the 38 patterns."""
+    return _ID_OF_CODE[np.asarray(multihot).astype(np.int64) @ _BIT_WEIGHTS]
+
+
 def encode_patterns(multihot):
     """Map (N, 8) multi-hot rows to (N,) pattern ids; raise `InvalidLabelError` on the first bad row."""
     multihot = np.asarray(multihot)
@@ -70,7 +75,7 @@ def encode_patterns(multihot):
     if not_binary.any():
         i = int(np.argmax(not_binary))
         raise InvalidLabelError(i, multihot[i], "has values other than 0 and 1")
-    ids = _ID_OF_CODE[multihot.astype(np.int64) @ _BIT_WEIGHTS]
+    ids = pattern_ids_or_none(multihot)
     if (ids < 0).any():
         i = int(np.argmax(ids < 0))
         raise InvalidLabelError(i, multihot[i], "is not one of the 38 MixedWM38 patterns")
