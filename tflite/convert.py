@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from kd_keras.cli import exit_on_errors
+from kd_keras.cli import exit_on_errors, positive_int
 from kd_keras.runs import DEFAULT_SYNTHETIC_MAPS, load_splits
 from kd_keras.training import load_model
 from tflite.export import export_model, parse_budget
@@ -59,9 +59,9 @@ def build_parser():
     parser.add_argument("--data", type=Path, default=None, help="MixedWM38-layout .npz for calibration and accuracy")
     parser.add_argument("--seed", type=int, default=None, help="split seed with --data (default: the run's, else 0)")
     parser.add_argument("--qat", action="store_true",
-                        help="EXPERIMENTAL: quantization-aware fine-tuning (tensorflow-model-optimization) "
-                             "instead of post-training quantization; so far measured worse than it")
-    parser.add_argument("--qat-epochs", type=int, default=3, help="epochs of QAT fine-tuning (default 3)")
+                        help="quantization-aware fine-tuning (tensorflow-model-optimization) on the "
+                             "calibration maps instead of plain post-training quantization")
+    parser.add_argument("--qat-epochs", type=positive_int, default=3, help="epochs of QAT fine-tuning (default 3)")
     return parser
 
 

@@ -17,6 +17,8 @@ import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras
 
+from tflite.quantize import INPUT_RANGE_MAX
+
 # Keras 3 config keys that tf_keras does not know; the weights are copied anyway.
 _KERAS3_ONLY = ("dtype", "quantization_config")
 
@@ -51,14 +53,43 @@ def to_tf_keras(model):
     return rebuilt
 
 
+# tfmot's MovingAverageQuantizer (layer activations) starts every range at [-6, 6] and moves
+# it 0.1% per training step (its decay, 0.999, is hard-coded): after a few hundred steps the
+# ranges are still about [-5, 5] and most int8 steps are wasted (measured: QAT 44.6% against
+# 57.1% for post-training quantization on synthetic maps). tfmot has no calibration call.
+_EMA_DECAY = 0.999
+CALIBRATION_MAPS = 500
+_EMA_RANGES = ("post_activation_min", "post_activation_max", "output_min", "output_max")
+
+
+def calibrate_ranges(quantized, maps):
+    """Set each activation range of a tfmot model to its range on `maps` (as PTQ does).
+
+    A training-mode call moves a range from r to `decay * r + (1 - decay) * batch range`
+    and quantizes with the moved range; solving that for the batch range gives it exactly.
+    One pass per layer, so each layer is calibrated on inputs already quantized with
+    calibrated ranges upstream."""
+    ranges = [v for v in quantized.non_trainable_variables if v.name.split("/")[-1].split(":")[0] in _EMA_RANGES]
+    for variable in quantized.non_trainable_variables:
+        if "quantize_layer_max" in variable.name:  # die values 0/1/2 exactly representable, as in PTQ
+            variable.assign(INPUT_RANGE_MAX)
+    for _ in quantized.layers:
+        before = [variable.numpy() for variable in ranges]
+        quantized(maps, training=True)
+        for variable, previous in zip(ranges, before):
+            variable.assign((variable.numpy() - _EMA_DECAY * previous) / (1 - _EMA_DECAY))
+
+
 def quantization_aware_finetune(model, train_maps, epochs=3, learning_rate=1e-4, batch_size=128, seed=0):
     """Fine-tune a QAT copy of `model` to reproduce its float logits; return the int8 flatbuffer."""
     tf_keras.utils.set_random_seed(seed)
     maps = np.asarray(train_maps, np.float32)[..., None]
     targets = model.predict(maps, batch_size=512, verbose=0)
     quantized = tfmot.quantization.keras.quantize_model(to_tf_keras(model))
+    calibrate_ranges(quantized, maps[np.random.default_rng(seed).permutation(len(maps))[:CALIBRATION_MAPS]])
     quantized.compile(tf_keras.optimizers.Adam(learning_rate), loss=tf_keras.losses.MeanSquaredError())
-    quantized.fit(maps, targets, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=2)
+    if epochs:
+        quantized.fit(maps, targets, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=2)
     converter = tf.lite.TFLiteConverter.from_keras_model(quantized)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.inference_input_type = tf.int8

@@ -22,6 +22,10 @@ import numpy as np
 import tensorflow as tf
 
 REPRESENTATIVE_MAPS = 500
+# The input range is [0, 2 * 255/254]: its int8 grid (scale 2/254, zero point -128) holds
+# the die values 0, 1 and 2 exactly (-128, -1, 126); with [0, 2] (scale 2/255) a good die
+# would fall between two steps.
+INPUT_RANGE_MAX = 2.0 * 255 / 254
 
 
 def convert_int8(model, representative_maps, seed=0):
@@ -34,11 +38,9 @@ def convert_int8(model, representative_maps, seed=0):
         raise ValueError(f"representative maps must have shape (N, 52, 52) with N > 0, got {maps.shape}")
     chosen = np.random.default_rng(seed).permutation(len(maps))[:REPRESENTATIVE_MAPS]
     calibration = maps[chosen].astype(np.float32)[..., None]
-    # The input range must be [0, 2 * 255/254]: its int8 grid (scale 2/254, zero point -128)
-    # holds the die values 0, 1 and 2 exactly (-128, -1, 126); with [0, 2] (scale 2/255) a
-    # good die would fall between two steps. One corner die (off-wafer on every map) of one
-    # map carries the maximum, so the activation ranges stay those of real maps.
-    calibration[0, 0, 0, 0] = 2.0 * 255 / 254
+    # One corner die (off-wafer on every map) of one map carries the input range's maximum,
+    # so the activation ranges stay those of real maps.
+    calibration[0, 0, 0, 0] = INPUT_RANGE_MAX
 
     def representative_dataset():
         for wafer_map in calibration:
