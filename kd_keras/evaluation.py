@@ -77,3 +77,14 @@ def evaluate(logits, labels, decoding="threshold"):
         "per_pattern_accuracy": {PATTERN_NAMES[i]: float(exact[true_ids == i].mean()) for i in present},
         "confusion": confusion.tolist(),
     }
+
+
+def worst_mistakes(logits, labels, count=12, decoding="threshold"):
+    """Indices of the wrongly decoded maps, the most confidently wrong first (at most `count`).
+
+    A map's confidence in its mistake is the largest |logit| among the defects it got wrong."""
+    logits, labels = np.asarray(logits, np.float64), np.asarray(labels)
+    wrong_flags = decode(logits, decoding) != labels
+    confidence = np.where(wrong_flags, np.abs(logits), -np.inf).max(axis=1)
+    wrong = np.flatnonzero(wrong_flags.any(axis=1))
+    return wrong[np.argsort(-confidence[wrong], kind="stable")][:count]

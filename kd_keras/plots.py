@@ -20,7 +20,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from kd_keras.data.labels import NUM_PATTERNS, PATTERN_NAMES
+from kd_keras.data.labels import NUM_PATTERNS, PATTERN_NAMES, flags_name
 from kd_keras.fileio import atomic_path
 
 # Off-wafer white, good dies pale green, failed dies dark red: readable in print too.
@@ -94,4 +94,90 @@ def plot_confusion(confusion, out_path, title="confusion (rows: true pattern)"):
                     color="white" if rates[row, column] > 0.5 else "black")
     figure.colorbar(image, ax=ax, fraction=0.04, label="share of the true pattern's maps")
     ax.set_title(title)
+    _save(figure, out_path)
+
+
+def plot_pattern_counts(pattern_ids, out_path, title="maps per pattern"):
+    """A bar per pattern (all 38, in codec order): how many maps it has."""
+    counts = np.bincount(np.asarray(pattern_ids), minlength=NUM_PATTERNS)
+    figure = Figure(figsize=(12, 3.8))
+    ax = figure.subplots()
+    ax.bar(range(NUM_PATTERNS), counts, color="#4575b4")
+    ax.set_xticks(range(NUM_PATTERNS), PATTERN_NAMES, rotation=90, fontsize=8)
+    ax.set_ylabel("maps")
+    ax.set_title(f"{title} ({counts.sum():,} maps)")
+    ax.grid(axis="y", alpha=0.3)
+    _save(figure, out_path)
+
+
+def plot_accuracy_vs_flash(points, out_path, budgets=None, title="exact-match accuracy against flash"):
+    """Accuracy against model size, log-scaled, with the flash budgets as vertical lines.
+
+    `points`: dicts with "label", "bytes", "accuracy" (0-1) and "group" (one marker and
+    colour per group, e.g. "ours, int8 in TFLite Micro" or "paper, float32 file").
+    `budgets`: {"21 KB": 21504, ...}."""
+    if not points:
+        raise ValueError("no points to plot")
+    figure = Figure(figsize=(8, 5))
+    ax = figure.subplots()
+    markers = "os^Dv"
+    for index, group in enumerate(dict.fromkeys(point["group"] for point in points)):
+        members = [point for point in points if point["group"] == group]
+        ax.scatter([p["bytes"] for p in members], [100 * p["accuracy"] for p in members], s=60,
+                   marker=markers[index % len(markers)], label=group, zorder=3)
+        for point in members:
+            ax.annotate(point["label"], (point["bytes"], 100 * point["accuracy"]), fontsize=8,
+                        xytext=(5, 4), textcoords="offset points")
+    for name, size in (budgets or {}).items():
+        ax.axvline(size, color="grey", linestyle="--", linewidth=1)
+        ax.text(size, 0.02, f" {name} budget", transform=ax.get_xaxis_transform(), rotation=90,
+                fontsize=8, color="grey", va="bottom")
+    ax.set_xscale("log")
+    ax.set_xlabel("model bytes (log scale)")
+    ax.set_ylabel("exact-match accuracy (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title(title)
+    _save(figure, out_path)
+
+
+def plot_per_pattern_accuracy(per_pattern, out_path, title="accuracy per pattern"):
+    """A pattern x model grid of exact-match accuracy; `per_pattern` is {model: {pattern name: 0-1}}.
+
+    Patterns absent from a model's data are left blank."""
+    models = list(per_pattern)
+    if not models:
+        raise ValueError("no models to plot")
+    grid = np.full((NUM_PATTERNS, len(models)), np.nan)
+    for column, model in enumerate(models):
+        for pattern, accuracy in per_pattern[model].items():
+            grid[PATTERN_NAMES.index(pattern), column] = 100 * accuracy
+    figure = Figure(figsize=(2.2 + 1.6 * len(models), 11))
+    ax = figure.subplots()
+    image = ax.imshow(grid, cmap="RdYlGn", vmin=0, vmax=100, aspect="auto")
+    ax.set_xticks(range(len(models)), models, rotation=20, fontsize=8)
+    ax.set_yticks(range(NUM_PATTERNS), PATTERN_NAMES, fontsize=8)
+    for (row, column), value in np.ndenumerate(grid):
+        if not np.isnan(value):
+            ax.text(column, row, f"{value:.0f}", ha="center", va="center", fontsize=7)
+    figure.colorbar(image, ax=ax, fraction=0.05, label="exact-match accuracy (%)")
+    ax.set_title(title)
+    _save(figure, out_path)
+
+
+def plot_mistakes(maps, true_flags, predicted_flags, out_path, columns=6, title="mistakes"):
+    """Each map with its true and predicted defects ('C+EL', or any other combination)."""
+    maps = np.asarray(maps)
+    if len(maps) == 0 or not len(maps) == len(true_flags) == len(predicted_flags):
+        raise ValueError(f"need at least one map and one true and predicted label row per map, got "
+                         f"{len(maps)}, {len(true_flags)} and {len(predicted_flags)}")
+    rows = math.ceil(len(maps) / columns)
+    figure = Figure(figsize=(2 * columns, 2.3 * rows))
+    axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+    for ax in axes:
+        ax.axis("off")
+    for ax, wafer_map, truth, prediction in zip(axes, maps, true_flags, predicted_flags):
+        ax.imshow(wafer_map, cmap=WAFER_COLORS, vmin=0, vmax=2, interpolation="nearest")
+        ax.set_title(f"true {flags_name(truth)}\nread {flags_name(prediction)}", fontsize=8)
+    figure.suptitle(title)
     _save(figure, out_path)

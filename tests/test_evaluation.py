@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from kd_keras.data import PATTERN_NAMES, decode_patterns, parse_pattern_name
-from kd_keras.evaluation import INVALID, decode, evaluate, pattern_ids_or_invalid
+from kd_keras.evaluation import INVALID, decode, evaluate, pattern_ids_or_invalid, worst_mistakes
 
 
 def logits_for(multihot, margin=3.0):
@@ -47,3 +47,13 @@ def test_metrics_on_a_hand_example():
     assert confusion.shape == (38, 39) and confusion.sum() == 4
     assert confusion[PATTERN_NAMES.index("D+EL"), PATTERN_NAMES.index("D")] == 1
     assert confusion[PATTERN_NAMES.index("S"), INVALID] == 1
+
+
+def test_worst_mistakes_puts_the_most_confident_mistake_first():
+    labels = np.array([[1, 0, 0, 0, 0, 0, 0, 0]] * 4)
+    logits = np.full((4, 8), -5.0)
+    logits[:, 0] = [4.0, -1.0, 3.0, -6.0]   # maps 1 and 3 miss Center (1: barely, 3: confidently)
+    logits[2, 6] = 2.0                       # map 2 adds a Scratch it does not have
+    assert worst_mistakes(logits, labels).tolist() == [3, 2, 1]
+    assert worst_mistakes(logits, labels, count=1).tolist() == [3]
+    assert worst_mistakes(logits[:1], labels[:1]).tolist() == []

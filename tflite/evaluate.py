@@ -22,7 +22,7 @@ from kd_keras.evaluation import evaluate
 from kd_keras.runs import per_defect_table
 from kd_keras.training import load_model
 from tflite.export import check_budget, parse_budget
-from tflite.harness import compare_with_references, micro_logits
+from tflite.harness import compare_with_references, load_converted, micro_logits
 
 
 def build_parser():
@@ -48,14 +48,7 @@ def confusion_lines(confusion):
 
 
 def run(args):
-    card_path = args.model_dir / "model_card.json"
-    if not card_path.is_file():
-        raise FileNotFoundError(f"{args.model_dir}: no model_card.json; convert with python -m tflite.convert")
-    card = json.loads(card_path.read_text())
-    flatbuffer = (args.model_dir / "model.tflite").read_bytes()
-    if len(flatbuffer) != card["flash_bytes"]:
-        raise ValueError(f"{args.model_dir / 'model.tflite'} is {len(flatbuffer):,} bytes but its card says "
-                         f"{card['flash_bytes']:,}: truncated or replaced")
+    card, flatbuffer = load_converted(args.model_dir)
     data = load_mixedwm38(args.data)
     result = {"model": str(args.model_dir), "data": str(args.data),
               "flash_bytes": card["flash_bytes"], "arena_bytes": card["arena_bytes"],

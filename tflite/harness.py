@@ -2,7 +2,10 @@
 
 Example:
 
->>> import numpy as np
+>>> import json
+from pathlib import Path
+
+import numpy as np
 >>> from kd_keras.data import generate_wafer_maps
 >>> from kd_keras.models import build_student
 >>> from tflite.quantize import convert_int8
@@ -14,11 +17,28 @@ Example:
 0
 """
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 from kd_keras.evaluation import decode, evaluate
 from kd_keras.runs import predict_logits
 from tflite.micro import dequantize, output_quantizations, run_litert, run_micro
+
+
+def load_converted(model_dir):
+    """(model card, flatbuffer bytes) of a directory written by `tflite.convert`, checked."""
+    model_dir = Path(model_dir)
+    card_path = model_dir / "model_card.json"
+    if not card_path.is_file():
+        raise FileNotFoundError(f"{model_dir}: no model_card.json; convert with python -m tflite.convert")
+    card = json.loads(card_path.read_text())
+    flatbuffer = (model_dir / "model.tflite").read_bytes()
+    if len(flatbuffer) != card["flash_bytes"]:
+        raise ValueError(f"{model_dir / 'model.tflite'} is {len(flatbuffer):,} bytes but its card says "
+                         f"{card['flash_bytes']:,}: truncated or replaced")
+    return card, flatbuffer
 
 
 def micro_logits(flatbuffer, maps):

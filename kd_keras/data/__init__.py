@@ -14,7 +14,7 @@ Example:
 from kd_keras.data.cache import load_mixedwm38_cached, read_arrays, write_arrays
 from kd_keras.data.labels import (
     DEFECT_ABBREVIATIONS, DEFECT_NAMES, NUM_DEFECTS, NUM_PATTERNS, PATTERN_NAMES, PATTERNS,
-    InvalidLabelError, decode_patterns, encode_patterns, parse_pattern_name, pattern_name,
+    InvalidLabelError, decode_patterns, encode_patterns, flags_name, parse_pattern_name, pattern_name,
 )
 from kd_keras.data.mixedwm38 import (
     FAILED_DIE, GOOD_DIE, MAP_SIZE, OFF_WAFER, WaferDataError, WaferMaps, describe,

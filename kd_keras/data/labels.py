@@ -95,6 +95,16 @@ def pattern_name(pattern_id):
     return PATTERN_NAMES[int(pattern_id)]
 
 
+def flags_name(multihot_row):
+    """Name of any 8-flag row, one of the 38 or not: 'C+EL+S', 'C+D', 'Normal'.
+
+    >>> flags_name([1, 1, 0, 0, 0, 0, 0, 0]), flags_name([0] * 8)
+    ('C+D', 'Normal')
+    """
+    present = [abbreviation for abbreviation, flag in zip(DEFECT_ABBREVIATIONS, multihot_row) if flag]
+    return "+".join(present) or NORMAL_NAME
+
+
 def parse_pattern_name(name):
     """Pattern id of a name; components may come in any order ('S+C' == 'C+S')."""
     parts = name.split("+")
