@@ -216,6 +216,15 @@ def test_parse_budget(text, expected):
     assert parse_budget(text) == expected
 
 
+def test_exported_model_carries_no_names_and_computes_the_same(trained, parts):
+    model, root, _ = trained
+    exported = (root / "out" / "model.tflite").read_bytes()
+    with_names = convert_int8(model, parts["train"].maps)
+    assert b"logits" in with_names and b"logits" not in exported and len(exported) < len(with_names)
+    maps = parts["test"].maps[:50]
+    np.testing.assert_array_equal(run_micro(exported, maps)[0], run_micro(with_names, maps)[0])
+
+
 def test_parse_budget_rejects_nonsense():
     with pytest.raises(ValueError, match="expected 21KB, 248KB or a positive number of bytes"):
         parse_budget("lots")

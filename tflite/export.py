@@ -29,7 +29,7 @@ import numpy as np
 from kd_keras.data.labels import DEFECT_NAMES
 from tflite.c_sources import RESOLVER_METHODS, check_c_identifier, model_data_cc, model_data_h, model_settings_h
 from tflite.micro import input_quantization, measure_arena_bytes, output_quantizations, quantize_maps
-from tflite.quantize import convert_int8, op_names
+from tflite.quantize import convert_int8, op_names, strip_names
 
 BUDGETS = {"21KB": 21 * 1024, "248KB": 248 * 1024}
 ARENA_MARGIN = 1.10  # the firmware's arena: the measured bytes plus 10%, rounded up to 16
@@ -146,6 +146,7 @@ def export_model(model, out_dir, representative_maps, *, name, budget_bytes, acc
         flatbuffer = quantization_aware_finetune(model, representative_maps, epochs=qat_epochs)
     else:
         flatbuffer = convert_int8(model, representative_maps)
+    flatbuffer = strip_names(flatbuffer)
     ops = list(dict.fromkeys(op_names(flatbuffer)))
     _check_ops(ops)
     check_budget(len(flatbuffer), budget_bytes, heaviest_layers(model))

@@ -59,6 +59,18 @@ def convert_int8(model, representative_maps, seed=0):
         return converter.convert()
 
 
+def strip_names(flatbuffer):
+    """The flatbuffer without its strings (tensor and signature names), which firmware never reads.
+
+    Measured: they were 1.4 KB of Net-2's 9.9 KB and 9 KB of a 46 KB depthwise-separable
+    net, whose long tensor names ('model/block_3/batch_normalization/...;...') add up."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    flatbuffer_utils.strip_strings(model)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
 def litert_interpreter(flatbuffer, reference_kernels=True):
     """A LiteRT interpreter; reference kernels (no XNNPACK) compute what TFLite Micro computes."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
