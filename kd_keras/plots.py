@@ -136,7 +136,7 @@ def plot_accuracy_vs_flash(points, out_path, budgets=None, title="exact-match ac
     ax.set_xlabel("model bytes (log scale)")
     ax.set_ylabel("exact-match accuracy (%)")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8)  # clear of points and lines
     ax.set_title(title)
     _save(figure, out_path)
 
