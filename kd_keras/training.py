@@ -75,13 +75,15 @@ class BestModelCheckpoint(keras.callbacks.Callback):
 
     Keras' ModelCheckpoint saves the model being fitted; a distiller wants only its
     student saved, and a crash mid-write must not destroy the best model, so this
-    writes atomically and remembers the best value in `<path>.json` across resumes."""
+    writes atomically and remembers the best value in `<path>.json` across resumes.
+    A new run (`resume=False`) starts afresh: its first epoch replaces an older model."""
 
-    def __init__(self, path, monitor=MONITOR, model_to_save=None):
+    def __init__(self, path, monitor=MONITOR, model_to_save=None, resume=False):
         super().__init__()
         self.path, self.monitor, self.model_to_save = Path(path), monitor, model_to_save
         self.record = Path(f"{self.path}.json")
-        self.best = json.loads(self.record.read_text())["best"] if self.record.is_file() else -np.inf
+        resumable = resume and self.record.is_file()
+        self.best = json.loads(self.record.read_text())["best"] if resumable else -np.inf
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
@@ -154,7 +156,7 @@ def fit_resumable(model, train, val, run_dir, epochs, *, patience=None, best_pat
         raise FileExistsError(f"{run_dir} holds an unfinished run; resume it or choose another directory")
     callbacks = [
         keras.callbacks.BackupAndRestore(str(backup)),  # first: later callbacks may stop the run
-        BestModelCheckpoint(best_path or run_dir / "best.keras", model_to_save=model_to_save),
+        BestModelCheckpoint(best_path or run_dir / "best.keras", model_to_save=model_to_save, resume=resume),
         keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
     ]
     if batch_norm_maps is not None:

@@ -1,8 +1,10 @@
+import json
+
 import keras
 import numpy as np
 import tensorflow as tf
 
-from kd_keras.training import BatchNormRecalibration, ExactMatch
+from kd_keras.training import BatchNormRecalibration, BestModelCheckpoint, ExactMatch
 
 
 def test_exact_match_needs_all_eight_flags():
@@ -36,3 +38,17 @@ def test_frozen_models_are_left_alone():
     callback.set_model(model)
     callback.on_test_begin()
     assert model.layers[0].moving_mean.numpy().tolist() == [7.0, 7.0, 7.0]
+
+
+def test_best_model_checkpoint_keeps_the_best_across_a_resume_but_not_across_runs(tmp_path):
+    path = tmp_path / "best.keras"
+
+    def epoch_with(accuracy, resume):
+        checkpoint = BestModelCheckpoint(path, resume=resume)
+        checkpoint.set_model(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
+        checkpoint.on_epoch_end(0, {"val_exact_match": accuracy})
+        return json.loads((tmp_path / "best.keras.json").read_text())["best"]
+
+    assert epoch_with(0.8, resume=False) == 0.8 and path.is_file()
+    assert epoch_with(0.5, resume=True) == 0.8     # resuming: a worse epoch is not saved
+    assert epoch_with(0.5, resume=False) == 0.5    # a new run in the same place starts afresh
