@@ -2,10 +2,7 @@
 
 Example:
 
->>> import json
-from pathlib import Path
-
-import numpy as np
+>>> import numpy as np
 >>> from kd_keras.data import generate_wafer_maps
 >>> from kd_keras.models import build_student
 >>> from tflite.quantize import convert_int8

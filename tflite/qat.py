@@ -4,9 +4,10 @@ tfmot works only on tf_keras (Keras 2) models, and importing it switches `tf.ker
 tf_keras for the whole process (see `../shared/stack-notes.md`): this module is imported
 only on the `--qat` path. It rebuilds a Keras 3 `Sequential` student layer by layer in
 tf_keras, with its weights; a leading `Rescaling` (tfmot cannot quantize it) is folded
-into the next layer's kernel, so the int8 model still takes raw die values. The student
-is then fine-tuned under fake quantization to reproduce its own float logits (no labels
-and no teacher needed), and converted to full int8.
+into the next layer's kernel, so the int8 model still takes raw die values. Its activation
+ranges are calibrated on training maps (`calibrate_ranges`); the student is then
+fine-tuned under fake quantization to reproduce its own float logits (no labels and no
+teacher needed), and converted to full int8.
 
 Used by `python -m tflite.convert --qat`; tested in a subprocess (tests/test_tflite.py),
 since importing it changes `tf.keras` for the rest of the process.
@@ -88,8 +89,7 @@ def quantization_aware_finetune(model, train_maps, epochs=3, learning_rate=1e-4,
     quantized = tfmot.quantization.keras.quantize_model(to_tf_keras(model))
     calibrate_ranges(quantized, maps[np.random.default_rng(seed).permutation(len(maps))[:CALIBRATION_MAPS]])
     quantized.compile(tf_keras.optimizers.Adam(learning_rate), loss=tf_keras.losses.MeanSquaredError())
-    if epochs:
-        quantized.fit(maps, targets, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=2)
+    quantized.fit(maps, targets, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=2)
     converter = tf.lite.TFLiteConverter.from_keras_model(quantized)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.inference_input_type = tf.int8
