@@ -18,10 +18,10 @@ import sys
 from pathlib import Path
 
 from kd_keras.cli import add_common_arguments, data_description, exit_on_errors, make_strategy
-from kd_keras.distillation import LOSSES, distill_student, teacher_logits_cached
+from kd_keras.distillation import LOSSES, TEACHER_VIEWS, distill_student, load_teacher, teacher_logits_cached
 from kd_keras.models import student_names
 from kd_keras.runs import load_splits, metrics_table, report_run, write_config
-from kd_keras.training import TEACHER_FILE, load_model, train_teacher
+from kd_keras.training import TEACHER_FILE, train_teacher
 
 TEACHER_EPOCHS_SYNTHETIC = 8
 
@@ -44,6 +44,9 @@ def build_parser():
     kd.add_argument("--temperature", type=float, default=4.0, help="for --loss hinton (default 4)")
     kd.add_argument("--kd-weight", type=float, default=None,
                     help="for --loss mixed: weight w of the distillation term (default 0.5)")
+    kd.add_argument("--teacher-views", type=int, choices=TEACHER_VIEWS, default=1,
+                    help="8: the teacher's logits are its mean over the 8 rotations/flips of each map "
+                         "(rotation-invariant, more accurate; cached, and reused for --augment) (default 1)")
     add_common_arguments(parser, epochs=30, learning_rate=3e-3, augment=False)
     return parser
 
@@ -85,15 +88,16 @@ def run(args):
     teacher_path = resolve_teacher(args, parts, strategy)
     out.mkdir(parents=True, exist_ok=True)
     write_config(out, {**vars(args), "out": out, "teacher_model": teacher_path})
-    logits = teacher_logits_cached(teacher_path, parts, out / "teacher_cache.h5")
-    models = {"teacher (ResNet-18)": (load_model(teacher_path), teacher_path.parent)}
+    logits = teacher_logits_cached(teacher_path, parts, out / "teacher_cache.h5", views=args.teacher_views)
+    teacher_name = "teacher (ResNet-18)" if args.teacher_views == 1 else "teacher (ResNet-18, mean of 8 views)"
+    models = {teacher_name: (load_teacher(teacher_path, args.teacher_views), teacher_path.parent)}
     for name in args.student:
         print(f"distilling {name} ({args.loss} loss)")
         student = distill_student(
             name, parts, out / name, teacher_path, logits, loss=args.loss, alpha=args.alpha,
             beta=args.beta, temperature=args.temperature, distillation_weight=args.kd_weight,
             epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-            augment=args.augment, patience=args.patience, seed=args.seed, resume=args.resume,
+            augment=args.augment, teacher_views=args.teacher_views, patience=args.patience, seed=args.seed, resume=args.resume,
             strategy=strategy)
         models[name] = (student, out / name)
     rows = report_run(out, f"Distillation ({args.loss} loss)", models, parts, data_description(args))

@@ -140,15 +140,29 @@ class Distiller(keras.Model):
         return super().compute_metrics(x, y[LABELS], y_pred, sample_weight)
 
 
-def teacher_logits_cached(teacher_path, parts, cache_path, splits=("train", "val")):
-    """The teacher's logits on each split's maps, computed once and kept in an HDF5 file.
+TEACHER_VIEWS = (1, 8)
 
-    The cache is keyed by a hash of the teacher file and of the maps: a different teacher
-    or different data recomputes it."""
-    from kd_keras.runs import predict_logits
+
+def load_teacher(teacher_path, views=1):
+    """The teacher model; with `views=8`, its mean over the 8 rotations/flips (`DihedralMean`)."""
+    from kd_keras.models import DihedralMean
     from kd_keras.training import load_model
 
+    if views not in TEACHER_VIEWS:
+        raise ValueError(f"teacher views must be one of {TEACHER_VIEWS}, got {views}")
+    teacher = load_model(teacher_path)
+    return DihedralMean(teacher) if views == 8 else teacher
+
+
+def teacher_logits_cached(teacher_path, parts, cache_path, splits=("train", "val"), views=1):
+    """The teacher's logits on each split's maps, computed once and kept in an HDF5 file.
+
+    `views=8` averages them over the 8 rotations/flips of each map. The cache is keyed by
+    a hash of the teacher file, the views and the maps: anything else recomputes it."""
+    from kd_keras.runs import predict_logits
+
     digest = hashlib.sha256(Path(teacher_path).read_bytes())
+    digest.update(f"views={views}".encode())
     for split in splits:
         digest.update(np.ascontiguousarray(parts[split].maps).data)
     key = digest.hexdigest()
@@ -156,7 +170,7 @@ def teacher_logits_cached(teacher_path, parts, cache_path, splits=("train", "val
         arrays, attrs = read_arrays(cache_path)
         if attrs.get("key") == key:
             return arrays
-    teacher = load_model(teacher_path)
+    teacher = load_teacher(teacher_path, views)
     print(f"computing the teacher's logits once, for {', '.join(splits)} (cached in {cache_path})")
     arrays = {split: predict_logits(teacher, parts[split].maps, verbose="auto") for split in splits}
     write_arrays(cache_path, arrays, {"key": key, "teacher": str(teacher_path)})
@@ -165,8 +179,8 @@ def teacher_logits_cached(teacher_path, parts, cache_path, splits=("train", "val
 
 def distill_student(student_name, parts, out_dir, teacher_path, teacher_logits, *, loss="paper",
                     alpha=0.5, beta=0.5, temperature=4.0, distillation_weight=None, epochs=30,
-                    batch_size=128, learning_rate=3e-3, augment=False, patience=None, seed=0,
-                    resume=False, strategy=None, extra_callbacks=(), verbose="auto"):
+                    batch_size=128, learning_rate=3e-3, augment=False, teacher_views=1, patience=None,
+                    seed=0, resume=False, strategy=None, extra_callbacks=(), verbose="auto"):
     """Distil the teacher into a new `student_name` student; return the best student.
 
     Args:
@@ -174,7 +188,10 @@ def distill_student(student_name, parts, out_dir, teacher_path, teacher_logits, 
         out_dir: this student's training directory (`<student_name>.keras`, history, backup).
         teacher_path: the teacher's `.keras` file (run on each batch when `augment` is on).
         teacher_logits: {"train": ..., "val": ...} cached teacher logits
-            (see `teacher_logits_cached`); "train" is unused when `augment` is on.
+            (see `teacher_logits_cached`, made with the same `teacher_views`).
+        augment: random rotations/flips of the training maps. With `teacher_views=1` the
+            teacher then runs on each augmented batch; with 8 its cached logits already
+            are those of every rotation/flip of the map, and are reused.
         loss, alpha, beta, temperature, distillation_weight: see `make_loss`.
     With a label-free loss the training labels never reach the loss: they only feed the
     training-set exact-match shown in the progress bar.
@@ -190,13 +207,14 @@ def distill_student(student_name, parts, out_dir, teacher_path, teacher_logits, 
     out_dir = Path(out_dir)
     with strategy.scope() if strategy else contextlib.nullcontext():
         student = build_student(student_name, seed=seed)
-        teacher = load_model(teacher_path) if augment else None
+        run_teacher = augment and teacher_views == 1
+        teacher = load_teacher(teacher_path) if run_teacher else None
         distiller = Distiller(student, distillation_loss, teacher, weight)
         distiller(np.zeros((1, 52, 52, 1), "float32"))  # build it: BackupAndRestore needs built weights
         distiller.compile(cosine_adamw(learning_rate, steps_for(len(train), batch_size, epochs)),
                           metrics=multilabel_metrics())
     train_targets = {LABELS: train.labels.astype("float32")}
-    if not augment:
+    if not run_teacher:
         train_targets[TEACHER_LOGITS] = teacher_logits["train"]
     val_targets = {LABELS: val.labels.astype("float32"), TEACHER_LOGITS: teacher_logits["val"]}
     best_path = out_dir / f"{student_name}.keras"

