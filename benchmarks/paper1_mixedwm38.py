@@ -14,6 +14,7 @@ accuracy against model bytes with the papers' points.
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from kd_keras import distill, train_teacher  # noqa: E402
 from kd_keras.plots import plot_accuracy_vs_flash  # noqa: E402
 from kd_keras.runs import write_json  # noqa: E402
 from tflite import convert  # noqa: E402
+from tflite.export import write_model_readme  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "mixedwm38_dev.npz"
 TEACHER_ARGS = ["--epochs", "40", "--patience", "40", "--lr", "2e-3", "--augment"]
@@ -33,6 +35,12 @@ STUDENT_ARGS = ["--student", "net1", "net2", "--loss", "paper", "--alpha", "0.5"
 PAPER = {"teacher (ResNet-18)": 0.98, "net1": 0.9333, "net2": 0.7711}
 BUDGET_BYTES = {"net1": 248 * 1024, "net2": 21 * 1024}
 PAPER_SIZE = {"teacher (ResNet-18)": "43 MB", "net1": "248 KB", "net2": "21 KB"}
+STUDENT_SUMMARY = {
+    student: f"Paper 1's {title} ({parameters} parameters), distilled without labels from the ResNet-18 teacher "
+             f"on the real MixedWM38 dev set, converted to full int8 for the {budget} budget. Not rotation-invariant "
+             "(trained on maps in one orientation): see the main README."
+    for student, title, parameters, budget in (("net1", "Net-1", "61,316", "248 KB"), ("net2", "Net-2", "5,556", "21 KB"))
+}
 # The papers' students as float32 files: (label, bytes, exact-match accuracy).
 PAPER_STUDENTS = [("Net-1 (paper 1)", 248 * 1024, 0.9333), ("Net-2 (paper 1)", 21 * 1024, 0.7711),
                   ("LightWaferSegClassNet (paper 2)", 260 * 1024, 0.9790)]
@@ -65,8 +73,10 @@ def main(argv=None):
     start = time.time()
     for student, budget in (("net1", "248KB"), ("net2", "21KB")):
         out = REPO / "models" / f"paper1-{student}"
-        if convert.main([str(run_dir / student), "--out", str(out), "--budget", budget]) != 0:
+        # A relative path: the card names its source model, and should not name this machine's folders.
+        if convert.main([os.path.relpath(run_dir / student), "--out", str(out), "--budget", budget]) != 0:
             return 1
+        write_model_readme(out, STUDENT_SUMMARY[student], "python benchmarks/paper1_mixedwm38.py")
         cards[student] = json.loads((out / "model_card.json").read_text())
     seconds["conversion"] = round(time.time() - start)
 

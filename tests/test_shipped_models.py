@@ -29,4 +29,6 @@ def test_shipped_model_is_consistent(model_dir):
     maps = generate_wafer_maps(38, seed=0).maps
     (micro,), (litert,) = run_micro(flatbuffer, maps), run_litert(flatbuffer, maps)
     assert np.abs(micro.astype(int) - litert.astype(int)).max() <= 1
-    assert (model_dir / "README.md").is_file()
+    readme = (model_dir / "README.md").read_text()
+    assert f"| {card['flash_bytes']:,} bytes | {card['arena_bytes']:,} bytes |" in readme  # written from this card
+    assert not Path(card["source_model"]).is_absolute()

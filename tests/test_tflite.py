@@ -16,7 +16,7 @@ from kd_keras.data.pipeline import make_dataset
 from kd_keras.models import build_student
 from kd_keras.runs import load_splits
 from kd_keras.training import cosine_adamw, multilabel_metrics, steps_for
-from tflite.export import ConversionError, export_model, parse_budget
+from tflite.export import ConversionError, export_model, parse_budget, write_model_readme
 from tflite.harness import compare_with_references
 from tflite.micro import run_litert, run_micro
 from tflite.quantize import convert_int8
@@ -223,6 +223,15 @@ def test_exported_model_carries_no_names_and_computes_the_same(trained, parts):
     assert b"logits" in with_names and b"logits" not in exported and len(exported) < len(with_names)
     maps = parts["test"].maps[:50]
     np.testing.assert_array_equal(run_micro(exported, maps)[0], run_micro(with_names, maps)[0])
+
+
+def test_model_readme_is_written_from_the_card(trained):
+    _, root, card = trained
+    write_model_readme(root / "out", "Net-1 for a test.", "python make_it.py")
+    text = (root / "out" / "README.md").read_text()
+    assert text.startswith("# out\n\nNet-1 for a test.") and "Made by `python make_it.py`" in text
+    assert f"| {card['flash_bytes']:,} bytes | {card['arena_bytes']:,} bytes |" in text
+    assert "Exact-match accuracy" not in text  # this card has no accuracy figures
 
 
 def test_parse_budget_rejects_nonsense():

@@ -167,6 +167,40 @@ def export_model(model, out_dir, representative_maps, *, name, budget_bytes, acc
     return card
 
 
+def write_model_readme(model_dir, summary, made_by):
+    """Write `model_dir/README.md` for a shipped model from its card: what it is, its flash,
+    arena, MACs and ops, its accuracy, its input and output, and how to build it in.
+
+    `summary`: a paragraph on what the model is and how it was trained; `made_by`: the
+    command that made the directory."""
+    from kd_keras.fileio import atomic_path
+
+    model_dir = Path(model_dir)
+    card = json.loads((model_dir / "model_card.json").read_text())
+    (output,) = card["outputs"]
+    accuracy = card.get("accuracy") or {}
+    lines = [
+        f"# {model_dir.name}", "", summary, "",
+        "| flash (model.tflite) | tensor arena (measured) | kTensorArenaSize | MACs per inference | ops |",
+        "| ---: | ---: | ---: | ---: | --- |",
+        f"| {card['flash_bytes']:,} bytes | {card['arena_bytes']:,} bytes | {card['tensor_arena_size']:,} bytes | "
+        f"{card['macs_per_inference']:,} | {', '.join(card['ops'])} |", "",
+    ]
+    if accuracy:
+        lines += [f"Exact-match accuracy on the {accuracy['test_maps']:,} test maps of its run's split: float "
+                  f"{100 * accuracy['float_exact_match']:.2f}%, int8 in TFLite Micro "
+                  f"{100 * accuracy['int8_exact_match']:.2f}% ({card['quantization']} quantization).", ""]
+    lines += [
+        f"Input: the raw 52x52 die map as int8, die values 0/1/2 -> {card['input']['die_value_int8']} "
+        f"(`kDieValueInt8` in model_settings.h). Output: {len(output['labels'])} int8 defect logits "
+        f"({', '.join(output['labels'])}); a defect is present when its output exceeds {output['threshold_int8']}.", "",
+        f"Build it into a firmware: `make -C firmware_stub check MODEL_DIR=../models/{model_dir.name}` "
+        f"(see firmware_stub/README.md). Made by `{made_by}`.",
+    ]
+    with atomic_path(model_dir / "README.md") as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
 def _write_directory(out_dir, files):
     """Write all files into a fresh temporary directory, then swap it into place."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
