@@ -13,6 +13,19 @@ def test_paper_students_have_the_expected_size(name, parameters):
     assert model(np.zeros((3, 52, 52, 1), "float32")).shape == (3, 8)
 
 
+def test_separable8k_fits_the_21kb_budget_and_a_16kb_arena_as_int8():
+    from kd_keras.data import generate_wafer_maps
+    from tflite.micro import measure_arena_bytes
+    from tflite.quantize import convert_int8, op_names, strip_names
+
+    model = build_student("separable8k", seed=0)
+    assert model.count_params() == 8_784
+    assert model(np.zeros((3, 52, 52, 1), "float32")).shape == (3, 8)
+    flatbuffer = strip_names(convert_int8(model, generate_wafer_maps(38, seed=0).maps))
+    assert len(flatbuffer) <= 21 * 1024 and measure_arena_bytes(flatbuffer) <= 16 * 1024
+    assert set(op_names(flatbuffer)) == {"CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED"}
+
+
 def test_teacher_is_resnet18():
     teacher = resnet18()
     assert teacher.count_params() == 11_183_944
