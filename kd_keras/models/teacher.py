@@ -47,9 +47,9 @@ class DihedralMean(keras.Model):
     """A model's logits averaged over the 8 rotations and reflections of each input map.
 
     The mean over all 8 is the same for a map and for any rotated or flipped copy of it:
-    a rotation-invariant teacher, and a more accurate one (measured: a ResNet-18 teacher
-    went from 97.28% to 97.78% exact match on the dev set's test split). It costs 8
-    forward passes, so its logits are computed once and cached for distillation.
+    a rotation-invariant teacher, and a more accurate one (measured on the dev set's test
+    split: ResNet-18 teachers trained 24 and 40 epochs went from 97.28% to 97.78% and from
+    97.56% to 97.63%). It costs 8 forward passes, so its logits are computed once and cached.
 
     >>> import numpy as np
     >>> model = keras.Sequential([keras.Input((52, 52, 1)), keras.layers.Conv2D(2, 3),
