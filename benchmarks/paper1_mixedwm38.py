@@ -26,14 +26,14 @@ from kd_keras import distill, train_teacher  # noqa: E402
 from kd_keras.plots import plot_accuracy_vs_flash  # noqa: E402
 from kd_keras.runs import write_json  # noqa: E402
 from tflite import convert  # noqa: E402
-from tflite.export import write_model_readme  # noqa: E402
+from tflite.export import BUDGETS, write_model_readme  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "mixedwm38_dev.npz"
 TEACHER_ARGS = ["--epochs", "40", "--patience", "40", "--lr", "2e-3", "--augment"]
 STUDENT_ARGS = ["--student", "net1", "net2", "--loss", "paper", "--alpha", "0.5", "--beta", "0.5",
                 "--epochs", "40", "--lr", "3e-3", "--patience", "40"]
 PAPER = {"teacher (ResNet-18)": 0.98, "net1": 0.9333, "net2": 0.7711}
-BUDGET_BYTES = {"net1": 248 * 1024, "net2": 21 * 1024}
+STUDENT_BUDGET = {"net1": "248KB", "net2": "21KB"}  # tflite.export.BUDGETS names
 PAPER_SIZE = {"teacher (ResNet-18)": "43 MB", "net1": "248 KB", "net2": "21 KB"}
 STUDENT_SUMMARY = {
     student: f"Paper 1's {title} ({parameters} parameters), distilled without labels from the ResNet-18 teacher "
@@ -42,7 +42,7 @@ STUDENT_SUMMARY = {
     for student, title, parameters, budget in (("net1", "Net-1", "61,316", "248 KB"), ("net2", "Net-2", "5,556", "21 KB"))
 }
 # The papers' students as float32 files: (label, bytes, exact-match accuracy).
-PAPER_STUDENTS = [("Net-1 (paper 1)", 248 * 1024, 0.9333), ("Net-2 (paper 1)", 21 * 1024, 0.7711),
+PAPER_STUDENTS = [("Net-1 (paper 1)", BUDGETS["248KB"], 0.9333), ("Net-2 (paper 1)", BUDGETS["21KB"], 0.7711),
                   ("LightWaferSegClassNet (paper 2)", 260 * 1024, 0.9790)]
 
 
@@ -71,7 +71,7 @@ def main(argv=None):
 
     cards = {}
     start = time.time()
-    for student, budget in (("net1", "248KB"), ("net2", "21KB")):
+    for student, budget in STUDENT_BUDGET.items():
         out = REPO / "models" / f"paper1-{student}"
         # A relative path: the card names its source model, and should not name this machine's folders.
         if convert.main([os.path.relpath(run_dir / student), "--out", str(out), "--budget", budget]) != 0:
@@ -98,7 +98,7 @@ def main(argv=None):
             rows[name].update({
                 "int8_exact_match_tflite_micro": card["accuracy"]["int8_exact_match"],
                 "flash_bytes": card["flash_bytes"], "arena_bytes": card["arena_bytes"],
-                "macs_per_inference": card["macs_per_inference"], "budget_bytes": BUDGET_BYTES[name],
+                "macs_per_inference": card["macs_per_inference"], "budget_bytes": BUDGETS[STUDENT_BUDGET[name]],
             })
     table = ["| model | parameters | float32 KiB | paper size | exact match | nearest-pattern decoding | "
              "rotated test | macro F1 | paper |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -124,7 +124,7 @@ def main(argv=None):
                "accuracy": rows[name]["int8_exact_match_tflite_micro"]} for name in cards]
     points += [{"label": label, "bytes": size, "accuracy": accuracy, "group": "papers: float32 file"}
                for label, size, accuracy in PAPER_STUDENTS]
-    plot_accuracy_vs_flash(points, args.out.with_suffix(".png"), budgets={"21 KB": 21 * 1024, "248 KB": 248 * 1024},
+    plot_accuracy_vs_flash(points, args.out.with_suffix(".png"), budgets=BUDGETS,
                            title="Paper 1 reproduced: test-split exact match against model bytes")
     print("\n".join(table))
     print(f"wall time: {seconds}; wrote {args.out}.json, .md and .png")

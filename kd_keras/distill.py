@@ -97,8 +97,8 @@ def run(args):
             name, parts, out / name, teacher_path, logits, loss=args.loss, alpha=args.alpha,
             beta=args.beta, temperature=args.temperature, distillation_weight=args.kd_weight,
             epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr,
-            augment=args.augment, teacher_views=args.teacher_views, patience=args.patience, seed=args.seed, resume=args.resume,
-            strategy=strategy)
+            augment=args.augment, teacher_views=args.teacher_views, patience=args.patience,
+            seed=args.seed, resume=args.resume, strategy=strategy)
         models[name] = (student, out / name)
     rows = report_run(out, f"Distillation ({args.loss} loss)", models, parts, data_description(args))
     print(metrics_table(rows))

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from kd_keras.data.labels import DEFECT_NAMES
+from kd_keras.fileio import atomic_path
 from tflite.c_sources import RESOLVER_METHODS, check_c_identifier, model_data_cc, model_data_h, model_settings_h
 from tflite.micro import input_quantization, measure_arena_bytes, output_quantizations, quantize_maps
 from tflite.quantize import convert_int8, op_names, strip_names
@@ -173,8 +174,6 @@ def write_model_readme(model_dir, summary, made_by):
 
     `summary`: a paragraph on what the model is and how it was trained; `made_by`: the
     command that made the directory."""
-    from kd_keras.fileio import atomic_path
-
     model_dir = Path(model_dir)
     card = json.loads((model_dir / "model_card.json").read_text())
     (output,) = card["outputs"]
