@@ -1,10 +1,10 @@
-"""Distil the ResNet-18 teacher into tiny students: the toolkit's main job.
+"""Distil a teacher into tiny students: the toolkit's main job.
 
     python -m kd_keras.distill                       # synthetic maps; trains or reuses a teacher; Net-1 and Net-2
     python -m kd_keras.distill --data mixedwm38.npz --teacher runs/teacher --student net1 \\
         --loss paper --alpha 0.5 --beta 0.5 --epochs 40
 
-Without --teacher, a teacher for the same data and seed is reused from
+Without --teacher, a ResNet-18 teacher for the same data and seed is reused from
 runs/teacher-<data>-seed<S>/ or trained there first. Losses: 'paper' (label-free,
 alpha * MSE(logits) + beta * BCE(sigmoids)), 'hinton' (label-free, per-defect sigmoid
 with temperature, times T^2), 'mixed' ((1 - w) * hard-label BCE + w * paper loss).
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from kd_keras.cli import add_common_arguments, data_description, exit_on_errors, make_strategy
 from kd_keras.distillation import LOSSES, TEACHER_VIEWS, distill_student, load_teacher, teacher_logits_cached
-from kd_keras.models import student_names
+from kd_keras.models import student_names, teacher_title
 from kd_keras.runs import load_splits, metrics_table, report_run, write_config
 from kd_keras.training import TEACHER_FILE, train_teacher
 
@@ -89,8 +89,8 @@ def run(args):
     out.mkdir(parents=True, exist_ok=True)
     write_config(out, {**vars(args), "out": out, "teacher_model": teacher_path})
     logits = teacher_logits_cached(teacher_path, parts, out / "teacher_cache.h5", views=args.teacher_views)
-    teacher_name = "teacher (ResNet-18)" if args.teacher_views == 1 else "teacher (ResNet-18, mean of 8 views)"
-    models = {teacher_name: (load_teacher(teacher_path, args.teacher_views), teacher_path.parent)}
+    teacher = load_teacher(teacher_path, args.teacher_views)
+    models = {f"teacher ({teacher_title(teacher)})": (teacher, teacher_path.parent)}
     for name in args.student:
         print(f"distilling {name} ({args.loss} loss)")
         student = distill_student(

@@ -170,23 +170,23 @@ def fit_resumable(model, train, val, run_dir, epochs, *, patience=None, best_pat
                      shuffle=False).history
 
 
-def train_teacher(parts, run_dir, *, epochs=20, batch_size=128, learning_rate=2e-3, augment=True,
-                  patience=None, seed=0, resume=False, strategy=None, verbose="auto"):
-    """Train the ResNet-18 teacher on labelled maps; return the best model (by validation exact match).
+def train_teacher(parts, run_dir, *, arch="resnet18", epochs=20, batch_size=128, learning_rate=2e-3,
+                  augment=True, patience=None, seed=0, resume=False, strategy=None, verbose="auto"):
+    """Train a teacher on labelled maps; return the best model (by validation exact match).
 
     Args:
         parts: splits from `runs.load_splits` ('train' and 'val' are used).
         run_dir: the run directory; the best model is saved as `teacher.keras` there.
+        arch: a registered teacher architecture (`kd_keras.models.teacher_names()`).
         strategy: a `tf.distribute` strategy to build and train under (None: the default device).
     """
     from kd_keras.data.pipeline import make_dataset
-    from kd_keras.models import resnet18
+    from kd_keras.models import build_teacher
 
     run_dir = Path(run_dir)
     train, val = parts["train"], parts["val"]
-    keras.utils.set_random_seed(seed)
     with strategy.scope() if strategy else contextlib.nullcontext():
-        model = resnet18()
+        model = build_teacher(arch, seed=seed)
         model.compile(cosine_adamw(learning_rate, steps_for(len(train), batch_size, epochs)),
                       keras.losses.BinaryCrossentropy(from_logits=True), metrics=multilabel_metrics())
     fit_resumable(

@@ -30,7 +30,7 @@ def parts():
 def teacher_path(parts, tmp_path_factory):
     """A CNN trained on the labels for 10 epochs (~25 s): a fast stand-in for ResNet-18."""
     keras.utils.set_random_seed(0)
-    teacher = plain_cnn((16, 32, 64), (2, 2, 2), hidden_units=64)
+    teacher = plain_cnn((16, 32, 64), (2, 2, 2), hidden_units=64, name="stand_in_teacher")
     train = parts["train"]
     teacher.compile(cosine_adamw(3e-3, steps_for(len(train), 64, 10)),
                     keras.losses.BinaryCrossentropy(from_logits=True), metrics=multilabel_metrics())
@@ -157,17 +157,21 @@ def test_distill_cli_writes_a_complete_run_directory(teacher_path, tmp_path):
     assert config["arguments"]["seed"] == 0 and config["arguments"]["loss"] == "paper"
     assert config["versions"]["keras"] == keras.__version__
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics["models"]) == {"teacher (ResNet-18)", "net2"}
+    assert set(metrics["models"]) == {"teacher (stand_in_teacher)", "net2"}  # named after the model given
     assert 0 <= metrics["models"]["net2"]["metrics"]["test"]["nearest"]["exact_match"] <= 1
     assert "| net2 | 5,556 | 21.7 |" in (out / "report.md").read_text()
 
 
-def test_train_teacher_cli(tmp_path):
-    result = run_cli("kd_keras.train_teacher", "--synthetic-maps", 380, "--epochs", 1, "--out", tmp_path)
+@pytest.mark.parametrize("arch, parameters, title", [("resnet18", 11_183_944, "ResNet-18"), ("vgg7", 293_336, "vgg7")])
+def test_train_teacher_cli(arch, parameters, title, tmp_path):
+    result = run_cli("kd_keras.train_teacher", "--synthetic-maps", 380, "--epochs", 1, "--arch", arch,
+                     "--out", tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "teacher: exact-match accuracy" in result.stdout
-    assert load_model(tmp_path / "teacher.keras").count_params() == 11_183_944
-    assert (tmp_path / "report.md").is_file() and (tmp_path / "curves.png").is_file()
+    assert load_model(tmp_path / "teacher.keras").count_params() == parameters
+    assert (tmp_path / "report.md").read_text().startswith(f"# {title} teacher")
+    assert (tmp_path / "curves.png").is_file()
+    assert json.loads((tmp_path / "config.json").read_text())["arguments"]["arch"] == arch
 
 
 @pytest.mark.parametrize("args, message", [

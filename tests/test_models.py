@@ -1,7 +1,10 @@
 import numpy as np
 import pytest
 
-from kd_keras.models import build_student, register_student, resnet18, student_names
+from kd_keras.models import (
+    DihedralMean, build_student, build_teacher, register_student, resnet18, student_names, teacher_names,
+    teacher_title,
+)
 
 
 @pytest.mark.parametrize("name, parameters", [("net1", 61_316), ("net2", 5_556)])
@@ -13,17 +16,21 @@ def test_paper_students_have_the_expected_size(name, parameters):
     assert model(np.zeros((3, 52, 52, 1), "float32")).shape == (3, 8)
 
 
-def test_separable8k_fits_the_21kb_budget_and_a_16kb_arena_as_int8():
+@pytest.mark.parametrize("name, parameters, budget, arena, ops", [
+    ("separable8k", 8_784, 21 * 1024, 16 * 1024, {"CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED"}),
+    ("vgg225k", 224_918, 248 * 1024, 64 * 1024, {"CONV_2D", "MEAN", "FULLY_CONNECTED"}),
+])
+def test_our_students_fit_their_budget_and_arena_as_int8(name, parameters, budget, arena, ops):
     from kd_keras.data import generate_wafer_maps
     from tflite.micro import measure_arena_bytes
     from tflite.quantize import convert_int8, op_names, strip_names
 
-    model = build_student("separable8k", seed=0)
-    assert model.count_params() == 8_784
+    model = build_student(name, seed=0)
+    assert model.count_params() == parameters
     assert model(np.zeros((3, 52, 52, 1), "float32")).shape == (3, 8)
     flatbuffer = strip_names(convert_int8(model, generate_wafer_maps(38, seed=0).maps))
-    assert len(flatbuffer) <= 21 * 1024 and measure_arena_bytes(flatbuffer) <= 16 * 1024
-    assert set(op_names(flatbuffer)) == {"CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED"}
+    assert len(flatbuffer) <= budget and measure_arena_bytes(flatbuffer) <= arena
+    assert set(op_names(flatbuffer)) == ops
 
 
 def test_teacher_is_resnet18():
@@ -31,6 +38,16 @@ def test_teacher_is_resnet18():
     assert teacher.count_params() == 11_183_944
     assert sum(layer.name.endswith("_add") for layer in teacher.layers) == 8  # 2-2-2-2 basic blocks
     assert teacher(np.zeros((2, 52, 52, 1), "float32")).shape == (2, 8)
+
+
+def test_teachers_are_registered_by_name():
+    assert teacher_names() == ["resnet18", "vgg7"]
+    vgg7 = build_teacher("vgg7", seed=0)
+    assert vgg7.count_params() == 293_336
+    assert vgg7(np.zeros((2, 52, 52, 1), "float32")).shape == (2, 8)
+    assert teacher_title(vgg7) == "vgg7" and teacher_title(DihedralMean(vgg7)) == "vgg7, mean of 8 views"
+    with pytest.raises(ValueError, match="unknown teacher 'resnet50'; choose one of resnet18, vgg7"):
+        build_teacher("resnet50")
 
 
 def test_same_seed_same_initial_weights():

@@ -1,4 +1,4 @@
-"""Models: the ResNet-18 teacher and a registry of tiny students.
+"""Models: registries of teachers (ResNet-18, vgg7) and of tiny students.
 
 Every model takes the raw die map, float32 of shape (52, 52, 1) with values 0, 1, 2,
 and returns 8 defect logits (multi-label: apply a sigmoid per defect). A new student is
@@ -16,8 +16,11 @@ one small function registered under a name, selectable from the command line:
 True
 """
 
-from kd_keras.models.registry import build_student, register_student, student_names
+from kd_keras.models.registry import (
+    build_student, build_teacher, register_student, register_teacher, student_names, teacher_names,
+)
 from kd_keras.models.students import DIE_SCALE
-from kd_keras.models.teacher import DihedralMean, resnet18
+from kd_keras.models.teacher import DihedralMean, resnet18, teacher_title
 
-__all__ = ["DIE_SCALE", "DihedralMean", "build_student", "register_student", "resnet18", "student_names"]
+__all__ = ["DIE_SCALE", "DihedralMean", "build_student", "build_teacher", "register_student",
+           "register_teacher", "resnet18", "student_names", "teacher_names", "teacher_title"]

@@ -45,6 +45,19 @@ def _conv_bn_relu(layer):
     return [layer, keras.layers.BatchNormalization(), keras.layers.ReLU()]
 
 
+def vgg_cnn(base_width, dropout=0.2, name=None):
+    """3x3 conv + BatchNorm + ReLU layers: `base_width` channels at 52x52, then 2x, 4x and 8x
+    that width, each as a stride-2 layer and a stride-1 layer; global average pooling, 8 logits.
+    The `vgg7` teacher and the `vgg7s` student (see `kd_keras.models.teacher`)."""
+    layers = [keras.Input((52, 52, 1)), keras.layers.Rescaling(DIE_SCALE, name="die_scale")]
+    for width, stride in [(base_width, 1)] + [(base_width * m, s) for m in (2, 4, 8) for s in (2, 1)]:
+        layers += _conv_bn_relu(keras.layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False,
+                                                    kernel_regularizer=keras.regularizers.L2(1e-4)))
+    layers += [keras.layers.GlobalAveragePooling2D(), keras.layers.Dropout(dropout),
+               keras.layers.Dense(8, name="logits")]
+    return keras.Sequential(layers, name=name)
+
+
 def strided_separable_cnn(stem_widths, separable_blocks, name=None):
     """3x3 stride-2 convs, then depthwise-separable blocks (3x3 depthwise, 1x1 pointwise, each
     with BatchNorm + ReLU), global average pooling, 8 logits.
@@ -69,3 +82,23 @@ def separable8k():
     Measured once (trained on labels with rotations/flips, 30 epochs, real dev set): int8
     19,104 bytes, tensor arena 16,112 bytes, 95.55% exact match in TFLite Micro."""
     return strided_separable_cnn((8, 16), ((32, 1), (48, 2), (64, 1)), name="separable8k")
+
+
+@register_student("vgg19k")
+def vgg19k():
+    """`vgg_cnn` 4-8-16-32 (18,908 parameters): the small end of the family's size sweep."""
+    return vgg_cnn(4, name="vgg19k")
+
+
+@register_student("vgg74k")
+def vgg74k():
+    """`vgg_cnn` 8-16-32-64 (74,096 parameters): the middle of the family's size sweep."""
+    return vgg_cnn(8, name="vgg74k")
+
+
+@register_student("vgg225k")
+def vgg225k():
+    """A student for the 248 KB budget: `vgg_cnn` 14-28-56-112 (224,918 parameters).
+
+    Untrained, as int8: 239,088 bytes of flash, tensor arena 62,960 bytes (under 64 KB)."""
+    return vgg_cnn(14, name="vgg225k")

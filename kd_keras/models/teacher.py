@@ -1,14 +1,19 @@
-"""The ResNet-18 teacher: basic blocks 2-2-2-2, widths 64-128-256-512, 8 logits.
+"""Teachers: ResNet-18 (Paper 1's), and a VGG-style CNN as accurate and nine times cheaper.
 
-It keeps the ImageNet stem (7x7 stride-2 conv + 3x3 stride-2 max-pool): a 52x52 map
-becomes 13x13 before the first block. A stride-1 stem is 14x slower on a CPU (see
-`../shared/stack-notes.md`) for no accuracy the teacher needs.
+- `resnet18`: basic blocks 2-2-2-2, widths 64-128-256-512. It keeps the ImageNet stem (7x7
+  stride-2 conv + 3x3 stride-2 max-pool): a 52x52 map becomes 13x13 before the first block.
+  A stride-1 stem is 14x slower on a CPU (see `../shared/stack-notes.md`).
+- `vgg7`: seven 3x3 conv + BatchNorm + ReLU layers, 16 channels at full resolution, then
+  32-64-128 in stride-2/stride-1 pairs (293,336 parameters). Measured on the dev set's test
+  split (supervised, rotations/flips): 97.56% after 16 epochs in 10 minutes on 2 cores,
+  the same as ResNet-18 after 40 epochs in 93 minutes.
 """
 
 import keras
 from keras import ops
 
-from kd_keras.models.students import DIE_SCALE
+from kd_keras.models.registry import register_teacher
+from kd_keras.models.students import DIE_SCALE, vgg_cnn
 
 L2 = 1e-4
 
@@ -29,6 +34,7 @@ def _basic_block(x, filters, strides, name):
     return keras.layers.ReLU(name=f"{name}_out")(keras.layers.Add(name=f"{name}_add")([x, shortcut]))
 
 
+@register_teacher("resnet18")
 def resnet18(dropout=0.2):
     """ResNet-18 for a (52, 52, 1) die map, 8 logits (about 11.2M parameters)."""
     inputs = keras.Input((52, 52, 1), name="die_map")
@@ -41,6 +47,24 @@ def resnet18(dropout=0.2):
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     return keras.Model(inputs, keras.layers.Dense(8, name="logits")(x), name="resnet18_teacher")
+
+
+@register_teacher("vgg7")
+def vgg7():
+    """The cheap teacher: `vgg_cnn` 16-32-64-128 (293,336 parameters)."""
+    return vgg_cnn(16, name="vgg7_teacher")
+
+
+# Model name -> how reports call the teacher.
+TEACHER_TITLES = {"resnet18_teacher": "ResNet-18", "vgg7_teacher": "vgg7"}
+
+
+def teacher_title(model):
+    """'ResNet-18', 'vgg7', or the model's own name for a teacher from elsewhere; adds
+    ', mean of 8 views' for a `DihedralMean`."""
+    if isinstance(model, DihedralMean):
+        return f"{teacher_title(model.inner)}, mean of 8 views"
+    return TEACHER_TITLES.get(model.name, model.name)
 
 
 class DihedralMean(keras.Model):
