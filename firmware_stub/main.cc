@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "model_settings.h"
+#include "patterns.h"
 #include "sample_map.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
@@ -56,6 +57,9 @@ int main() {
     }
   }
   printf(detected ? "\n" : " none (Normal)\n");
+  // Thresholding may name a combination that never occurs; the nearest pattern is one of the 38.
+  printf("nearest pattern: %s\n",
+         kPatternNames[NearestPattern(output->data.int8, kOutputZeroPoint)]);
   printf("arena used: %u of %d bytes\n", static_cast<unsigned>(interpreter.arena_used_bytes()),
          kTensorArenaSize);
   return 0;

@@ -23,19 +23,16 @@ DECODINGS = ("threshold", "nearest")
 INVALID = NUM_PATTERNS  # confusion-matrix column for predictions that are none of the 38
 
 
-def _log_sigmoid(x):
-    return -np.logaddexp(0.0, -x)
-
-
 def decode(logits, method="threshold"):
     """(N, 8) logits -> (N, 8) uint8 multi-hot predictions."""
     logits = np.asarray(logits, np.float64)
     if method == "threshold":
         return (logits > 0).astype(np.uint8)
     if method == "nearest":
-        # log p(pattern) = sum over defects of log sigmoid(+z) where present, log sigmoid(-z) where not.
-        scores = _log_sigmoid(logits) @ PATTERNS.T + _log_sigmoid(-logits) @ (1 - PATTERNS).T
-        return PATTERNS[np.argmax(scores, axis=1)]
+        # log p(pattern) = sum over defects of log sigmoid(z) where present, log sigmoid(-z) where
+        # not; as log sigmoid(z) - log sigmoid(-z) = z, that is a constant plus the sum of the
+        # pattern's own logits. Ties go to the first pattern, as in the firmware's NearestPattern().
+        return PATTERNS[np.argmax(logits @ PATTERNS.T, axis=1)]
     raise ValueError(f"unknown decoding {method!r}; choose one of {DECODINGS}")
 
 

@@ -12,7 +12,9 @@ import keras
 import numpy as np
 import pytest
 
+from kd_keras.data.labels import encode_patterns
 from kd_keras.data.pipeline import make_dataset
+from kd_keras.evaluation import decode
 from kd_keras.models import build_student
 from kd_keras.runs import load_splits
 from kd_keras.training import cosine_adamw, multilabel_metrics, steps_for
@@ -126,6 +128,30 @@ def test_sample_map_header_is_the_documented_synthetic_map():
     assert (REPO / "firmware_stub" / "sample_map.h").read_text() == sample_map_h(data.maps[index], "C+L")
 
 
+def test_patterns_header_is_generated_from_the_label_codec():
+    from tflite.c_sources import patterns_h
+
+    assert (REPO / "firmware_stub" / "patterns.h").read_text() == patterns_h()
+
+
+def test_firmware_nearest_pattern_decoding_matches_python(tmp_path):
+    if shutil.which("g++") is None:
+        if IN_CI:
+            pytest.fail("CI must have g++")
+        pytest.skip("g++ not installed")
+    result = subprocess.run(["make", "-C", REPO / "firmware_stub", f"BUILD={tmp_path}",
+                             f"{tmp_path}/host/patterns_check"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # int8 outputs tie often (two defects at the same value): both sides must break ties alike.
+    outputs = np.random.default_rng(0).integers(-128, 128, (2000, 8))
+    scale, zero_point = 0.0625, -3  # a power of two: the float sums in Python are exact too
+    stdin = f"{zero_point}\n" + "\n".join(" ".join(map(str, row)) for row in outputs)
+    decoded = subprocess.run([tmp_path / "host" / "patterns_check"], input=stdin, capture_output=True,
+                             text=True, check=True).stdout.split()
+    expected = encode_patterns(decode(scale * (outputs - zero_point), "nearest"))
+    assert [int(i) for i in decoded] == expected.tolist()
+
+
 def test_over_budget_fails_with_the_overshoot_and_writes_nothing(trained, parts, tmp_path):
     model, _, card = trained
     with pytest.raises(ConversionError, match=r"bytes over the budget of 21,504; the heaviest layers: dense"):
@@ -205,6 +231,8 @@ def test_convert_cli_on_a_run_directory(tmp_path):
     assert "bytes of flash (budget 21,504)" in result.stdout and "int8 in TFLite Micro" in result.stdout
     card = json.loads((tmp_path / "models" / "net2" / "model_card.json").read_text())
     assert card["accuracy"]["test_maps"] == 38 and card["name"] == "net2"
+    assert 0 <= card["accuracy"]["int8_exact_match_nearest"] <= 1
+    assert f"({100 * card['accuracy']['int8_exact_match_nearest']:.2f}% decoded to the nearest pattern)" in result.stdout
 
     result = run_module("tflite.convert", run / "net2", "--out", tmp_path / "bad", "--name", "2x")
     assert result.returncode == 1 and "'2x' is not a C identifier" in result.stderr

@@ -83,7 +83,8 @@ def run(args):
     print(f"{args.out}: {card['flash_bytes']:,} bytes of flash (budget {args.budget:,}), "
           f"tensor arena {card['arena_bytes']:,} bytes, {card['macs_per_inference']:,} MACs per inference")
     print(f"exact-match accuracy on {accuracy['test_maps']} test maps: float {100 * accuracy['float_exact_match']:.2f}%, "
-          f"int8 in TFLite Micro {100 * accuracy['int8_exact_match']:.2f}%")
+          f"int8 in TFLite Micro {100 * accuracy['int8_exact_match']:.2f}% "
+          f"({100 * accuracy['int8_exact_match_nearest']:.2f}% decoded to the nearest pattern)")
 
 
 def main(argv=None):

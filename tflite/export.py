@@ -186,9 +186,13 @@ def write_model_readme(model_dir, summary, made_by):
         f"{card['macs_per_inference']:,} | {', '.join(card['ops'])} |", "",
     ]
     if accuracy:
-        lines += [f"Exact-match accuracy on the {accuracy['test_maps']:,} test maps of its run's split: float "
-                  f"{100 * accuracy['float_exact_match']:.2f}%, int8 in TFLite Micro "
-                  f"{100 * accuracy['int8_exact_match']:.2f}% ({card['quantization']} quantization).", ""]
+        sentence = (f"Exact-match accuracy on the {accuracy['test_maps']:,} test maps of its run's split: float "
+                    f"{100 * accuracy['float_exact_match']:.2f}%, int8 in TFLite Micro "
+                    f"{100 * accuracy['int8_exact_match']:.2f}% ({card['quantization']} quantization)")
+        if "int8_exact_match_nearest" in accuracy:  # cards written before nearest decoding lack it
+            sentence += (f"; {100 * accuracy['int8_exact_match_nearest']:.2f}% decoded to the nearest of the 38 "
+                         "patterns (`NearestPattern()` in firmware_stub/patterns.h)")
+        lines += [sentence + ".", ""]
     lines += [
         f"Input: the raw 52x52 die map as int8, die values 0/1/2 -> {card['input']['die_value_int8']} "
         f"(`kDieValueInt8` in model_settings.h). Output: {len(output['labels'])} int8 defect logits "
