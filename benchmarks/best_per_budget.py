@@ -1,0 +1,273 @@
+"""Beat both papers inside their flash budgets, on the real dev set: the whole table from scratch.
+
+    python benchmarks/best_per_budget.py            # about 50 minutes on 2 CPU cores
+    python benchmarks/best_per_budget.py --quick --runs /tmp/r --models /tmp/m --out /tmp/res/best
+
+One seeded 80/10/10 split of `../shared/data/mixedwm38_dev.npz`, then, each stage timed:
+
+1. teacher: the `vgg7` CNN trained on the labels with rotations/flips; its logits, averaged
+   over the 8 rotations/flips of each map, are computed once and cached.
+2. questions (Paper 1's open ones), each a short distillation of `separable8k`: label-free
+   (paper loss at three alpha/beta balances, Hinton) against supervised (labels mixed in,
+   labels only). The recipe with the best *validation* exact match is used below.
+3. size sweep: the `vgg_cnn` family (19K and 74K parameters; 225K is the final 248 KB
+   student) distilled with that recipe: accuracy against parameters.
+4. paper 1's students as published (label-free, alpha = beta = 0.5, no augmentation), from
+   the same 8-view teacher logits.
+5. our students, longer runs with the chosen recipe: `separable8k` for 21 KB, `vgg225k` for 248 KB.
+6. int8 conversion, evaluated in TFLite Micro on the test split; ours are shipped as
+   `models/kd-21kb` and `models/kd-248kb` (paper 1's students stay in the run directory:
+   the shipped `models/paper1-*` come from `benchmarks/paper1_mixedwm38.py`).
+
+Writes `benchmarks/results/best_per_budget.json` (every figure, settings, wall times,
+versions), `.md` (tables) and `.png` (accuracy against flash bytes with the papers' points).
+`--quick` runs every stage on 380 synthetic maps for one epoch: a check that the pipeline
+runs, whose figures mean nothing.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from kd_keras.distillation import distill_student, teacher_logits_cached  # noqa: E402
+from kd_keras.evaluation import evaluate  # noqa: E402
+from kd_keras.models import DihedralMean  # noqa: E402
+from kd_keras.plots import plot_accuracy_vs_flash  # noqa: E402
+from kd_keras.runs import load_splits, predict_logits, report_run, versions, write_json  # noqa: E402
+from kd_keras.training import TEACHER_FILE, load_model, train_teacher  # noqa: E402
+from tflite.export import BUDGETS, export_model, write_model_readme  # noqa: E402
+from tflite.harness import accuracy_figures  # noqa: E402
+
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "mixedwm38_dev.npz"
+SEED = 0
+TEACHER = {"arch": "vgg7", "epochs": 20, "learning_rate": 3e-3}
+QUESTION_EPOCHS = 12
+# Paper 1's open questions: (label, loss settings). All distil separable8k with rotations/flips
+# from the 8-view teacher; "labels only" is distillation weight 0 (no teacher at all).
+RECIPES = {
+    "label-free, paper loss alpha=0.5 beta=0.5": {"loss": "paper", "alpha": 0.5, "beta": 0.5},
+    "label-free, paper loss alpha=1 beta=0 (logit MSE)": {"loss": "paper", "alpha": 1.0, "beta": 0.0},
+    "label-free, paper loss alpha=0 beta=1 (sigmoid BCE)": {"loss": "paper", "alpha": 0.0, "beta": 1.0},
+    "label-free, Hinton T=4": {"loss": "hinton", "temperature": 4.0},
+    "supervised, 0.5 labels + 0.5 paper loss": {"loss": "mixed", "distillation_weight": 0.5},
+    "labels only, no teacher": {"loss": "mixed", "distillation_weight": 0.0},
+}
+# The vgg_cnn family at three widths (vgg225k's point is the final run); separable8k's point
+# comes from the questions.
+SWEEP_STUDENTS = ("vgg19k", "vgg74k")
+PAPER1 = {"student_args": {"loss": "paper", "alpha": 0.5, "beta": 0.5}, "epochs": 30}
+# Ours: (shipped directory, student, budget, epochs).
+OURS = (("kd-21kb", "separable8k", "21KB", 30), ("kd-248kb", "vgg225k", "248KB", 20))
+PAPER_STUDENTS = [("Net-1 (paper 1)", BUDGETS["248KB"], 0.9333), ("Net-2 (paper 1)", BUDGETS["21KB"], 0.7711),
+                  ("LightWaferSegClassNet (paper 2)", 260 * 1024, 0.9790)]
+ARENA_TARGETS = {"21KB": 16 * 1024, "248KB": 64 * 1024}
+ACCURACY_TARGETS = {"21KB": 0.97, "248KB": 0.99}
+
+
+class Stages:
+    """Wall seconds of each stage, printed as it ends."""
+
+    def __init__(self):
+        self.seconds = {}
+
+    def run(self, name, function, *args, **kwargs):
+        start = time.time()
+        result = function(*args, **kwargs)
+        self.seconds[name] = round(time.time() - start)
+        print(f"== stage {name}: {self.seconds[name]} s", flush=True)
+        return result
+
+
+def student_row(run_dir, name, student, parts, description, recipe, epochs, augment):
+    """Report one distilled student's run; its figures for the results."""
+    metrics = report_run(run_dir, f"{name} ({recipe})", {name: (student, run_dir / name)}, parts,
+                         description)[name]
+    best = json.loads((run_dir / name / f"{name}.keras.json").read_text())
+    return {"student": name, "parameters": metrics["parameters"], "recipe": recipe, "epochs": epochs,
+            "augment": augment, "best_epoch": best["epoch"],
+            "val_exact_match": best["best"],
+            "test_exact_match": metrics["metrics"]["test"]["threshold"]["exact_match"],
+            "test_exact_match_nearest": metrics["metrics"]["test"]["nearest"]["exact_match"],
+            "rotated_test_exact_match": metrics["metrics"]["test_rotated"]["threshold"]["exact_match"],
+            "run_dir": os.path.relpath(run_dir, REPO)}
+
+
+def distil(runs, label, name, parts, teacher_path, logits, settings, epochs, description, augment=True):
+    """Distil `name` from the 8-view teacher logits into `runs/label`; (student, its row)."""
+    run_dir = runs / label
+    student = distill_student(name, parts, run_dir / name, teacher_path, logits, epochs=epochs,
+                              augment=augment, teacher_views=8, seed=SEED, patience=epochs, verbose=2,
+                              **settings)
+    recipe = next((text for text, known in RECIPES.items() if known == settings), json.dumps(settings))
+    return student, student_row(run_dir, name, student, parts, description, recipe, epochs, augment)
+
+
+def convert(student, row, out, name, budget, parts, shipped):
+    """Convert a final student to int8 into `out`, evaluated in TFLite Micro; add the figures to its row."""
+    test = parts["test"]
+    # What averaging the student's logits over the 8 rotations/flips of each map would give
+    # (8 times the work per map, no more flash); float, as a pointer for firmware.
+    row["test_exact_match_8_views"] = evaluate(predict_logits(DihedralMean(student), test.maps),
+                                               test.labels)["exact_match"]
+    card = export_model(student, out, parts["train"].maps, name=name.replace("-", "_"), budget_bytes=BUDGETS[budget],
+                        accuracy_fn=lambda flatbuffer: accuracy_figures(student, flatbuffer, test),
+                        source_model=Path(row["run_dir"]) / row["student"] / f"{row['student']}.keras")
+    row.update({"budget": budget, "budget_bytes": BUDGETS[budget], "flash_bytes": card["flash_bytes"],
+                "arena_bytes": card["arena_bytes"], "macs_per_inference": card["macs_per_inference"],
+                "int8_test_exact_match_tflite_micro": card["accuracy"]["int8_exact_match"],
+                "int8_test_exact_match_tflite_micro_nearest": card["accuracy"]["int8_exact_match_nearest"],
+                "model_dir": os.path.relpath(out, REPO) if shipped else None})
+    return card
+
+
+def markdown(results):
+    percent = "{:.2f}%".format
+    lines = ["| model | budget | parameters | int8 flash bytes | tensor arena bytes | MACs per inference | "
+             "int8 exact match, TFLite Micro (test) | same, nearest pattern | float (test) | "
+             "float, mean of 8 views (test) | float (validation) | target | paper |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    teacher = results["teacher"]
+    lines.append(f"| teacher ({teacher['arch']}) | - | {teacher['parameters']:,} | - | - | - | - | - | "
+                 f"{percent(100 * teacher['test_exact_match_1_view'])} | "
+                 f"{percent(100 * teacher['test_exact_match_8_views'])} | "
+                 f"{percent(100 * teacher['val_exact_match_1_view'])} | 99.00% | 98.00% (ResNet-18) |")
+    for label, row in results["final"].items():
+        link = f"[{label}](../../{row['model_dir']})" if row["model_dir"] else label
+        budget = row["budget"]
+        paper = {"21KB": "77.11%", "248KB": "93.33% (paper 1), 97.90% (paper 2, float)"}[budget]
+        target = f"{100 * ACCURACY_TARGETS[budget]:.0f}%, arena <= {ARENA_TARGETS[budget] // 1024} KB" \
+            if row["model_dir"] else "-"
+        lines.append(f"| {link} ({row['student']}) | {budget} | {row['parameters']:,} | {row['flash_bytes']:,} | "
+                     f"{row['arena_bytes']:,} | {row['macs_per_inference']:,} | "
+                     f"{percent(100 * row['int8_test_exact_match_tflite_micro'])} | "
+                     f"{percent(100 * row['int8_test_exact_match_tflite_micro_nearest'])} | "
+                     f"{percent(100 * row['test_exact_match'])} | {percent(100 * row['test_exact_match_8_views'])} | "
+                     f"{percent(100 * row['val_exact_match'])} | "
+                     f"{target} | {paper} |")
+    lines += ["", f"Paper 1's open questions: separable8k, {QUESTION_EPOCHS} epochs, rotations/flips, teacher logits "
+              "averaged over 8 views (float model; the chosen recipe is the best on validation).", "",
+              "| recipe | validation | test | test, nearest-pattern decoding | rotated test |",
+              "| --- | ---: | ---: | ---: | ---: |"]
+    for label, row in results["questions"].items():
+        chosen = " (chosen)" if label == results["chosen_recipe"] else ""
+        lines.append(f"| {label}{chosen} | {percent(100 * row['val_exact_match'])} | "
+                     f"{percent(100 * row['test_exact_match'])} | {percent(100 * row['test_exact_match_nearest'])} | "
+                     f"{percent(100 * row['rotated_test_exact_match'])} |")
+    lines += ["", "Student size against accuracy (float, the chosen recipe):", "",
+              "| student | parameters | epochs | validation | test |", "| --- | ---: | ---: | ---: | ---: |"]
+    ours = [results["final"][label] for label, *_ in OURS]
+    for row in sorted(results["sweep"] + ours, key=lambda r: r["parameters"]):
+        lines.append(f"| {row['student']} | {row['parameters']:,} | {row['epochs']} | "
+                     f"{percent(100 * row['val_exact_match'])} | {percent(100 * row['test_exact_match'])} |")
+    seconds = results["wall_seconds"]
+    lines += ["", "Wall time: " + ", ".join(f"{stage} {s} s" for stage, s in seconds.items())
+              + f"; total {sum(seconds.values()) / 60:.1f} min."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--runs", type=Path, default=REPO / "runs" / "best-per-budget",
+                        help="where the run directories go")
+    parser.add_argument("--models", type=Path, default=REPO / "models", help="where the shipped models go")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "best_per_budget",
+                        help="results path without suffix (.json, .md, .png are written)")
+    parser.add_argument("--quick", action="store_true", help="380 synthetic maps, 1 epoch per stage")
+    args = parser.parse_args(argv)
+    if not args.quick and not args.data.is_file():
+        parser.error(f"no dev set at {args.data}")
+    epochs = (lambda n: 1) if args.quick else (lambda n: n)
+    stages = Stages()
+    parts = load_splits(None if args.quick else args.data, 380, SEED)
+    description = "380 synthetic maps" if args.quick else f"{args.data.name}, seeded 80/10/10 split (seed {SEED})"
+    runs = args.runs
+
+    teacher_dir = runs / "teacher"
+    teacher = stages.run("teacher", train_teacher, parts, teacher_dir, arch=TEACHER["arch"],
+                         epochs=epochs(TEACHER["epochs"]), learning_rate=TEACHER["learning_rate"],
+                         seed=SEED, verbose=2)
+    teacher_path = teacher_dir / TEACHER_FILE
+    report_run(teacher_dir, f"{TEACHER['arch']} teacher", {"teacher": (teacher, teacher_dir)}, parts, description)
+    logits = stages.run("teacher logits (8 views)", teacher_logits_cached, teacher_path, parts,
+                        runs / "teacher_cache.h5", splits=("train", "val", "test"), views=8)
+    results = {"data": description, "seed": SEED, "teacher": {
+        **TEACHER, "parameters": teacher.count_params(),
+        "val_exact_match_8_views": evaluate(logits["val"], parts["val"].labels)["exact_match"],
+        "test_exact_match_8_views": evaluate(logits["test"], parts["test"].labels)["exact_match"],
+        "val_exact_match_1_view": json.loads((teacher_dir / f"{TEACHER_FILE}.json").read_text())["best"],
+        "test_exact_match_1_view": json.loads((teacher_dir / "metrics.json").read_text())
+        ["models"]["teacher"]["metrics"]["test"]["threshold"]["exact_match"]}}
+
+    def questions():
+        return {label: distil(runs, f"question-{index}", "separable8k", parts, teacher_path, logits, settings,
+                              epochs(QUESTION_EPOCHS), description)[1]
+                for index, (label, settings) in enumerate(RECIPES.items(), start=1)}
+
+    results["questions"] = stages.run("questions", questions)
+    chosen = max(results["questions"], key=lambda label: results["questions"][label]["val_exact_match"])
+    results["chosen_recipe"] = chosen
+    print(f"chosen on validation: {chosen}")
+
+    def sweep():
+        return [distil(runs, f"sweep-{name}", name, parts, teacher_path, logits, RECIPES[chosen],
+                       epochs(QUESTION_EPOCHS), description)[1] for name in SWEEP_STUDENTS]
+
+    results["sweep"] = stages.run("size sweep", sweep) + [
+        row for row in results["questions"].values() if row["recipe"] == chosen]
+
+    final = {}
+
+    def paper_students():
+        return {f"paper1-{name}": distil(runs, f"paper1-{name}", name, parts, teacher_path, logits,
+                                         PAPER1["student_args"], epochs(PAPER1["epochs"]), description,
+                                         augment=False)
+                for name in ("net1", "net2")}
+
+    def our_students():
+        return {label: distil(runs, label, name, parts, teacher_path, logits, RECIPES[chosen], epochs(n),
+                              description) for label, name, _, n in OURS}
+
+    final.update(stages.run("paper 1 students", paper_students))
+    final.update(stages.run("our students", our_students))
+
+    def conversions():
+        budgets = {"paper1-net1": "248KB", "paper1-net2": "21KB", **{label: budget for label, _, budget, _ in OURS}}
+        for label, (student, row) in final.items():
+            shipped = not label.startswith("paper1-")
+            out = args.models / label if shipped else runs / label / "int8"
+            convert(student, row, out, label, budgets[label], parts, shipped)
+            if shipped:
+                write_model_readme(out, f"Our best int8 student for the {budgets[label][:-2]} KB budget: "
+                                   f"{row['student']} ({row['parameters']:,} parameters), distilled from the "
+                                   f"{TEACHER['arch']} teacher ({row['recipe']}; rotations/flips; teacher logits "
+                                   f"averaged over 8 views), {row['epochs']} epochs, on the real MixedWM38 dev set.",
+                                   "python benchmarks/best_per_budget.py")
+
+    stages.run("conversion", conversions)
+    results["final"] = {label: row for label, (_, row) in final.items()}
+    results["wall_seconds"] = stages.seconds
+    results["versions"] = versions()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(args.out.with_suffix(".json"), results)
+    table = markdown(results)
+    args.out.with_suffix(".md").write_text(table)
+    points = [{"label": label, "bytes": row["flash_bytes"], "accuracy": row["int8_test_exact_match_tflite_micro"],
+               "group": "ours: int8 in TFLite Micro"} for label, row in results["final"].items()]
+    points += [{"label": label, "bytes": size, "accuracy": accuracy, "group": "papers: float32 file"}
+               for label, size, accuracy in PAPER_STUDENTS]
+    plot_accuracy_vs_flash(points, args.out.with_suffix(".png"), budgets=BUDGETS,
+                           title="Test-split exact match against model bytes (MixedWM38 dev set)")
+    print(table)
+    print(f"wrote {args.out}.json, .md and .png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

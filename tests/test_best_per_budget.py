@@ -1,0 +1,42 @@
+"""`benchmarks/best_per_budget.py --quick`: every stage runs end to end (on 380 synthetic maps,
+one epoch each) and writes its results, run directories and shipped models where it is told."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+STAGES = ["teacher", "teacher logits (8 views)", "questions", "size sweep", "paper 1 students", "our students",
+          "conversion"]
+
+
+def test_quick_benchmark_writes_results_runs_and_shipped_models(tmp_path):
+    out = tmp_path / "results" / "best"
+    result = subprocess.run(
+        [sys.executable, "benchmarks/best_per_budget.py", "--quick", "--runs", tmp_path / "runs",
+         "--models", tmp_path / "models", "--out", out],
+        cwd=REPO, capture_output=True, text=True, timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(out.with_suffix(".json").read_text())
+    assert list(results["wall_seconds"]) == STAGES
+    assert len(results["questions"]) == 6 and results["chosen_recipe"] in results["questions"]
+    chosen = results["questions"][results["chosen_recipe"]]
+    assert chosen["val_exact_match"] == max(row["val_exact_match"] for row in results["questions"].values())
+    assert {row["student"] for row in results["sweep"]} == {"vgg19k", "separable8k", "vgg74k"}
+    assert set(results["final"]) == {"paper1-net1", "paper1-net2", "kd-21kb", "kd-248kb"}
+    for label, row in results["final"].items():
+        assert row["flash_bytes"] <= row["budget_bytes"]
+        assert 0 <= row["int8_test_exact_match_tflite_micro"] <= 1
+        shipped = tmp_path / "models" / label
+        assert shipped.is_dir() == (not label.startswith("paper1-"))  # paper 1's stay in the run directory
+    for name in ("model.tflite", "model_data.cc", "model_data.h", "model_settings.h", "model_card.json", "README.md"):
+        assert (tmp_path / "models" / "kd-21kb" / name).is_file(), name
+    card = json.loads((tmp_path / "models" / "kd-248kb" / "model_card.json").read_text())
+    assert card["flash_bytes"] == results["final"]["kd-248kb"]["flash_bytes"]
+    table = out.with_suffix(".md").read_text()
+    assert "| teacher (vgg7) |" in table and "(chosen)" in table
+    assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "runs" / "teacher" / "teacher.keras").is_file()
+    assert (tmp_path / "runs" / "kd-21kb" / "metrics.json").is_file()
