@@ -125,9 +125,13 @@ def plot_accuracy_vs_flash(points, out_path, budgets=None, title="exact-match ac
         members = [point for point in points if point["group"] == group]
         ax.scatter([p["bytes"] for p in members], [100 * p["accuracy"] for p in members], s=60,
                    marker=markers[index % len(markers)], label=group, zorder=3)
+        # Alternate groups label above-left and below-right, so neighbouring points of
+        # different groups (ours next to a paper's, at the same budget) do not overwrite each other.
+        left = index % 2 == 0
         for point in members:
             ax.annotate(point["label"], (point["bytes"], 100 * point["accuracy"]), fontsize=8,
-                        xytext=(5, 4), textcoords="offset points")
+                        xytext=(-6, 4) if left else (6, -10), textcoords="offset points",
+                        ha="right" if left else "left")
     for name, size in (budgets or {}).items():
         ax.axvline(size, color="grey", linestyle="--", linewidth=1)
         ax.text(size, 0.02, f" {name} budget", transform=ax.get_xaxis_transform(), rotation=90,
