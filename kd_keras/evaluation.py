@@ -85,3 +85,63 @@ def worst_mistakes(logits, labels, count=12, decoding="threshold"):
     confidence = np.where(wrong_flags, np.abs(logits), -np.inf).max(axis=1)
     wrong = np.flatnonzero(wrong_flags.any(axis=1))
     return wrong[np.argsort(-confidence[wrong], kind="stable")][:count]
+
+
+def _one_vs_rest_auc(scores, positives):
+    """Area under the ROC curve of `scores` for the boolean `positives` (Mann-Whitney U,
+    ties counted half). Written here because the pinned stack has no exact AUC: Keras' AUC
+    metric approximates it with a fixed number of thresholds."""
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores))
+    sorted_scores = scores[order]
+    # Average rank of each run of tied scores.
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    ends = np.r_[starts[1:], len(scores)]
+    ranks[order] = np.repeat((starts + ends + 1) / 2, ends - starts)
+    n_pos, n_neg = positives.sum(), (~positives).sum()
+    return (ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def evaluate_segclass(pattern_logits, pattern_ids, mask_logits, masks):
+    """Metrics of a segmentation + classification model, as plain Python numbers.
+
+    Classification (38 patterns, argmax): accuracy (= exact match), macro F1 and mean
+    one-vs-rest AUC over the patterns present, per-pattern precision/recall/F1. Masks (a
+    die is in the predicted mask when its logit > 0): Dice and IoU per map, averaged (a map
+    whose true and predicted masks are both empty scores 1), and pixel accuracy. Also a 38 x 39
+    confusion matrix shaped like `evaluate`'s (its last, "invalid" column stays 0)."""
+    pattern_logits, pattern_ids = np.asarray(pattern_logits, np.float64), np.asarray(pattern_ids)
+    predicted_ids = pattern_logits.argmax(axis=1)
+    present = np.flatnonzero(np.bincount(pattern_ids, minlength=NUM_PATTERNS))
+    per_pattern = {}
+    for i in present:
+        tp = np.sum((predicted_ids == i) & (pattern_ids == i))
+        predicted, support = np.sum(predicted_ids == i), np.sum(pattern_ids == i)
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / support
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_pattern[PATTERN_NAMES[i]] = {"precision": float(precision), "recall": float(recall),
+                                         "f1": float(f1), "support": int(support)}
+    shifted = pattern_logits - pattern_logits.max(axis=1, keepdims=True)
+    probabilities = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+    aucs = [_one_vs_rest_auc(probabilities[:, i], pattern_ids == i) for i in present
+            if 0 < np.sum(pattern_ids == i) < len(pattern_ids)]
+
+    truth = np.asarray(masks).reshape(len(masks), -1).astype(bool)
+    predicted_mask = (np.asarray(mask_logits).reshape(len(masks), -1) > 0)
+    overlap = (truth & predicted_mask).sum(axis=1)
+    union = (truth | predicted_mask).sum(axis=1)
+    sizes = truth.sum(axis=1) + predicted_mask.sum(axis=1)
+    confusion = np.zeros((NUM_PATTERNS, NUM_PATTERNS + 1), np.int64)
+    np.add.at(confusion, (pattern_ids, predicted_ids), 1)
+    return {
+        "maps": int(len(pattern_ids)),
+        "exact_match": float(np.mean(predicted_ids == pattern_ids)),
+        "macro_f1": float(np.mean([row["f1"] for row in per_pattern.values()])),
+        "auc_ovr": float(np.mean(aucs)) if aucs else float("nan"),
+        "dice": float(np.mean(np.where(sizes > 0, 2 * overlap / np.maximum(sizes, 1), 1.0))),
+        "iou": float(np.mean(np.where(union > 0, overlap / np.maximum(union, 1), 1.0))),
+        "pixel_accuracy": float(np.mean(truth == predicted_mask)),
+        "per_pattern": per_pattern,
+        "confusion": confusion.tolist(),
+    }

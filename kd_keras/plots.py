@@ -185,3 +185,23 @@ def plot_mistakes(maps, true_flags, predicted_flags, out_path, columns=6, title=
         ax.set_title(f"true {flags_name(truth)}\nread {flags_name(prediction)}", fontsize=8)
     figure.suptitle(title)
     _save(figure, out_path)
+
+
+def plot_masks(maps, true_masks, predicted_masks, titles, out_path, title="defect masks"):
+    """One row per map: the map, its true mask, the predicted mask (`titles`: one caption per map)."""
+    maps = np.asarray(maps)
+    if len(maps) == 0 or not len(maps) == len(true_masks) == len(predicted_masks) == len(titles):
+        raise ValueError(f"need at least one map and one true mask, predicted mask and title per map, got "
+                         f"{len(maps)}, {len(true_masks)}, {len(predicted_masks)} and {len(titles)}")
+    figure = Figure(figsize=(6.6, 2.2 * len(maps)), layout="constrained")
+    axes = np.atleast_2d(figure.subplots(len(maps), 3))
+    for row, wafer_map, truth, prediction, caption in zip(axes, maps, true_masks, predicted_masks, titles):
+        row[0].imshow(wafer_map, cmap=WAFER_COLORS, vmin=0, vmax=2, interpolation="nearest")
+        row[0].set_title(caption, fontsize=8)
+        for ax, mask, name in ((row[1], truth, "true mask"), (row[2], prediction, "predicted mask")):
+            ax.imshow(mask, cmap="Reds", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_title(name, fontsize=8)
+        for ax in row:
+            ax.axis("off")
+    figure.suptitle(title)
+    _save(figure, out_path)

@@ -15,7 +15,7 @@ import numpy as np
 
 from kd_keras.data import generate_wafer_maps, load_mixedwm38, split_data
 from kd_keras.data.labels import DEFECT_NAMES
-from kd_keras.evaluation import evaluate
+from kd_keras.evaluation import evaluate, evaluate_segclass
 from kd_keras.fileio import atomic_path
 
 DEFAULT_SYNTHETIC_MAPS = 3800
@@ -126,4 +126,71 @@ def report_run(run_dir, title, models, parts, data_description, extra_metrics=No
                        title=f"{name}: test confusion (rows: true pattern)")
     write_json(run_dir / "metrics.json", {"data": data_description, "models": rows, **(extra_metrics or {})})
     write_report(run_dir, title, rows, data_description)
+    return rows
+
+
+def evaluate_segclass_model(model, parts):
+    """`evaluation.evaluate_segclass` of a segmentation + classification model on the test
+    and rotated-test splits."""
+    from kd_keras.segclass_distillation import predict_segclass
+
+    results = {}
+    for split in ("test", "test_rotated"):
+        pattern_logits, mask_logits = predict_segclass(model, parts[split].maps)
+        results[split] = evaluate_segclass(pattern_logits, parts[split].pattern_ids, mask_logits,
+                                           parts[split].masks)
+    return results
+
+
+def segclass_table(rows):
+    """A Markdown table of {name: metrics} rows of segmentation + classification models."""
+    lines = ["| model | parameters | accuracy | macro F1 | AUC (one vs rest) | Dice | IoU | pixel accuracy | "
+             "rotated: accuracy | rotated: Dice |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, row in rows.items():
+        test, rotated = row["metrics"]["test"], row["metrics"]["test_rotated"]
+        lines.append(f"| {name} | {row['parameters']:,} | {100 * test['exact_match']:.2f}% | "
+                     f"{test['macro_f1']:.4f} | {test['auc_ovr']:.4f} | {test['dice']:.4f} | {test['iou']:.4f} | "
+                     f"{100 * test['pixel_accuracy']:.2f}% | {100 * rotated['exact_match']:.2f}% | "
+                     f"{rotated['dice']:.4f} |")
+    return "\n".join(lines)
+
+
+def report_segclass_run(run_dir, title, models, parts, data_description, masks_shown=6):
+    """`report_run` for segmentation + classification models: metrics.json, report.md (with
+    per-part parameter counts), curves.png, confusion.png, and masks.png: test maps with
+    their true and predicted masks and patterns."""
+    from kd_keras.data.labels import PATTERN_NAMES
+    from kd_keras.models.segclass import PAPER_PART_PARAMETERS, part_parameter_counts
+    from kd_keras.plots import plot_confusion, plot_masks, plot_training_curves
+    from kd_keras.segclass_distillation import predict_segclass
+
+    run_dir = Path(run_dir)
+    rows = {}
+    test = parts["test"]
+    shown = np.random.default_rng(0).choice(len(test), min(masks_shown, len(test)), replace=False)
+    for name, (model, training_dir) in models.items():
+        training_dir = Path(training_dir)
+        rows[name] = {"parameters": int(model.count_params()), "parts": part_parameter_counts(model),
+                      "metrics": evaluate_segclass_model(model, parts)}
+        history = training_dir / "history.csv"
+        if history.is_file():
+            plot_training_curves(history, training_dir / "curves.png", title=f"{name}: training")
+        plot_confusion(rows[name]["metrics"]["test"]["confusion"], training_dir / "confusion.png",
+                       title=f"{name}: test confusion (rows: true pattern)")
+        pattern_logits, mask_logits = predict_segclass(model, test.maps[shown])
+        captions = [f"{PATTERN_NAMES[t]} -> {PATTERN_NAMES[p]}"
+                    for t, p in zip(test.pattern_ids[shown], pattern_logits.argmax(axis=1))]
+        plot_masks(test.maps[shown], test.masks[shown], mask_logits > 0, captions, training_dir / "masks.png",
+                   title=f"{name}: test maps (true -> predicted pattern)")
+    write_json(run_dir / "metrics.json", {"data": data_description, "models": rows})
+    parts_table = ["| model | encoder | decoder | classifier | total |", "| --- | ---: | ---: | ---: | ---: |"]
+    for name, row in [*((n, r["parts"]) for n, r in rows.items()), ("Paper 2's student", PAPER_PART_PARAMETERS)]:
+        parts_table.append(f"| {name} | {row['encoder']:,} | {row['decoder']:,} | {row['classifier']:,} | "
+                           f"{row['total']:,} |")
+    sections = [f"# {title}", "", f"Data: {data_description}. Test split, and the same maps turned by 90 "
+                "degrees; a die is in the predicted mask when its logit > 0.", "", segclass_table(rows),
+                "", "Parameters per part:", "", *parts_table]
+    with atomic_path(run_dir / "report.md") as tmp:
+        tmp.write_text("\n".join(sections) + "\n")
     return rows

@@ -45,3 +45,6 @@ STUDENTS = Registry("student")
 TEACHERS = Registry("teacher")
 register_student, student_names, build_student = STUDENTS.register, STUDENTS.names, STUDENTS.build
 register_teacher, teacher_names, build_teacher = TEACHERS.register, TEACHERS.names, TEACHERS.build
+SEGCLASS_MODELS = Registry("segmentation + classification model")
+register_segclass_model, segclass_model_names, build_segclass_model = (
+    SEGCLASS_MODELS.register, SEGCLASS_MODELS.names, SEGCLASS_MODELS.build)

@@ -1,0 +1,176 @@
+"""Segmentation + classification models after Paper 2 (`../shared/papers/lightwafersegclassnet.md`).
+
+Both take the raw die map, (52, 52, 1) float32 with values 0/1/2, and return a dict:
+"mask" (52, 52, 1) logits of the defect mask (a die belongs to it when its logit > 0;
+the MixedWM38 mask is the failed dies, `map == 2`) and "pattern" (38) logits over the
+38 patterns of `kd_keras.data.labels` (softmax: exactly one pattern per map).
+
+- `deeplab_teacher`: DeepLabV3+ on a ResNet-18-width backbone (basic blocks 2-2-2-2,
+  64-128-256-512), trained from scratch at the native resolution: the map is padded to
+  64x64 (with 0, the off-wafer value) so that strides divide it; a stride-2 7x7 stem and
+  max-pool bring it to 16x16 (the low-level features), stages 2 and 3 to 4x4, stage 4
+  keeps 4x4 with dilation 2 (output stride 16); ASPP (1x1, 3x3 at rates 1, 2, 3, and image
+  pooling), the DeepLabV3+ decoder on the 16x16 low-level features (48 channels), a
+  1-channel mask head, and a 38-class head on the pooled last encoder features.
+- `light_wafer_segclass_net`: Paper 2's student, a U-Net of depthwise-separable units
+  (depthwise 3x3 and pointwise 1x1 as separate layers, then BatchNorm + ReLU). Encoder:
+  ConvBlock (max-pool) 32 -> ConvBlock 64 -> GAPConvBlock (average-pool) 64 ->
+  TerminalConvBlock (no pool) 64, from 56x56 (padded) down to 7x7; each block two units
+  and spatial dropout, its skip taken after the last BatchNorm + ReLU. Decoder: nearest 2x
+  upsampling, concatenation with the skip, a 1x1 convolution that reduces the channels
+  right after it, then one separable unit. The paper gives per-part parameter counts but not its channel widths; these are ours
+  (`part_parameter_counts` reports ours next to the paper's).
+
+Example:
+
+>>> model = light_wafer_segclass_net()
+>>> outputs = model(keras.ops.ones((2, 52, 52, 1)))
+>>> tuple(outputs["mask"].shape), tuple(outputs["pattern"].shape)
+((2, 52, 52, 1), (2, 38))
+"""
+
+import keras
+
+from kd_keras.data.labels import NUM_PATTERNS
+from kd_keras.models.registry import register_segclass_model
+from kd_keras.models.students import DIE_SCALE
+
+L2 = 1e-4
+STUDENT_SIZE = 56  # the student pads 52 by 2 dies each side: 3 halvings to 7x7
+TEACHER_SIZE = 64  # the teacher by 6: 4 halvings to 4x4
+FEATURES = "features"  # the layer whose pooled output feature distillation compares
+# Paper 2's table ("Revised", the PyTorch student): parameters per part.
+PAPER_PART_PARAMETERS = {"encoder": 35_160, "decoder": 22_569, "classifier": 2_534, "total": 60_263}
+
+
+def _pad(inputs, size):
+    x = keras.layers.Rescaling(DIE_SCALE, name="die_scale")(inputs)
+    return keras.layers.ZeroPadding2D((size - 52) // 2, name="pad")(x)
+
+
+def _heads(mask_logits, features):
+    """Crop the mask back to 52x52; the pattern head on the pooled encoder features."""
+    mask = keras.layers.Cropping2D((mask_logits.shape[1] - 52) // 2, name="mask")(mask_logits)
+    pooled = keras.layers.GlobalAveragePooling2D(name="classifier_pool")(features)
+    pooled = keras.layers.Dropout(0.2, name="classifier_dropout")(pooled)
+    pattern = keras.layers.Dense(NUM_PATTERNS, name="pattern")(pooled)
+    return {"mask": mask, "pattern": pattern}
+
+
+# --- Teacher ---------------------------------------------------------------------------------
+
+def _conv_bn_relu(x, filters, kernel, name, strides=1, dilation=1, relu=True):
+    x = keras.layers.Conv2D(filters, kernel, strides=strides, dilation_rate=dilation, padding="same",
+                            use_bias=False, kernel_regularizer=keras.regularizers.L2(L2), name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x) if relu else x
+
+
+def _basic_block(x, filters, strides, dilation, name):
+    shortcut = x
+    if strides != 1 or x.shape[-1] != filters:
+        shortcut = _conv_bn_relu(x, filters, 1, f"{name}_down", strides=strides, relu=False)
+    x = _conv_bn_relu(x, filters, 3, f"{name}_a", strides=strides, dilation=dilation)
+    x = _conv_bn_relu(x, filters, 3, f"{name}_b", dilation=dilation, relu=False)
+    return keras.layers.ReLU(name=f"{name}_out")(keras.layers.Add(name=f"{name}_add")([x, shortcut]))
+
+
+@register_segclass_model("deeplab")
+def deeplab_teacher(aspp_filters=128, decoder_filters=128):
+    """DeepLabV3+ with a ResNet-18-width backbone and a 38-class head."""
+    inputs = keras.Input((52, 52, 1), name="die_map")
+    x = _conv_bn_relu(_pad(inputs, TEACHER_SIZE), 64, 7, "stem", strides=2)
+    x = keras.layers.MaxPooling2D(3, 2, padding="same", name="stem_pool")(x)  # 16x16
+    stages = ((64, 1, 1), (128, 2, 1), (256, 2, 1), (512, 1, 2))  # filters, stride, dilation
+    for stage, (filters, strides, dilation) in enumerate(stages, start=1):
+        x = _basic_block(x, filters, strides, dilation, f"stage{stage}_1")
+        x = _basic_block(x, filters, 1, dilation, f"stage{stage}_2")
+        if stage == 1:
+            low_level = x  # 16x16
+    features = keras.layers.Identity(name=FEATURES)(x)  # 4x4x512
+
+    branches = [_conv_bn_relu(features, aspp_filters, 1, "aspp_1x1")]
+    branches += [_conv_bn_relu(features, aspp_filters, 3, f"aspp_rate{rate}", dilation=rate) for rate in (1, 2, 3)]
+    image = keras.layers.GlobalAveragePooling2D(keepdims=True, name="aspp_image_pool")(features)
+    image = _conv_bn_relu(image, aspp_filters, 1, "aspp_image")
+    branches.append(keras.layers.UpSampling2D(features.shape[1], name="aspp_image_up")(image))
+    x = keras.layers.Concatenate(name="aspp_concat")(branches)
+    x = _conv_bn_relu(x, aspp_filters, 1, "aspp_project")
+    x = keras.layers.Dropout(0.1, name="aspp_dropout")(x)
+
+    x = keras.layers.UpSampling2D(4, interpolation="bilinear", name="decoder_up4")(x)  # 16x16
+    low = _conv_bn_relu(low_level, 48, 1, "decoder_low_level")
+    x = keras.layers.Concatenate(name="decoder_concat")([x, low])
+    x = _conv_bn_relu(x, decoder_filters, 3, "decoder_a")
+    x = _conv_bn_relu(x, decoder_filters, 3, "decoder_b")
+    x = keras.layers.UpSampling2D(4, interpolation="bilinear", name="decoder_up4_out")(x)  # 64x64
+    mask_logits = keras.layers.Conv2D(1, 1, name="mask_logits")(x)
+    return keras.Model(inputs, _heads(mask_logits, features), name="deeplab_teacher")
+
+
+# --- Student ---------------------------------------------------------------------------------
+
+def _separable_unit(x, filters, name):
+    """Depthwise 3x3 and pointwise 1x1 as separate layers, then BatchNorm + ReLU."""
+    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{name}_depthwise")(x)
+    x = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pointwise")(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+def _encoder_block(x, filters, pool, dropout, name):
+    """ConvBlock (pool="max"), GAPConvBlock ("average") or TerminalConvBlock (None).
+
+    Returns (output, skip): the skip is the block's features after its last BatchNorm + ReLU."""
+    x = _separable_unit(x, filters, f"{name}_1")
+    x = keras.layers.SpatialDropout2D(dropout, name=f"{name}_dropout")(x)
+    skip = _separable_unit(x, filters, f"{name}_2")
+    if pool == "max":
+        return keras.layers.MaxPooling2D(2, name=f"{name}_pool")(skip), skip
+    if pool == "average":
+        return keras.layers.AveragePooling2D(2, name=f"{name}_pool")(skip), skip
+    return skip, skip
+
+
+def _decoder_block(x, skip, filters, name):
+    x = keras.layers.UpSampling2D(2, name=f"{name}_up")(x)
+    x = keras.layers.Concatenate(name=f"{name}_concat")([x, skip])
+    # Reduce the channels with a 1x1 convolution right after the concatenation (Paper 2:
+    # 89% fewer parameters than a 3x3 there), then one separable unit.
+    x = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_reduce")(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_reduce_bn")(x)
+    x = keras.layers.ReLU(name=f"{name}_reduce_relu")(x)
+    return _separable_unit(x, filters, f"{name}_refine")
+
+
+@register_segclass_model("lightwafer")
+def light_wafer_segclass_net(widths=(32, 64, 64, 64), dropout=0.1):
+    """Paper 2's LightWaferSegClassNet for a 52x52 map: 62,736 parameters with the default
+    widths (at most 64 channels, as in the paper)."""
+    inputs = keras.Input((52, 52, 1), name="die_map")
+    x = _pad(inputs, STUDENT_SIZE)
+    skips = []
+    for index, (filters, pool) in enumerate(zip(widths, ("max", "max", "average", None), strict=True), start=1):
+        x, skip = _encoder_block(x, filters, pool, dropout, f"encoder{index}")
+        skips.append(skip)
+    features = keras.layers.Identity(name=FEATURES)(x)  # 7x7
+    for index, (skip, filters) in enumerate(zip(skips[2::-1], widths[2::-1]), start=1):
+        x = _decoder_block(x, skip, filters, f"decoder{index}")
+    mask_logits = keras.layers.Conv2D(1, 1, name="decoder_mask_logits")(x)
+    return keras.Model(inputs, _heads(mask_logits, features), name="light_wafer_segclass_net")
+
+
+def part_parameter_counts(model):
+    """Parameters per part of a segmentation + classification model, as in Paper 2's table:
+    {"encoder", "decoder", "classifier", "total"}. The classifier is the pattern head; the
+    decoder every layer between the encoder features and the mask."""
+    parts = {"encoder": 0, "decoder": 0, "classifier": 0}
+    for layer in model.layers:
+        if layer.name == "pattern":
+            part = "classifier"
+        elif layer.name.startswith(("decoder", "aspp", "mask")):
+            part = "decoder"
+        else:
+            part = "encoder"
+        parts[part] += layer.count_params()
+    return {**parts, "total": model.count_params()}

@@ -1,0 +1,168 @@
+"""Paper 2: segmentation + classification models, their losses and metrics, and distillation."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from kd_keras.evaluation import evaluate_segclass
+from kd_keras.models import build_segclass_model, register_segclass_model
+from kd_keras.models.segclass import light_wafer_segclass_net, part_parameter_counts
+from kd_keras.runs import evaluate_segclass_model, load_splits
+from kd_keras.segclass_distillation import (
+    SegClassDistiller, classification_loss, dice_loss, feature_loss, segmentation_loss, train_segclass,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+CHANCE = 1 / 38  # the synthetic patterns are balanced
+
+
+@register_segclass_model("stand_in_segclass_teacher")
+def stand_in_teacher():
+    """A narrow LightWaferSegClassNet: trains in seconds, stands in for DeepLabV3+."""
+    return light_wafer_segclass_net(widths=(16, 32, 48, 48))
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def log_softmax(x):
+    x = x - x.max(axis=-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(axis=-1, keepdims=True))
+
+
+def test_lightwafer_parts_and_outputs():
+    model = build_segclass_model("lightwafer", seed=0)
+    assert part_parameter_counts(model) == {"encoder": 28_841, "decoder": 31_425, "classifier": 2_470,
+                                            "total": 62_736}
+    outputs = model(np.zeros((3, 52, 52, 1), "float32"))
+    assert tuple(outputs["mask"].shape) == (3, 52, 52, 1) and tuple(outputs["pattern"].shape) == (3, 38)
+    kinds = {type(layer).__name__ for layer in model.layers}
+    assert {"DepthwiseConv2D", "SpatialDropout2D", "MaxPooling2D", "AveragePooling2D", "Concatenate"} <= kinds
+    # Every decoder concatenation is followed by its 1x1 channel reduction.
+    for concat in (layer for layer in model.layers if isinstance(layer, keras.layers.Concatenate)):
+        reduce = model.get_layer(concat.name.replace("_concat", "_reduce"))
+        assert reduce.kernel_size == (1, 1)
+
+
+def test_deeplab_teacher_outputs():
+    model = build_segclass_model("deeplab", seed=0)
+    outputs = model(np.zeros((2, 52, 52, 1), "float32"))
+    assert tuple(outputs["mask"].shape) == (2, 52, 52, 1) and tuple(outputs["pattern"].shape) == (2, 38)
+    assert model.count_params() == 13_539_495
+    assert {f"aspp_rate{rate}_conv" for rate in (1, 2, 3)} <= {layer.name for layer in model.layers}
+
+
+def test_classification_loss_matches_hand_computation():
+    labels = np.array([0, 2])
+    student = np.array([[2.0, 0.5, -1.0], [0.0, 1.0, 3.0]])
+    teacher = np.array([[4.0, 1.0, -2.0], [-1.0, 0.0, 5.0]])
+    hard = -np.mean(log_softmax(student)[[0, 1], labels])
+    assert float(classification_loss(labels, student, alpha=0)) == pytest.approx(hard, rel=1e-5)
+    t, alpha = 4.0, 0.7
+    p_t = np.exp(log_softmax(teacher / t))
+    kl = np.mean(np.sum(p_t * (log_softmax(teacher / t) - log_softmax(student / t)), axis=-1))
+    expected = (1 - alpha) * hard + alpha * t * t * kl
+    assert float(classification_loss(labels, student, teacher, alpha, t)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_segmentation_loss_matches_hand_computation():
+    masks = np.array([[[1.0, 0.0], [0.0, 1.0]]])
+    student = np.array([[[2.0, -1.0], [0.5, 1.0]]])[..., None]
+    teacher = np.array([[[6.0, -6.0], [-2.0, 4.0]]])[..., None]
+    p = sigmoid(student[..., 0])
+    bce = -np.mean(masks * np.log(p) + (1 - masks) * np.log(1 - p))
+    dice = 1 - (2 * np.sum(masks * p) + 1) / (np.sum(masks) + np.sum(p) + 1)
+    assert float(dice_loss(masks, student)) == pytest.approx(dice, rel=1e-5)
+    assert float(segmentation_loss(masks, student, alpha=0)) == pytest.approx(bce + dice, rel=1e-5)
+    t, alpha = 4.0, 0.5
+    q, p_soft = sigmoid(teacher[..., 0] / t), sigmoid(student[..., 0] / t)
+    soft = -np.mean(q * np.log(p_soft) + (1 - q) * np.log(1 - p_soft))
+    expected = (1 - alpha) * (bce + dice) + alpha * t * t * soft
+    assert float(segmentation_loss(masks, student, teacher, alpha, t)) == pytest.approx(expected, rel=1e-5)
+
+
+def test_feature_loss_is_one_minus_cosine():
+    student = np.array([[1.0, 0.0], [2.0, 2.0], [1.0, 1.0]])
+    teacher = np.array([[0.0, 3.0], [1.0, 1.0], [-1.0, -1.0]])
+    assert float(feature_loss(student, teacher)) == pytest.approx((1 + 0 + 2) / 3, abs=1e-6)
+
+
+def test_segclass_metrics_by_hand():
+    pattern_ids = np.array([0, 0, 1, 1])
+    logits = np.zeros((4, 38))
+    logits[[0, 1, 2, 3], [0, 1, 1, 1]] = [2.0, 1.0, 3.0, 0.5]  # one map of pattern 0 read as 1
+    masks = np.zeros((4, 52, 52), np.uint8)
+    masks[0, :2, :2] = 1  # 4 dies
+    mask_logits = np.full((4, 52, 52), -1.0)
+    mask_logits[0, :2, :1] = 1.0  # 2 of the 4 found: Dice 2*2/6, IoU 2/4; maps 1-3 empty and right
+    metrics = evaluate_segclass(logits, pattern_ids, mask_logits, masks)
+    assert metrics["exact_match"] == 0.75
+    assert metrics["per_pattern"]["Normal"] == {"precision": 1.0, "recall": 0.5, "f1": pytest.approx(2 / 3),
+                                                "support": 2}
+    assert metrics["dice"] == pytest.approx((4 / 6 + 3) / 4)
+    assert metrics["iou"] == pytest.approx((0.5 + 3) / 4)
+    assert metrics["pixel_accuracy"] == pytest.approx(1 - 2 / (4 * 52 * 52))
+    # Pattern 1's probabilities rank its maps (2, 3) above pattern 0's, except map 1: AUC 1.
+    assert metrics["auc_ovr"] == pytest.approx(1.0)
+    assert np.array(metrics["confusion"])[0, 1] == 1
+
+
+def test_distiller_validates_its_arguments():
+    student = light_wafer_segclass_net()
+    with pytest.raises(ValueError, match="alpha_cls must lie in"):
+        SegClassDistiller(student, student, alpha_cls=1.5)
+    with pytest.raises(ValueError, match="need a teacher"):
+        SegClassDistiller(student, alpha_cls=0, alpha_seg=0.5, alpha_feat=0)
+    with pytest.raises(ValueError, match="temperature"):
+        SegClassDistiller(student, student, temperature=0)
+
+
+@pytest.fixture(scope="module")
+def parts():
+    return load_splits(None, synthetic_maps=1140, seed=0)
+
+
+def test_multitask_distillation_learns_both_tasks(parts, tmp_path):
+    """A stand-in teacher on the hard targets, then the student with every loss term on."""
+    train_segclass("stand_in_segclass_teacher", parts, tmp_path / "teacher", alpha_cls=0, alpha_seg=0,
+                   alpha_feat=0, epochs=6, learning_rate=3e-3, verbose=0)
+    student = train_segclass("lightwafer", parts, tmp_path / "student",
+                             teacher_path=tmp_path / "teacher" / "stand_in_segclass_teacher.keras",
+                             epochs=6, learning_rate=3e-3, verbose=0)
+    learned = evaluate_segclass_model(student, parts)["test"]
+    untrained = evaluate_segclass_model(build_segclass_model("lightwafer", seed=1), parts)["test"]
+    assert learned["exact_match"] > max(3 * CHANCE, untrained["exact_match"] + 0.04)
+    assert learned["dice"] > 0.9 > untrained["dice"] + 0.3
+    assert (tmp_path / "student" / "history.csv").is_file()
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "kd_keras.distill", *args], cwd=cwd, capture_output=True,
+                          text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+
+
+def test_cli_segclass_hard_loss_only_writes_a_run(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("--task", "segclass", "--a-cls", "0", "--a-seg", "0", "--a-feat", "0",
+                     "--synthetic-maps", "190", "--epochs", "1", "--out", str(out), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "| lightwafer | 62,736 |" in result.stdout
+    for name in ("config.json", "metrics.json", "report.md", "lightwafer/lightwafer.keras",
+                 "lightwafer/masks.png", "lightwafer/confusion.png", "lightwafer/curves.png"):
+        assert (out / name).is_file(), name
+    metrics = json.loads((out / "metrics.json").read_text())["models"]["lightwafer"]
+    assert set(metrics["metrics"]) == {"test", "test_rotated"}
+    assert "Paper 2's student | 35,160 | 22,569 | 2,534 | 60,263" in (out / "report.md").read_text()
+    assert not (tmp_path / "runs").exists()  # no teacher was needed
+
+
+def test_cli_rejects_a_classification_student_for_segclass(tmp_path):
+    result = run_cli("--task", "segclass", "--student", "net1", "--synthetic-maps", "190", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "--student net1 is not a model for --task segclass; choose from" in result.stderr
