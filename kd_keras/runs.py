@@ -50,7 +50,12 @@ def load_splits(data_path=None, synthetic_maps=DEFAULT_SYNTHETIC_MAPS, seed=0):
         data = generate_wafer_maps(synthetic_maps, seed=seed)
     else:
         data = load_mixedwm38(data_path)
-    return split_data(data, seed=seed)
+    parts = split_data(data, seed=seed)
+    empty = [name for name in ("train", "val", "test") if len(parts[name]) == 0]
+    if empty:
+        raise ValueError(f"{data.source}: {len(data)} maps leave the {' and '.join(empty)} split(s) empty "
+                         "(each pattern is split 80/10/10); use more maps")
+    return parts
 
 
 def predict_logits(model, maps, batch_size=512, verbose=0):

@@ -48,7 +48,7 @@ def _conv_bn_relu(layer):
 def vgg_cnn(base_width, dropout=0.2, name=None):
     """3x3 conv + BatchNorm + ReLU layers: `base_width` channels at 52x52, then 2x, 4x and 8x
     that width, each as a stride-2 layer and a stride-1 layer; global average pooling, 8 logits.
-    The `vgg7` teacher and the `vgg7s` student (see `kd_keras.models.teacher`)."""
+    The `vgg7` teacher (see `kd_keras.models.teacher`) and the `vgg19k`, `vgg74k`, `vgg225k` students."""
     layers = [keras.Input((52, 52, 1)), keras.layers.Rescaling(DIE_SCALE, name="die_scale")]
     for width, stride in [(base_width, 1)] + [(base_width * m, s) for m in (2, 4, 8) for s in (2, 1)]:
         layers += _conv_bn_relu(keras.layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False,
