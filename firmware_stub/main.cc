@@ -1,10 +1,13 @@
 // A minimal TensorFlow Lite Micro application: classify one wafer map.
 //
 // Built with the headers that `python -m tflite.convert` writes (model_data.h/.cc and
-// model_settings.h, from MODEL_DIR) and sample_map.h; see README.md.
+// model_settings.h, from MODEL_DIR) and sample_map.h; see README.md. A model with 8 defect
+// outputs prints the defects it detects; a segmentation + classification model
+// (WAFER_MODEL_HAS_MASK) prints its pattern and its defect mask as text.
 
 #include <cstdio>
 
+#include "mask_art.h"
 #include "model_settings.h"
 #include "patterns.h"
 #include "sample_map.h"
@@ -47,6 +50,14 @@ int main() {
     return 1;
   }
 
+#ifdef WAFER_MODEL_HAS_MASK
+  const int8_t* pattern_logits = interpreter.output(kPatternOutputIndex)->data.int8;
+  printf("wafer map of pattern %s; predicted pattern: %s\n", kSampleMapPattern,
+         kPatternNames[LargestOutput(pattern_logits, kNumPatterns)]);
+  printf("defect mask ('#'):\n");
+  PrintMaskArt(interpreter.output(kMaskOutputIndex)->data.int8, kMaskThresholdInt8, kSampleMap, kMaskHeight,
+               kMaskWidth);
+#else
   const TfLiteTensor* output = interpreter.output(0);
   printf("wafer map of pattern %s; detected defects:", kSampleMapPattern);
   int detected = 0;
@@ -60,6 +71,7 @@ int main() {
   // Thresholding may name a combination that never occurs; the nearest pattern is one of the 38.
   printf("nearest pattern: %s\n",
          kPatternNames[NearestPattern(output->data.int8, kOutputZeroPoint)]);
+#endif
   printf("arena used: %u of %d bytes\n", static_cast<unsigned>(interpreter.arena_used_bytes()),
          kTensorArenaSize);
   return 0;

@@ -29,4 +29,14 @@ inline int NearestPattern(const int8_t* outputs, int zero_point) {
   return best;
 }
 
+// The index of the largest of `count` int8 outputs (ties go to the first): the pattern of a
+// model whose output is the 38 pattern logits.
+inline int LargestOutput(const int8_t* outputs, int count) {
+  int best = 0;
+  for (int i = 1; i < count; ++i) {
+    if (outputs[i] > outputs[best]) best = i;
+  }
+  return best;
+}
+
 #endif  // PATTERNS_H_

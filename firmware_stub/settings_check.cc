@@ -30,6 +30,7 @@ struct CountingResolver {
   int AddResizeBilinear() { return Add(); }
   int AddResizeNearestNeighbor() { return Add(); }
   int AddSoftmax() { return Add(); }
+  int AddStridedSlice() { return Add(); }
   int AddSub() { return Add(); }
   int AddTransposeConv() { return Add(); }
 };

@@ -209,7 +209,9 @@ def train_segclass(model_name, parts, out_dir, *, teacher_path=None, alpha_cls=0
     distiller = SegClassDistiller(model, teacher, alpha_cls=alpha_cls, alpha_seg=alpha_seg,
                                   alpha_feat=alpha_feat, temperature=temperature)
     distiller(np.zeros((1, 52, 52, 1), "float32"))  # build it: BackupAndRestore needs built weights
-    distiller.compile(cosine_restarts_adamw(learning_rate, steps_for(len(train), batch_size, 1), restart_epochs))
+    # A run shorter than one restart period anneals once, to the end of the run.
+    distiller.compile(cosine_restarts_adamw(learning_rate, steps_for(len(train), batch_size, 1),
+                                            min(restart_epochs, epochs)))
     best_path = out_dir / (model_file or f"{model_name}.keras")
     fit_resumable(
         distiller,

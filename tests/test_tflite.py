@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from kd_keras.data.labels import encode_patterns
+from kd_keras.data.labels import PATTERN_NAMES, encode_patterns
 from kd_keras.data.pipeline import make_dataset
 from kd_keras.evaluation import decode
 from kd_keras.models import build_student
@@ -284,3 +284,107 @@ def test_convert_cli_with_quantization_aware_training(trained, parts, tmp_path):
     accuracy = card["accuracy"]
     # Before tflite.qat calibrated the activation ranges, QAT lost 13 points to float on synthetic maps.
     assert accuracy["test_maps"] == 152 and accuracy["int8_exact_match"] >= accuracy["float_exact_match"] - 0.03, accuracy
+
+
+# --- A segmentation + classification model (Paper 2): two int8 outputs ----------------------------
+
+@pytest.fixture(scope="module")
+def segclass(tmp_path_factory):
+    """LightWaferSegClassNet, 3 epochs on the hard targets of 304 synthetic maps (seconds), converted."""
+    from kd_keras.segclass_distillation import train_segclass
+
+    parts = load_splits(None, synthetic_maps=380, seed=0)
+    root = tmp_path_factory.mktemp("segclass")
+    model = train_segclass("lightwafer", parts, root, alpha_cls=0, alpha_seg=0, alpha_feat=0, epochs=3,
+                           learning_rate=3e-3, verbose=0)
+    card = export_model(model, root / "out", parts["train"].maps, name="lightwafer",
+                        budget_bytes=parse_budget("248KB"), source_model=root / "lightwafer.keras")
+    return model, root, card, parts
+
+
+def test_segclass_card_describes_both_outputs(segclass):
+    _, root, card, _ = segclass
+    outputs = {output["kind"]: output for output in card["outputs"]}
+    assert sorted(outputs) == ["mask_logits", "pattern_logits"]
+    assert sorted(output["index"] for output in card["outputs"]) == [0, 1]
+    assert outputs["pattern_logits"]["shape"] == [1, 38] and outputs["pattern_logits"]["labels"] == list(PATTERN_NAMES)
+    mask = outputs["mask_logits"]
+    assert mask["shape"] == [1, 52, 52, 1] and mask["threshold_int8"] == mask["zero_point"]
+    assert {"RESIZE_NEAREST_NEIGHBOR", "STRIDED_SLICE", "DEPTHWISE_CONV_2D"} <= set(card["ops"])
+    assert card["parameters"] == 62_736 and card["flash_bytes"] < 248 * 1024
+    settings = (root / "out" / "model_settings.h").read_text()
+    assert "#define WAFER_MODEL_HAS_MASK 1" in settings and "kNumDefects" not in settings
+    assert f"constexpr int kMaskOutputIndex = {mask['index']};" in settings
+    assert f"constexpr int8_t kMaskThresholdInt8 = {mask['threshold_int8']};" in settings
+    assert f"constexpr int kPatternOutputIndex = {outputs['pattern_logits']['index']};" in settings
+
+
+def test_segclass_micro_matches_litert_and_float(segclass):
+    model, root, _, parts = segclass
+    flatbuffer = (root / "out" / "model.tflite").read_bytes()
+    report = compare_with_references(flatbuffer, model, parts["test"])
+    assert report["micro_vs_litert_max_int8_difference"] <= 1, report
+    assert report["micro_vs_litert_differing_outputs"] < 0.01, report
+    assert report["float_dice"] > 0.8, report  # it learned the mask
+    assert abs(report["float_dice"] - report["int8_dice"]) < 0.02, report
+    assert abs(report["int8_accuracy_drop"]) <= 0.1, report  # 38 test maps: 4 maps
+
+
+def test_segclass_sources_compile_and_the_mask_prints_as_text(segclass, tmp_path):
+    compilers()
+    _, root, card, _ = segclass
+    result = subprocess.run(["make", "-C", REPO / "firmware_stub", "check", f"MODEL_DIR={root / 'out'}",
+                             f"BUILD={tmp_path}"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(card['ops'])} ops registered, arena {card['tensor_arena_size']} bytes" in result.stdout
+
+    # The firmware's text art of the model's own int8 mask on the stub's sample map.
+    sample = (REPO / "firmware_stub" / "sample_map.h").read_text()
+    die_map = np.array([int(v) for v in re.findall(r"\d+", sample.split("= {", 1)[1].split("}")[0])]).reshape(52, 52)
+    mask_output = next(output for output in card["outputs"] if output["kind"] == "mask_logits")
+    mask = run_micro((root / "out" / "model.tflite").read_bytes(), die_map[None])[mask_output["index"]][0, ..., 0]
+    stdin = f"{mask_output['threshold_int8']}\n" + " ".join(map(str, die_map.ravel())) + "\n" + \
+        " ".join(map(str, mask.ravel()))
+    art = subprocess.run([tmp_path / "host" / "mask_art_check"], input=stdin, capture_output=True, text=True,
+                         check=True).stdout.split("\n")[:52]
+    characters = np.array([list(line) for line in art])
+    np.testing.assert_array_equal(characters == "#", mask > mask_output["threshold_int8"])
+    np.testing.assert_array_equal(characters == " ", (die_map == 0) & (mask <= mask_output["threshold_int8"]))
+    assert (characters == "#").sum() > 0.5 * (die_map == 2).sum()  # the failed dies show
+
+
+def test_segclass_readme_names_both_outputs(segclass):
+    _, root, card, _ = segclass
+    write_model_readme(root / "out", "A test student.", "python make_it.py")
+    text = (root / "out" / "README.md").read_text()
+    pattern = next(o for o in card["outputs"] if o["kind"] == "pattern_logits")
+    assert f"Outputs: {pattern['index']}: 38 int8 pattern logits (the pattern is the largest" in text
+    assert "the 52x52 defect mask as int8 logits" in text
+
+
+def test_segclass_convert_and_evaluate_clis(segclass, tmp_path):
+    from kd_keras.data import save_mixedwm38
+
+    _, root, _, parts = segclass
+    splits = [parts[name] for name in ("train", "val", "test")]
+    data = tmp_path / "maps.npz"
+    save_mixedwm38(data, np.concatenate([p.maps for p in splits]), np.concatenate([p.labels for p in splits]))
+    result = run_module("tflite.convert", root / "lightwafer.keras", "--data", data, "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "mask Dice float" in result.stdout
+    card = json.loads((tmp_path / "out" / "model_card.json").read_text())
+    assert 0.8 < card["accuracy"]["int8_dice"] <= 1 and card["accuracy"]["test_maps"] == 38
+
+    result = run_module("tflite.evaluate", tmp_path / "out", "--data", data, "--compare", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    assert report["metrics"]["maps"] == 380 and 0.8 < report["metrics"]["dice"] <= 1
+    assert report["compare"]["micro_vs_litert_max_int8_difference"] <= 1
+
+
+def test_an_output_of_unknown_shape_is_refused(parts, tmp_path):
+    inputs = keras.Input((52, 52, 1))
+    model = keras.Model(inputs, keras.layers.Dense(5)(keras.layers.Flatten()(inputs)))
+    with pytest.raises(ValueError, match=r"model output 0 has shape \(1, 5\)"):
+        export_model(model, tmp_path / "out", parts["train"].maps, name="five", budget_bytes=10**6)
+    assert os.listdir(tmp_path) == []

@@ -4,11 +4,13 @@
   g_<name>_model_data[]` and `constexpr unsigned int g_<name>_model_data_size` (as
   tflite-micro's `generate_cc_arrays.py` writes them).
 - `model_settings.h`: input shape and quantization, label names, the detection threshold
-  in int8 units, `kTensorArenaSize`, and `RegisterModelOps()`, which adds exactly the
+  in int8 units (for a segmentation + classification model: the index and quantization of
+  the pattern and mask outputs, the mask threshold, and `WAFER_MODEL_HAS_MASK`), `kTensorArenaSize`, and `RegisterModelOps()`, which adds exactly the
   model's ops to a `tflite::MicroMutableOpResolver<kNumModelOps>`. It needs no TFLite
   Micro header itself, so it compiles (and is checked) without TFLite Micro's sources.
-- `patterns.h` (one for every model, in `firmware_stub/`): the 38 MixedWM38 patterns and
-  `NearestPattern()`, the toolkit's nearest-valid-pattern decoding of the 8 int8 outputs.
+- `patterns.h` (one for every model, in `firmware_stub/`): the 38 MixedWM38 patterns,
+  `NearestPattern()`, the toolkit's nearest-valid-pattern decoding of the 8 int8 outputs,
+  and `LargestOutput()`, the pattern of a model with 38 pattern logits.
 
 Example:
 
@@ -33,7 +35,8 @@ RESOLVER_METHODS = {
     "MAX_POOL_2D": "AddMaxPool2D", "MEAN": "AddMean", "MUL": "AddMul", "PAD": "AddPad",
     "QUANTIZE": "AddQuantize", "RELU": "AddRelu", "RELU6": "AddRelu6", "RESHAPE": "AddReshape",
     "RESIZE_BILINEAR": "AddResizeBilinear", "RESIZE_NEAREST_NEIGHBOR": "AddResizeNearestNeighbor",
-    "SOFTMAX": "AddSoftmax", "SUB": "AddSub", "TRANSPOSE_CONV": "AddTransposeConv",
+    "SOFTMAX": "AddSoftmax", "STRIDED_SLICE": "AddStridedSlice", "SUB": "AddSub",
+    "TRANSPOSE_CONV": "AddTransposeConv",
 }
 _CPP_KEYWORDS = {
     "alignas", "auto", "bool", "break", "case", "char", "class", "const", "constexpr", "continue",
@@ -72,15 +75,15 @@ def _c_string_list(strings):
 
 
 def model_settings_h(name, card):
-    """The settings header of a model, from its model card (see `tflite.card`)."""
+    """The settings header of a model, from its model card (see `tflite.export.build_card`)."""
     guard = f"{name.upper()}_MODEL_SETTINGS_H_"
     shape = card["input"]["shape"]
     quant = card["input"]["quantization"]
-    output = card["outputs"][0]
     ops = card["ops"]
     registrations = "\n".join(f"  ok = ok && static_cast<int>(resolver.{RESOLVER_METHODS[op]}()) == 0;"
                               for op in ops)
     die_values = ", ".join(str(v) for v in card["input"]["die_value_int8"])
+    outputs = "".join(_OUTPUT_SETTINGS[output["kind"]](output) for output in card["outputs"])
     return f"""#ifndef {guard}
 #define {guard}
 
@@ -103,15 +106,7 @@ constexpr float kInputScale = {quant['scale']!r}f;
 constexpr int kInputZeroPoint = {quant['zero_point']};
 // The int8 value of each die value: 0 off-wafer, 1 good, 2 failed.
 constexpr int8_t kDieValueInt8[3] = {{{die_values}}};
-
-// Output: {len(output['labels'])} defect logits ({output['kind']}), int8.
-constexpr int kNumDefects = {len(output['labels'])};
-constexpr float kOutputScale = {output['scale']!r}f;
-constexpr int kOutputZeroPoint = {output['zero_point']};
-constexpr const char* kDefectNames[kNumDefects] = {{{_c_string_list(output['labels'])}}};
-// A defect is present when its int8 output is above this (logit 0, probability 0.5).
-constexpr int8_t kDetectionThresholdInt8 = {output['threshold_int8']};
-
+{outputs}
 // Measured by TFLite Micro's recording allocator ({card['arena_bytes']:,} bytes), plus a margin.
 constexpr int kTensorArenaSize = {card['tensor_arena_size']};
 
@@ -126,6 +121,48 @@ bool RegisterModelOps(OpResolver& resolver) {{
 
 #endif  // {guard}
 """
+
+
+def _multilabel_settings(output):
+    return f"""
+// Output: {len(output['labels'])} defect logits ({output['kind']}), int8.
+constexpr int kNumDefects = {len(output['labels'])};
+constexpr float kOutputScale = {output['scale']!r}f;
+constexpr int kOutputZeroPoint = {output['zero_point']};
+constexpr const char* kDefectNames[kNumDefects] = {{{_c_string_list(output['labels'])}}};
+// A defect is present when its int8 output is above this (logit 0, probability 0.5).
+constexpr int8_t kDetectionThresholdInt8 = {output['threshold_int8']};
+"""
+
+
+def _pattern_settings(output):
+    return f"""
+// Output {output['index']}: {len(output['labels'])} pattern logits, int8; the pattern is the largest
+// (LargestOutput() and kPatternNames in patterns.h).
+constexpr int kPatternOutputIndex = {output['index']};
+constexpr float kPatternOutputScale = {output['scale']!r}f;
+constexpr int kPatternOutputZeroPoint = {output['zero_point']};
+"""
+
+
+def _mask_settings(output):
+    _, height, width, _ = output["shape"]
+    return f"""
+// Output {output['index']}: the defect mask, {height}x{width} logits, int8, in the input's die order.
+#define WAFER_MODEL_HAS_MASK 1
+constexpr int kMaskOutputIndex = {output['index']};
+constexpr int kMaskHeight = {height};
+constexpr int kMaskWidth = {width};
+constexpr float kMaskOutputScale = {output['scale']!r}f;
+constexpr int kMaskOutputZeroPoint = {output['zero_point']};
+// A die is in the defect mask when its int8 output is above this (logit 0, probability 0.5).
+constexpr int8_t kMaskThresholdInt8 = {output['threshold_int8']};
+"""
+
+
+# tflite.micro.OUTPUT_KINDS -> the settings-header lines of that output.
+_OUTPUT_SETTINGS = {"multilabel_logits": _multilabel_settings, "pattern_logits": _pattern_settings,
+                    "mask_logits": _mask_settings}
 
 
 def patterns_h():
@@ -161,6 +198,16 @@ inline int NearestPattern(const int8_t* outputs, int zero_point) {{
       if (kPatternDefects[p] >> k & 1) score += outputs[k] - zero_point;
     }}
     if (score > best_score) best = p, best_score = score;
+  }}
+  return best;
+}}
+
+// The index of the largest of `count` int8 outputs (ties go to the first): the pattern of a
+// model whose output is the {len(PATTERN_NAMES)} pattern logits.
+inline int LargestOutput(const int8_t* outputs, int count) {{
+  int best = 0;
+  for (int i = 1; i < count; ++i) {{
+    if (outputs[i] > outputs[best]) best = i;
   }}
   return best;
 }}

@@ -3,7 +3,9 @@
     python -m tflite.convert runs/distill-.../net1 --out models/net1 --budget 248KB
     python -m tflite.convert net2.keras --data mixedwm38.npz --out models/net2 --budget 21KB
 
-MODEL is a `.keras` file or a student's training directory (the one holding it). The
+MODEL is a `.keras` file or a student's training directory (the one holding it): a
+classifier (8 defect logits) or a segmentation + classification student (`--task segclass`:
+38 pattern logits and a 52x52 defect mask, both int8 outputs). The
 representative maps for calibration come from the training split of `--data`, or of the
 run's own data (its config.json) when MODEL comes from a run. The output directory gets
 model.tflite, model_data.cc/.h, model_settings.h and model_card.json, all or nothing.
@@ -83,8 +85,11 @@ def run(args):
     print(f"{args.out}: {card['flash_bytes']:,} bytes of flash (budget {args.budget:,}), "
           f"tensor arena {card['arena_bytes']:,} bytes, {card['macs_per_inference']:,} MACs per inference")
     print(f"exact-match accuracy on {accuracy['test_maps']} test maps: float {100 * accuracy['float_exact_match']:.2f}%, "
-          f"int8 in TFLite Micro {100 * accuracy['int8_exact_match']:.2f}% "
-          f"({100 * accuracy['int8_exact_match_nearest']:.2f}% decoded to the nearest pattern)")
+          f"int8 in TFLite Micro {100 * accuracy['int8_exact_match']:.2f}%", end="")
+    if "int8_dice" in accuracy:  # a defect mask too
+        print(f"; mask Dice float {accuracy['float_dice']:.4f}, int8 {accuracy['int8_dice']:.4f}")
+    else:
+        print(f" ({100 * accuracy['int8_exact_match_nearest']:.2f}% decoded to the nearest pattern)")
 
 
 def main(argv=None):

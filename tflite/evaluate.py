@@ -3,8 +3,9 @@
     python -m tflite.evaluate models/net1 --data mixedwm38.npz
     python -m tflite.evaluate models/net1 --data mixedwm38.npz --compare --budget 248KB --json
 
-Prints exact-match accuracy, per-defect precision/recall and the confusion table of the
-int8 model as TFLite Micro runs it, with its flash bytes, arena bytes and MACs per
+Prints exact-match accuracy, per-defect precision/recall (or, for a segmentation +
+classification model, macro F1 and the mask's Dice, IoU and pixel accuracy) and the
+confusion table of the int8 model as TFLite Micro runs it, with its flash bytes, arena bytes and MACs per
 inference. --compare also runs the float Keras model (--model, default: the one the card
 names) and LiteRT's reference kernels: TFLite Micro vs LiteRT max difference (int8 units,
 expected 0), int8 vs float accuracy drop and disagreement rate. --budget: exit 1 when
@@ -18,11 +19,10 @@ from pathlib import Path
 
 from kd_keras.cli import exit_on_errors
 from kd_keras.data import PATTERN_NAMES, load_mixedwm38
-from kd_keras.evaluation import evaluate
 from kd_keras.runs import per_defect_table
 from kd_keras.training import load_model
 from tflite.export import check_budget, parse_budget
-from tflite.harness import compare_with_references, load_converted, micro_logits
+from tflite.harness import compare_with_references, load_converted, micro_outputs, output_metrics
 
 
 def build_parser():
@@ -53,7 +53,7 @@ def run(args):
     result = {"model": str(args.model_dir), "data": str(args.data),
               "flash_bytes": card["flash_bytes"], "arena_bytes": card["arena_bytes"],
               "macs_per_inference": card["macs_per_inference"],
-              "metrics": evaluate(micro_logits(flatbuffer, data.maps), data.labels)}
+              "metrics": output_metrics(micro_outputs(flatbuffer, data.maps), data)}
     if args.compare:
         model_path = args.model or Path(card.get("source_model", ""))
         result["compare"] = compare_with_references(flatbuffer, load_model(model_path), data)
@@ -65,7 +65,11 @@ def run(args):
               f"{card['macs_per_inference']:,} MACs per inference")
         print(f"TFLite Micro, int8, {metrics['maps']} maps of {args.data}: "
               f"exact-match accuracy {100 * metrics['exact_match']:.2f}%\n")
-        print(per_defect_table(metrics) + "\n")
+        if "dice" in metrics:  # a segmentation + classification model
+            print(f"macro F1 {metrics['macro_f1']:.4f}; defect mask: Dice {metrics['dice']:.4f}, "
+                  f"IoU {metrics['iou']:.4f}, pixel accuracy {100 * metrics['pixel_accuracy']:.2f}%\n")
+        else:
+            print(per_defect_table(metrics) + "\n")
         print("\n".join(confusion_lines(metrics["confusion"])))
         if args.compare:
             c = result["compare"]
@@ -75,6 +79,8 @@ def run(args):
             print(f"float {100 * c['float_exact_match']:.2f}% -> int8 {100 * c['int8_exact_match']:.2f}% "
                   f"(drop {100 * c['int8_accuracy_drop']:.2f} points); int8 and float disagree on "
                   f"{100 * c['disagreement_rate']:.2f}% of maps")
+            if "int8_dice" in c:
+                print(f"mask Dice: float {c['float_dice']:.4f} -> int8 {c['int8_dice']:.4f}")
     if args.budget is not None:
         layers = [(layer["layer"], layer["parameters"]) for layer in card["heaviest_layers"]]
         check_budget(card["flash_bytes"], args.budget, layers)

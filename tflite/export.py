@@ -26,14 +26,18 @@ from pathlib import Path
 
 import numpy as np
 
-from kd_keras.data.labels import DEFECT_NAMES
+from kd_keras.data.labels import DEFECT_NAMES, PATTERN_NAMES
 from kd_keras.fileio import atomic_path
 from tflite.c_sources import RESOLVER_METHODS, check_c_identifier, model_data_cc, model_data_h, model_settings_h
-from tflite.micro import input_quantization, measure_arena_bytes, output_quantizations, quantize_maps
+from tflite.micro import (
+    MULTILABEL, OUTPUT_KINDS, PATTERN, input_quantization, measure_arena_bytes, output_kinds,
+    output_quantizations, quantize_maps,
+)
 from tflite.quantize import convert_int8, op_names, strip_names
 
 BUDGETS = {"21KB": 21 * 1024, "248KB": 248 * 1024}
 ARENA_MARGIN = 1.10  # the firmware's arena: the measured bytes plus 10%, rounded up to 16
+OUTPUT_SHAPES = {kind: shape for shape, kind in OUTPUT_KINDS.items()}
 
 
 class ConversionError(ValueError):
@@ -91,9 +95,25 @@ def _check_ops(ops):
                               f"in TFLite Micro (supported: {', '.join(sorted(RESOLVER_METHODS))})")
 
 
+def _output_entry(index, kind, quantization):
+    """The model card's description of one int8 output."""
+    scale, zero_point = quantization
+    # Logit 0 in int8 units: a defect is present (or a die in the mask) when its output is above it.
+    threshold = int(np.clip(np.round(zero_point), -128, 127))
+    entry = {"index": index, "kind": kind, "shape": list(OUTPUT_SHAPES[kind]), "dtype": "int8",
+             "scale": float(scale), "zero_point": int(zero_point)}
+    if kind == MULTILABEL:
+        return {**entry, "labels": list(DEFECT_NAMES), "threshold_int8": threshold}
+    if kind == PATTERN:  # softmax logits: the pattern is the largest output
+        return {**entry, "labels": list(PATTERN_NAMES)}
+    return {**entry, "meaning": "defect mask logits: a die is in the mask when its output is above threshold_int8",
+            "threshold_int8": threshold}
+
+
 def build_card(model, flatbuffer, name, ops, arena_bytes, accuracy=None):
     input_scale, input_zero_point = input_quantization(flatbuffer)
-    (output_scale, output_zero_point), = output_quantizations(flatbuffer)
+    outputs = [_output_entry(index, kind, quantization) for index, (kind, quantization)
+               in enumerate(zip(output_kinds(flatbuffer), output_quantizations(flatbuffer), strict=True))]
     return {
         "name": name,
         "input": {
@@ -103,17 +123,7 @@ def build_card(model, flatbuffer, name, ops, arena_bytes, accuracy=None):
             "quantization": {"scale": float(input_scale), "zero_point": int(input_zero_point)},
             "die_value_int8": quantize_maps(np.array([0, 1, 2]), (input_scale, input_zero_point)).tolist(),
         },
-        "outputs": [{
-            "index": 0,
-            "kind": "multilabel_logits",
-            "shape": [1, len(DEFECT_NAMES)],
-            "dtype": "int8",
-            "scale": float(output_scale),
-            "zero_point": int(output_zero_point),
-            "labels": list(DEFECT_NAMES),
-            # Logit 0 (probability 0.5) in int8 units: present when the output is above it.
-            "threshold_int8": int(np.clip(np.round(output_zero_point), -128, 127)),
-        }],
+        "outputs": outputs,
         "flash_bytes": len(flatbuffer),
         "arena_bytes": arena_bytes,
         "tensor_arena_size": int(-(-arena_bytes * ARENA_MARGIN // 16) * 16),
@@ -176,7 +186,6 @@ def write_model_readme(model_dir, summary, made_by):
     command that made the directory."""
     model_dir = Path(model_dir)
     card = json.loads((model_dir / "model_card.json").read_text())
-    (output,) = card["outputs"]
     accuracy = card.get("accuracy") or {}
     lines = [
         f"# {model_dir.name}", "", summary, "",
@@ -192,16 +201,35 @@ def write_model_readme(model_dir, summary, made_by):
         if "int8_exact_match_nearest" in accuracy:  # cards written before nearest decoding lack it
             sentence += (f"; {100 * accuracy['int8_exact_match_nearest']:.2f}% decoded to the nearest of the 38 "
                          "patterns (`NearestPattern()` in firmware_stub/patterns.h)")
+        if "int8_dice" in accuracy:
+            sentence += (f"; defect-mask Dice float {accuracy['float_dice']:.4f}, int8 {accuracy['int8_dice']:.4f} "
+                         f"(IoU {accuracy['float_iou']:.4f}, {accuracy['int8_iou']:.4f})")
         lines += [sentence + ".", ""]
     lines += [
         f"Input: the raw 52x52 die map as int8, die values 0/1/2 -> {card['input']['die_value_int8']} "
-        f"(`kDieValueInt8` in model_settings.h). Output: {len(output['labels'])} int8 defect logits "
-        f"({', '.join(output['labels'])}); a defect is present when its output exceeds {output['threshold_int8']}.", "",
+        f"(`kDieValueInt8` in model_settings.h). {_outputs_sentence(card['outputs'])}", "",
         f"Build it into a firmware: `make -C firmware_stub check MODEL_DIR=../models/{model_dir.name}` "
         f"(see firmware_stub/README.md). Made by `{made_by}`.",
     ]
     with atomic_path(model_dir / "README.md") as tmp:
         tmp.write_text("\n".join(lines) + "\n")
+
+
+def _outputs_sentence(outputs):
+    """What each output of a model card holds, in words."""
+    said = []
+    for output in outputs:
+        if output["kind"] == MULTILABEL:
+            said.append(f"{len(output['labels'])} int8 defect logits ({', '.join(output['labels'])}); a defect is "
+                        f"present when its output exceeds {output['threshold_int8']}")
+        elif output["kind"] == PATTERN:
+            said.append(f"{len(output['labels'])} int8 pattern logits (the pattern is the largest; names in "
+                        "`kPatternNames`, firmware_stub/patterns.h)")
+        else:
+            said.append(f"the 52x52 defect mask as int8 logits (a die is in the mask when its output exceeds "
+                        f"{output['threshold_int8']})")
+    return f"Output{'s' if len(said) > 1 else ''}: " + "; ".join(
+        f"{output['index']}: {text}" if len(said) > 1 else text for output, text in zip(outputs, said)) + "."
 
 
 def _write_directory(out_dir, files):

@@ -1,5 +1,8 @@
 """The harness: run a converted model in TFLite Micro over wafer maps and check it.
 
+A model's outputs are told apart by `tflite.micro.output_kinds`: 8 defect logits (Paper 1's
+students and ours), or 38 pattern logits and a 52x52 mask (Paper 2's student).
+
 Example:
 
 >>> import numpy as np
@@ -19,9 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from kd_keras.evaluation import decode, evaluate
+from kd_keras.evaluation import decode, evaluate, evaluate_segclass
 from kd_keras.runs import predict_logits
-from tflite.micro import dequantize, output_quantizations, run_litert, run_micro
+from kd_keras.segclass_distillation import predict_segclass
+from tflite.micro import (
+    MASK, MULTILABEL, PATTERN, dequantize, output_kinds, output_quantizations, run_litert, run_micro,
+)
 
 
 def load_converted(model_dir):
@@ -38,35 +44,69 @@ def load_converted(model_dir):
     return card, flatbuffer
 
 
-def micro_logits(flatbuffer, maps):
-    """Float logits (dequantized int8 outputs) of TFLite Micro on raw die maps."""
-    (int8_outputs,) = run_micro(flatbuffer, maps)
-    (quantization,) = output_quantizations(flatbuffer)
-    return dequantize(int8_outputs, quantization)
+def micro_outputs(flatbuffer, maps):
+    """{output kind: float logits} of TFLite Micro on raw die maps (its int8 outputs, dequantized)."""
+    int8_outputs = run_micro(flatbuffer, maps)
+    return {kind: dequantize(values, quantization) for kind, values, quantization
+            in zip(output_kinds(flatbuffer), int8_outputs, output_quantizations(flatbuffer), strict=True)}
+
+
+def float_outputs(model, maps, kinds):
+    """The float Keras model's logits on raw die maps, keyed like `micro_outputs`."""
+    if MASK in kinds:
+        pattern_logits, mask_logits = predict_segclass(model, maps)
+        return {PATTERN: pattern_logits, MASK: mask_logits[..., None]}
+    return {MULTILABEL: predict_logits(model, maps)}
+
+
+def output_metrics(outputs, data):
+    """`evaluate` (8 defect logits) or `evaluate_segclass` (patterns and masks) of `outputs` on `data`."""
+    if MASK in outputs:
+        return evaluate_segclass(outputs[PATTERN], data.pattern_ids, outputs[MASK][..., 0], data.masks)
+    return evaluate(outputs[MULTILABEL], data.labels)
 
 
 def accuracy_figures(model, flatbuffer, data):
-    """Exact-match accuracy of the float model and of the int8 model in TFLite Micro on `data`,
-    thresholded at 0 and decoded to the nearest of the 38 patterns (as the firmware can)."""
+    """Exact-match accuracy of the float model and of the int8 model in TFLite Micro on `data`.
+
+    8 defect logits: thresholded at 0 and decoded to the nearest of the 38 patterns (as the
+    firmware can). A mask and 38 pattern logits: pattern accuracy, macro F1, mask Dice and IoU."""
+    kinds = output_kinds(flatbuffer)
     figures = {"test_maps": len(data)}
-    for kind, logits in (("float", predict_logits(model, data.maps)), ("int8", micro_logits(flatbuffer, data.maps))):
-        figures[f"{kind}_exact_match"] = evaluate(logits, data.labels)["exact_match"]
-        figures[f"{kind}_exact_match_nearest"] = evaluate(logits, data.labels, "nearest")["exact_match"]
+    for kind, outputs in (("float", float_outputs(model, data.maps, kinds)),
+                          ("int8", micro_outputs(flatbuffer, data.maps))):
+        metrics = output_metrics(outputs, data)
+        figures[f"{kind}_exact_match"] = metrics["exact_match"]
+        if MASK in kinds:
+            figures.update({f"{kind}_{name}": metrics[name] for name in ("macro_f1", "dice", "iou")})
+        else:
+            figures[f"{kind}_exact_match_nearest"] = evaluate(outputs[MULTILABEL], data.labels, "nearest")["exact_match"]
     return figures
 
 
+def _predicted_patterns(outputs):
+    """Each map's predicted pattern id, or its 8 thresholded defect flags."""
+    return outputs[PATTERN].argmax(axis=1)[:, None] if PATTERN in outputs else decode(outputs[MULTILABEL])
+
+
 def compare_with_references(flatbuffer, model, data):
-    """TFLite Micro against LiteRT's reference kernels (bit for bit) and against the float model."""
-    (micro,) = run_micro(flatbuffer, data.maps)
-    (litert,) = run_litert(flatbuffer, data.maps)
-    (quantization,) = output_quantizations(flatbuffer)
-    int8_logits, reference_logits = dequantize(micro, quantization), predict_logits(model, data.maps)
-    int8, reference = evaluate(int8_logits, data.labels), evaluate(reference_logits, data.labels)
-    return {
-        "micro_vs_litert_max_int8_difference": int(np.abs(micro.astype(int) - litert.astype(int)).max()),
-        "micro_vs_litert_differing_outputs": float((micro != litert).mean()),
+    """TFLite Micro against LiteRT's reference kernels (bit for bit, over every output) and
+    against the float model."""
+    micro, litert = run_micro(flatbuffer, data.maps), run_litert(flatbuffer, data.maps)
+    differences = np.concatenate([np.abs(m.astype(int) - r.astype(int)).ravel() for m, r in zip(micro, litert)])
+    kinds = output_kinds(flatbuffer)
+    int8_outputs = micro_outputs(flatbuffer, data.maps)
+    reference_outputs = float_outputs(model, data.maps, kinds)
+    int8, reference = output_metrics(int8_outputs, data), output_metrics(reference_outputs, data)
+    report = {
+        "micro_vs_litert_max_int8_difference": int(differences.max()),
+        "micro_vs_litert_differing_outputs": float((differences > 0).mean()),
         "float_exact_match": reference["exact_match"],
         "int8_exact_match": int8["exact_match"],
         "int8_accuracy_drop": reference["exact_match"] - int8["exact_match"],
-        "disagreement_rate": float((decode(int8_logits) != decode(reference_logits)).any(axis=1).mean()),
+        "disagreement_rate": float((_predicted_patterns(int8_outputs)
+                                    != _predicted_patterns(reference_outputs)).any(axis=1).mean()),
     }
+    if MASK in kinds:
+        report.update({"float_dice": reference["dice"], "int8_dice": int8["dice"]})
+    return report

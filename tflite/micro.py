@@ -20,10 +20,16 @@ import tempfile
 
 import numpy as np
 
+from kd_keras.data.labels import NUM_DEFECTS, NUM_PATTERNS
 from tflite.quantize import litert_interpreter
 
 # Arena for measuring: generous, then the recording allocator reports what was used.
 MEASURE_ARENA_BYTES = 4 * 1024 * 1024
+# What an int8 output holds, told by its shape: the 8 defect logits of a classifier (Paper 1),
+# or the 38 pattern logits and the 52x52 mask logits of a segmentation + classification model
+# (Paper 2).
+MULTILABEL, PATTERN, MASK = "multilabel_logits", "pattern_logits", "mask_logits"
+OUTPUT_KINDS = {(1, NUM_DEFECTS): MULTILABEL, (1, NUM_PATTERNS): PATTERN, (1, 52, 52, 1): MASK}
 
 
 def _micro(flatbuffer, arena_size=MEASURE_ARENA_BYTES):
@@ -41,6 +47,18 @@ def input_quantization(flatbuffer):
 def output_quantizations(flatbuffer):
     """[(scale, zero point)] of each int8 output, in output order."""
     return [d["quantization"] for d in litert_interpreter(flatbuffer).get_output_details()]
+
+
+def output_kinds(flatbuffer):
+    """The kind of each output (an `OUTPUT_KINDS` value), in output order."""
+    kinds = []
+    for detail in litert_interpreter(flatbuffer).get_output_details():
+        shape = tuple(int(n) for n in detail["shape"])
+        if shape not in OUTPUT_KINDS:
+            raise ValueError(f"model output {len(kinds)} has shape {shape}; this toolkit deploys outputs of "
+                             f"shape {', '.join(map(str, OUTPUT_KINDS))}")
+        kinds.append(OUTPUT_KINDS[shape])
+    return kinds
 
 
 def quantize_maps(maps, quantization):

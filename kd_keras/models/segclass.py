@@ -17,7 +17,7 @@ the MixedWM38 mask is the failed dies, `map == 2`) and "pattern" (38) logits ove
   ConvBlock (max-pool) 32 -> ConvBlock 64 -> GAPConvBlock (average-pool) 64 ->
   TerminalConvBlock (no pool) 64, from 56x56 (padded) down to 7x7; each block two units
   and spatial dropout, its skip taken after the last BatchNorm + ReLU. Decoder: nearest 2x
-  upsampling, concatenation with the skip, a 1x1 convolution that reduces the channels
+  upsampling (a nearest resize), concatenation with the skip, a 1x1 convolution that reduces the channels
   right after it, then one separable unit. The paper gives per-part parameter counts but not its channel widths; these are ours
   (`part_parameter_counts` reports ours next to the paper's).
 
@@ -133,7 +133,10 @@ def _encoder_block(x, filters, pool, dropout, name):
 
 
 def _decoder_block(x, skip, filters, name):
-    x = keras.layers.UpSampling2D(2, name=f"{name}_up")(x)
+    # Resizing, not UpSampling2D: Keras' nearest UpSampling2D repeats rows and columns,
+    # which converts to TILE, an op TFLite Micro lacks; a nearest resize by exactly 2 is the
+    # same function and converts to RESIZE_NEAREST_NEIGHBOR.
+    x = keras.layers.Resizing(2 * x.shape[1], 2 * x.shape[2], interpolation="nearest", name=f"{name}_up")(x)
     x = keras.layers.Concatenate(name=f"{name}_concat")([x, skip])
     # Reduce the channels with a 1x1 convolution right after the concatenation (Paper 2:
     # 89% fewer parameters than a 3x3 there), then one separable unit.
