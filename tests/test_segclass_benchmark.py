@@ -1,0 +1,48 @@
+"""`benchmarks/segclass_mixedwm38.py --quick`: teacher, distilled and hard-loss students, int8
+conversion and TFLite Micro on both test splits, end to end on 380 synthetic maps."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_benchmark(tmp_path):
+    return subprocess.run(
+        [sys.executable, "benchmarks/segclass_mixedwm38.py", "--quick", "--runs", tmp_path / "runs",
+         "--models", tmp_path / "models", "--out", tmp_path / "results" / "segclass"],
+        cwd=REPO, capture_output=True, text=True, timeout=900,
+    )
+
+
+def test_quick_benchmark_writes_the_table_and_the_shipped_model(tmp_path):
+    result = run_benchmark(tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "results" / "segclass.json").read_text())
+    assert list(results["wall_seconds"]) == ["kd", "hard", "conversion and TFLite Micro"]
+    rows = results["models"]
+    assert set(rows) == {"teacher", "kd", "hard"} and "int8" not in rows["teacher"]
+    for key in ("kd", "hard"):
+        assert rows[key]["parameters"] == 62_736 and rows[key]["flash_bytes"] <= results["budget_bytes"]
+        for kind in ("float", "int8"):
+            for split in ("test", "test_rotated"):
+                assert 0 <= rows[key][kind][split]["exact_match"] <= 1 and 0 <= rows[key][kind][split]["dice"] <= 1
+    shipped = tmp_path / "models" / "lightwafer-segclass"
+    card = json.loads((shipped / "model_card.json").read_text())
+    assert card["flash_bytes"] == rows["kd"]["flash_bytes"]
+    assert card["accuracy"]["int8_dice"] == rows["kd"]["int8"]["test"]["dice"]
+    assert card["source_model"] == "runs/segclass-quick/kd/lightwafer/lightwafer.keras"
+    for name in ("model.tflite", "model_data.cc", "model_data.h", "model_settings.h", "README.md"):
+        assert (shipped / name).is_file(), name
+    table = (tmp_path / "results" / "segclass.md").read_text()
+    assert "| LightWaferSegClassNet, distilled (KD) | 62,736 | int8 |" in table and "| 98.5% | 0.982 |" in table
+    assert (tmp_path / "runs" / "segclass-teacher-synthetic380-seed0" / "teacher.keras").is_file()
+
+    # Run again: every finished stage is reused, and the figures come out the same.
+    again = run_benchmark(tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count("reusing") == 2
+    assert json.loads((tmp_path / "results" / "segclass.json").read_text())["models"]["kd"]["float"] == \
+        rows["kd"]["float"]
