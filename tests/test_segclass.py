@@ -54,7 +54,11 @@ def test_deeplab_teacher_outputs():
     model = build_segclass_model("deeplab", seed=0)
     outputs = model(np.zeros((2, 52, 52, 1), "float32"))
     assert tuple(outputs["mask"].shape) == (2, 52, 52, 1) and tuple(outputs["pattern"].shape) == (2, 38)
-    assert model.count_params() == 13_539_495
+    assert model.count_params() == 13_544_007
+    # The mask is refined at full resolution (64x64, the padded map) with the map itself.
+    refine = model.get_layer("decoder_refine_concat")
+    padded_map = model.get_layer("pad").output
+    assert refine.output.shape[1:3] == (64, 64) and any(tensor is padded_map for tensor in refine.input)
     assert {f"aspp_rate{rate}_conv" for rate in (1, 2, 3)} <= {layer.name for layer in model.layers}
 
 
