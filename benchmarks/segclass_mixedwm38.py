@@ -40,7 +40,7 @@ BUDGET = "248KB"
 SPLITS = ("test", "test_rotated")
 # The paper's defaults for the loss (T = 4, a_cls = 0.7, a_seg = 0.5, a_feat = 0.3) are distill's.
 STUDENT_ARGS = ["--task", "segclass", "--student", STUDENT, "--lr", "2e-3", "--augment"]
-FULL = {"teacher_epochs": 8, "epochs": 20}
+FULL = {"teacher_epochs": 8, "epochs": 10}
 QUICK = {"teacher_epochs": 1, "epochs": 1, "synthetic_maps": 380}
 HARD_ONLY = ["--a-cls", "0", "--a-seg", "0", "--a-feat", "0"]
 # Paper 2's Table 1 (validation Dice and accuracy, 90-degree rotated test Dice and accuracy).
