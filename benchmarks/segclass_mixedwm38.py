@@ -137,7 +137,9 @@ def main(argv=None):
         start = time.time()
         if finished_with(base / key, stage):
             print(f"reusing {base / key}")
-        elif distill.main(stage) != 0:
+            seconds[key] = "reused"
+            continue
+        if distill.main(stage) != 0:
             return 1
         seconds[key] = round(time.time() - start)
 

@@ -46,7 +46,11 @@ def load_converted(model_dir):
 
 def micro_outputs(flatbuffer, maps):
     """{output kind: float logits} of TFLite Micro on raw die maps (its int8 outputs, dequantized)."""
-    int8_outputs = run_micro(flatbuffer, maps)
+    return dequantized_outputs(flatbuffer, run_micro(flatbuffer, maps))
+
+
+def dequantized_outputs(flatbuffer, int8_outputs):
+    """{output kind: float logits} of the model's int8 outputs (a list, in output order)."""
     return {kind: dequantize(values, quantization) for kind, values, quantization
             in zip(output_kinds(flatbuffer), int8_outputs, output_quantizations(flatbuffer), strict=True)}
 
@@ -95,7 +99,7 @@ def compare_with_references(flatbuffer, model, data):
     micro, litert = run_micro(flatbuffer, data.maps), run_litert(flatbuffer, data.maps)
     differences = np.concatenate([np.abs(m.astype(int) - r.astype(int)).ravel() for m, r in zip(micro, litert)])
     kinds = output_kinds(flatbuffer)
-    int8_outputs = micro_outputs(flatbuffer, data.maps)
+    int8_outputs = dequantized_outputs(flatbuffer, micro)
     reference_outputs = float_outputs(model, data.maps, kinds)
     int8, reference = output_metrics(int8_outputs, data), output_metrics(reference_outputs, data)
     report = {
