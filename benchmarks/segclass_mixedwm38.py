@@ -111,7 +111,7 @@ def table(rows):
             cells = " | ".join(f"{100 * m[s]['exact_match']:.2f}% | {m[s]['macro_f1']:.4f} | {m[s]['dice']:.4f} | "
                                f"{m[s]['iou']:.4f}" for s in SPLITS)
             lines.append(f"| {TITLES[key]} | {row['parameters']:,} | {kind} | {cells} | "
-                         f"{paper_cells if kind == 'float' else ''} |")
+                         f"{paper_cells if kind == 'float' else ' | '.join([''] * 4)} |")
     return "\n".join(lines)
 
 
@@ -147,7 +147,7 @@ def main(argv=None):
     kd_metrics = json.loads((base / "kd" / "metrics.json").read_text())["models"]
     hard_metrics = json.loads((base / "hard" / "metrics.json").read_text())["models"]
     (teacher_name,) = [name for name in kd_metrics if name != STUDENT]
-    measured = {"teacher": kd_metrics[teacher_name], "kd": kd_metrics[STUDENT], "hard": hard_metrics[STUDENT]}
+    measured = {"teacher": kd_metrics[teacher_name], "hard": hard_metrics[STUDENT], "kd": kd_metrics[STUDENT]}
     rows = {key: {"parameters": m["parameters"], "parts": m["parts"], "float": summary(m["metrics"])}
             for key, m in measured.items()}
 
