@@ -52,7 +52,9 @@ def test_mixedwm38_notebook_on_synthetic_maps(tmp_path):
     notebook = execute("02_mixedwm38.ipynb", {"DATA": None, "SYNTHETIC_MAPS": 380, "WORK_DIR": str(tmp_path)})
     text = printed(notebook)
     assert re.search(r"paper1-net1: [\d,]+ bytes of flash, [\d,]+ bytes of arena; exact match [\d.]+% on 38 test maps", text)
-    for figure in ("pattern_counts", "patterns", "per_pattern", "confusion", "mistakes"):
+    assert re.search(r"lightwafer-segclass: [\d,]+ bytes of flash, [\d,]+ bytes of arena; \d of 6 patterns right, "
+                     r"mask Dice [\d.]+", text)
+    for figure in ("pattern_counts", "patterns", "per_pattern", "confusion", "mistakes", "masks"):
         assert (tmp_path / f"{figure}.png").stat().st_size > 5000, figure
 
 
@@ -61,3 +63,5 @@ def test_mixedwm38_notebook_on_the_real_dev_set(real_data_path, tmp_path):
     text = printed(notebook)
     accuracy = float(re.search(r"paper1-net1: .*exact match ([\d.]+)% on 2,789 test maps", text).group(1))
     assert accuracy > 85, text[-2000:]
+    dice = float(re.search(r"lightwafer-segclass: .* mask Dice ([\d.]+)", text).group(1))
+    assert dice > 0.99, text[-2000:]  # the shipped segmentation student on 6 real test maps

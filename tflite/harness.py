@@ -49,6 +49,11 @@ def micro_outputs(flatbuffer, maps):
     return dequantized_outputs(flatbuffer, run_micro(flatbuffer, maps))
 
 
+def micro_logits(flatbuffer, maps):
+    """The 8 defect logits of a classifier in TFLite Micro on raw die maps (dequantized)."""
+    return micro_outputs(flatbuffer, maps)[MULTILABEL]
+
+
 def dequantized_outputs(flatbuffer, int8_outputs):
     """{output kind: float logits} of the model's int8 outputs (a list, in output order)."""
     return {kind: dequantize(values, quantization) for kind, values, quantization
