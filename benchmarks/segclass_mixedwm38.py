@@ -1,6 +1,6 @@
 """Paper 2 on the real dev set: a defect mask and the pattern, from one tiny int8 model.
 
-    python benchmarks/segclass_mixedwm38.py            # everything, from scratch (about 2 h on 2 CPU cores)
+    python benchmarks/segclass_mixedwm38.py            # everything, from scratch (about 85 min on 2 CPU cores)
     python benchmarks/segclass_mixedwm38.py --quick    # a smoke test: 380 synthetic maps, one epoch each
 
 It runs the toolkit's own command with the settings below, on the seeded 80/10/10 split of
@@ -81,10 +81,9 @@ def int8_row(model_path, out_dir, parts, float_metrics, name):
         int8.update({split: output_metrics(micro_outputs(flatbuffer, parts[split].maps), parts[split])
                      for split in SPLITS})
         return {"test_maps": len(parts["test"]),
-                **{f"{kind}_{key}": metrics["test"][metric]
+                **{f"{kind}_{key}": metrics["test"][key]
                    for kind, metrics in (("float", float_metrics), ("int8", int8))
-                   for key, metric in (("exact_match", "exact_match"), ("macro_f1", "macro_f1"),
-                                       ("dice", "dice"), ("iou", "iou"))}}
+                   for key in ("exact_match", "macro_f1", "dice", "iou")}}
 
     card = export_model(model, out_dir, parts["train"].maps, name=name, budget_bytes=BUDGETS[BUDGET],
                         accuracy_fn=card_accuracy, source_model=os.path.relpath(model_path))
