@@ -16,7 +16,9 @@ constexpr const char* kPatternNames[kNumPatterns] = {"Normal", "C", "D", "EL", "
 // does not. As log sigmoid(z) - log sigmoid(-z) = z, that is a constant plus the sum of the
 // pattern's own outputs, so integer sums of the int8 outputs decide, exactly; ties go to the
 // first pattern. Unlike thresholding at 0, the answer is always one of the 38.
-inline int NearestPattern(const int8_t* outputs, int zero_point) {
+// `outputs` may also be int32 sums over several views, less their zero points (zero_point 0).
+template <typename Output>
+inline int NearestPattern(const Output* outputs, int zero_point) {
   int best = 0;
   int best_score = 0;  // Normal: no defect, an empty sum
   for (int p = 1; p < kNumPatterns; ++p) {

@@ -34,7 +34,12 @@ def test_quick_benchmark_writes_results_runs_and_shipped_models(tmp_path):
     for name in ("model.tflite", "model_data.cc", "model_data.h", "model_settings.h", "model_card.json", "README.md"):
         assert (tmp_path / "models" / "kd-21kb" / name).is_file(), name
     card = json.loads((tmp_path / "models" / "kd-248kb" / "model_card.json").read_text())
-    assert card["flash_bytes"] == results["final"]["kd-248kb"]["flash_bytes"]
+    assert card["flash_bytes"] == results["final"]["kd-248kb"]["flash_bytes"] and card["views"] == 1
+    # The 21 KB student's views (1 or 8 inferences a map) are chosen on validation.
+    small = results["final"]["kd-21kb"]
+    by_views = small["int8_val_exact_match_by_views"]
+    assert set(by_views) == {"1", "8"} and by_views[str(small["views"])] == max(by_views.values())
+    assert json.loads((tmp_path / "models" / "kd-21kb" / "model_card.json").read_text())["views"] == small["views"]
     table = out.with_suffix(".md").read_text()
     assert "| teacher (vgg7) |" in table and "(chosen)" in table
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from kd_keras.data import generate_wafer_maps
+from tflite.c_sources import model_settings_h
 from tflite.micro import measure_arena_bytes, run_litert, run_micro
 
 SHIPPED = sorted(p for p in (Path(__file__).resolve().parents[1] / "models").iterdir() if p.is_dir())
@@ -23,8 +24,7 @@ def test_shipped_model_is_consistent(model_dir):
     name = card["name"]
     assert f"constexpr unsigned int g_{name}_model_data_size = {len(flatbuffer)};" in \
         (model_dir / "model_data.h").read_text()
-    assert f"constexpr int kTensorArenaSize = {card['tensor_arena_size']};" in \
-        (model_dir / "model_settings.h").read_text()
+    assert (model_dir / "model_settings.h").read_text() == model_settings_h(name, card)
     assert measure_arena_bytes(flatbuffer) == card["arena_bytes"]
     maps = generate_wafer_maps(38, seed=0).maps
     micro, litert = run_micro(flatbuffer, maps), run_litert(flatbuffer, maps)

@@ -12,14 +12,15 @@ import keras
 import numpy as np
 import pytest
 
+from kd_keras.data import dihedral_views, generate_wafer_maps
 from kd_keras.data.labels import PATTERN_NAMES, encode_patterns
 from kd_keras.data.pipeline import make_dataset
-from kd_keras.evaluation import decode
+from kd_keras.evaluation import decode, evaluate
 from kd_keras.models import build_student
 from kd_keras.runs import load_splits
 from kd_keras.training import cosine_adamw, multilabel_metrics, steps_for
 from tflite.export import ConversionError, export_model, parse_budget, write_model_readme
-from tflite.harness import compare_with_references
+from tflite.harness import compare_with_references, micro_logits
 from tflite.micro import run_litert, run_micro
 from tflite.quantize import convert_int8
 
@@ -120,7 +121,7 @@ def test_sources_compile_for_host_and_cortex_m(trained, tmp_path):
 
 
 def test_sample_map_header_is_the_documented_synthetic_map():
-    from kd_keras.data import generate_wafer_maps, pattern_name
+    from kd_keras.data import pattern_name
     from tflite.c_sources import sample_map_h
 
     data = generate_wafer_maps(38, seed=0)
@@ -134,22 +135,77 @@ def test_patterns_header_is_generated_from_the_label_codec():
     assert (REPO / "firmware_stub" / "patterns.h").read_text() == patterns_h()
 
 
-def test_firmware_nearest_pattern_decoding_matches_python(tmp_path):
+def host_check_program(tmp_path, name):
+    """Build firmware_stub's `name` check program for the host; its path."""
     if shutil.which("g++") is None:
         if IN_CI:
             pytest.fail("CI must have g++")
         pytest.skip("g++ not installed")
-    result = subprocess.run(["make", "-C", REPO / "firmware_stub", f"BUILD={tmp_path}",
-                             f"{tmp_path}/host/patterns_check"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(["make", "-C", REPO / "firmware_stub", f"BUILD={tmp_path}", f"{tmp_path}/host/{name}"],
+                            capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+    return tmp_path / "host" / name
+
+
+def test_firmware_nearest_pattern_decoding_matches_python(tmp_path):
+    patterns_check = host_check_program(tmp_path, "patterns_check")
     # int8 outputs tie often (two defects at the same value): both sides must break ties alike.
     outputs = np.random.default_rng(0).integers(-128, 128, (2000, 8))
     scale, zero_point = 0.0625, -3  # a power of two: the float sums in Python are exact too
     stdin = f"{zero_point}\n" + "\n".join(" ".join(map(str, row)) for row in outputs)
-    decoded = subprocess.run([tmp_path / "host" / "patterns_check"], input=stdin, capture_output=True,
+    decoded = subprocess.run([patterns_check], input=stdin, capture_output=True,
                              text=True, check=True).stdout.split()
     expected = encode_patterns(decode(scale * (outputs - zero_point), "nearest"))
     assert [int(i) for i in decoded] == expected.tolist()
+
+
+def test_firmware_views_are_the_toolkit_views(tmp_path):
+    views_check = host_check_program(tmp_path, "views_check")
+    die_map = generate_wafer_maps(38, seed=0).maps[5]
+    printed = subprocess.run([views_check], input=" ".join(map(str, die_map.ravel())), capture_output=True,
+                             text=True, check=True).stdout.split()
+    expected = ["".join(map(str, view.ravel())) for view in dihedral_views(die_map[None])]
+    assert printed == expected and len(set(printed)) == 8  # 8 different views, in the same order
+
+
+def test_eight_views_are_rotation_invariant(trained, parts):
+    _, root, _ = trained
+    flatbuffer = (root / "out" / "model.tflite").read_bytes()
+    maps = parts["test"].maps[:40]
+    eight = micro_logits(flatbuffer, maps, views=8)
+    np.testing.assert_allclose(micro_logits(flatbuffer, np.rot90(maps, 1, axes=(1, 2)), views=8), eight, atol=1e-5)
+    np.testing.assert_allclose(micro_logits(flatbuffer, maps[:, ::-1], views=8), eight, atol=1e-5)
+    assert not np.allclose(micro_logits(flatbuffer, maps), eight)  # one view is not the mean of eight
+    with pytest.raises(ValueError, match="views must be 1 or 8"):
+        micro_logits(flatbuffer, maps, views=4)
+
+
+def test_convert_and_evaluate_clis_with_eight_views(trained, parts, tmp_path):
+    from kd_keras.data import save_mixedwm38
+
+    model, root, _ = trained
+    data = tmp_path / "data.npz"
+    save_mixedwm38(data, np.concatenate([parts["train"].maps, parts["test"].maps]),
+                   np.concatenate([parts["train"].labels, parts["test"].labels]))
+    out = tmp_path / "views"
+    result = run_module("tflite.convert", root / "net1.keras", "--data", data, "--out", out, "--views", 8)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test maps, mean of 8 views: float" in result.stdout
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["views"] == 8 and "constexpr int kNumViews = 8;" in (out / "model_settings.h").read_text()
+    assert card["accuracy"]["float_exact_match"] > 0.1
+
+    test = parts["test"]
+    test_file = tmp_path / "test.npz"
+    save_mixedwm38(test_file, test.maps, test.labels)
+    result = run_module("tflite.evaluate", out, "--data", test_file, "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout)
+    eight_views = micro_logits((out / "model.tflite").read_bytes(), test.maps, views=8)
+    assert report["views"] == 8 and report["metrics"]["exact_match"] == evaluate(eight_views, test.labels)["exact_match"]
+
+    result = run_module("tflite.convert", root / "net1.keras", "--data", data, "--out", out, "--views", 4)
+    assert result.returncode == 2 and "invalid choice: 4" in result.stderr
 
 
 def test_over_budget_fails_with_the_overshoot_and_writes_nothing(trained, parts, tmp_path):
@@ -286,6 +342,44 @@ def test_convert_cli_with_quantization_aware_training(trained, parts, tmp_path):
     assert accuracy["test_maps"] == 152 and accuracy["int8_exact_match"] >= accuracy["float_exact_match"] - 0.03, accuracy
 
 
+def weight_scale_counts(flatbuffer):
+    """How many scales each constant (weight or bias) tensor of a flatbuffer carries."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    return [len(tensor.quantization.scale) for tensor in model.subgraphs[0].tensors
+            if model.buffers[tensor.buffer].data is not None and tensor.quantization.scale is not None]
+
+
+def test_convert_cli_with_per_tensor_weight_scales(trained, parts, tmp_path):
+    from kd_keras.data import save_mixedwm38
+
+    model, root, per_channel_card = trained
+    data = tmp_path / "data.npz"
+    save_mixedwm38(data, np.concatenate([parts["train"].maps, parts["test"].maps]),
+                   np.concatenate([parts["train"].labels, parts["test"].labels]))
+    result = run_module("tflite.convert", root / "net1.keras", "--data", data, "--out", tmp_path / "per-tensor",
+                        "--per-tensor")
+    assert result.returncode == 0, result.stderr[-3000:]
+    card = json.loads((tmp_path / "per-tensor" / "model_card.json").read_text())
+    flatbuffer = (tmp_path / "per-tensor" / "model.tflite").read_bytes()
+    assert card["weight_scales"] == "per-tensor" and per_channel_card["weight_scales"] == "per-channel"
+    assert set(weight_scale_counts(flatbuffer)) == {1}
+    per_channel_counts = weight_scale_counts((root / "out" / "model.tflite").read_bytes())
+    assert max(per_channel_counts) > 1
+    # Each scale dropped saves its float32 and its int64 zero point: 12 bytes, less some alignment
+    # padding (measured: 2,512 bytes for 210 scales).
+    assert per_channel_card["flash_bytes"] - card["flash_bytes"] >= 11 * (sum(per_channel_counts) - len(per_channel_counts))
+    report = compare_with_references(flatbuffer, model, parts["test"])
+    assert report["micro_vs_litert_max_int8_difference"] <= 1
+    assert abs(report["int8_accuracy_drop"]) <= 0.03, report
+
+    result = run_module("tflite.convert", root / "net1.keras", "--data", data, "--out", tmp_path / "refused",
+                        "--per-tensor", "--qat")
+    assert result.returncode == 1 and "post-training quantization only, not QAT" in result.stderr
+    assert not (tmp_path / "refused").exists()
+
+
 # --- A segmentation + classification model (Paper 2): two int8 outputs ----------------------------
 
 @pytest.fixture(scope="module")
@@ -380,6 +474,15 @@ def test_segclass_convert_and_evaluate_clis(segclass, tmp_path):
     report = json.loads(result.stdout)
     assert report["metrics"]["maps"] == 380 and 0.8 < report["metrics"]["dice"] <= 1
     assert report["compare"]["micro_vs_litert_max_int8_difference"] <= 1
+
+
+def test_eight_views_of_a_mask_model_are_refused(segclass, tmp_path):
+    model, _, _, parts = segclass
+    with pytest.raises(ValueError, match="needs a classifier with 8 defect logits; this model's outputs are "
+                                         "pattern_logits, mask_logits"):
+        export_model(model, tmp_path / "out", parts["train"].maps, name="lightwafer",
+                     budget_bytes=parse_budget("248KB"), views=8)
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_output_of_unknown_shape_is_refused(parts, tmp_path):

@@ -107,6 +107,10 @@ constexpr int kInputZeroPoint = {quant['zero_point']};
 // The int8 value of each die value: 0 off-wafer, 1 good, 2 failed.
 constexpr int8_t kDieValueInt8[3] = {{{die_values}}};
 {outputs}
+// Inferences per map: the outputs are summed over this many rotations/flips of the map
+// (dihedral_views.h), as the card's accuracy was measured.
+constexpr int kNumViews = {card.get('views', 1)};
+
 // Measured by TFLite Micro's recording allocator ({card['arena_bytes']:,} bytes), plus a margin.
 constexpr int kTensorArenaSize = {card['tensor_arena_size']};
 
@@ -189,7 +193,9 @@ constexpr const char* kPatternNames[kNumPatterns] = {{{_c_string_list(PATTERN_NA
 // does not. As log sigmoid(z) - log sigmoid(-z) = z, that is a constant plus the sum of the
 // pattern's own outputs, so integer sums of the int8 outputs decide, exactly; ties go to the
 // first pattern. Unlike thresholding at 0, the answer is always one of the {len(PATTERN_NAMES)}.
-inline int NearestPattern(const int8_t* outputs, int zero_point) {{
+// `outputs` may also be int32 sums over several views, less their zero points (zero_point 0).
+template <typename Output>
+inline int NearestPattern(const Output* outputs, int zero_point) {{
   int best = 0;
   int best_score = 0;  // Normal: no defect, an empty sum
   for (int p = 1; p < kNumPatterns; ++p) {{

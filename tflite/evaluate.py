@@ -9,7 +9,9 @@ confusion table of the int8 model as TFLite Micro runs it, with its flash bytes,
 inference. --compare also runs the float Keras model (--model, default: the one the card
 names) and LiteRT's reference kernels: TFLite Micro vs LiteRT max difference (int8 units,
 expected 0), int8 vs float accuracy drop and disagreement rate. --budget: exit 1 when
-model.tflite is over it, saying by how much and which layers weigh most.
+model.tflite is over it, saying by how much and which layers weigh most. A model converted
+with `--views 8` is run as its firmware runs it: on all 8 rotations/flips of each map, its
+outputs summed (the --compare figures stay single-view).
 """
 
 import argparse
@@ -53,7 +55,8 @@ def run(args):
     result = {"model": str(args.model_dir), "data": str(args.data),
               "flash_bytes": card["flash_bytes"], "arena_bytes": card["arena_bytes"],
               "macs_per_inference": card["macs_per_inference"],
-              "metrics": output_metrics(micro_outputs(flatbuffer, data.maps), data)}
+              "views": card.get("views", 1),
+              "metrics": output_metrics(micro_outputs(flatbuffer, data.maps, card.get("views", 1)), data)}
     if args.compare:
         model_path = args.model or Path(card.get("source_model", ""))
         result["compare"] = compare_with_references(flatbuffer, load_model(model_path), data)
@@ -63,7 +66,8 @@ def run(args):
         metrics = result["metrics"]
         print(f"{args.model_dir}: {card['flash_bytes']:,} bytes of flash, {card['arena_bytes']:,} bytes of arena, "
               f"{card['macs_per_inference']:,} MACs per inference")
-        print(f"TFLite Micro, int8, {metrics['maps']} maps of {args.data}: "
+        views = f", outputs summed over {result['views']} rotations/flips" if result["views"] > 1 else ""
+        print(f"TFLite Micro, int8, {metrics['maps']} maps of {args.data}{views}: "
               f"exact-match accuracy {100 * metrics['exact_match']:.2f}%\n")
         if "dice" in metrics:  # a segmentation + classification model
             print(f"macro F1 {metrics['macro_f1']:.4f}; defect mask: Dice {metrics['dice']:.4f}, "

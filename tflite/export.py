@@ -29,6 +29,7 @@ import numpy as np
 from kd_keras.data.labels import DEFECT_NAMES, PATTERN_NAMES
 from kd_keras.fileio import atomic_path
 from tflite.c_sources import RESOLVER_METHODS, check_c_identifier, model_data_cc, model_data_h, model_settings_h
+from tflite.harness import check_views
 from tflite.micro import (
     MULTILABEL, OUTPUT_KINDS, PATTERN, input_quantization, measure_arena_bytes, output_kinds,
     output_quantizations, quantize_maps,
@@ -136,7 +137,7 @@ def build_card(model, flatbuffer, name, ops, arena_bytes, accuracy=None):
 
 
 def export_model(model, out_dir, representative_maps, *, name, budget_bytes, accuracy_fn=None,
-                 source_model=None, qat_epochs=0):
+                 source_model=None, qat_epochs=0, per_channel=True, views=1):
     """Convert `model` to int8 and write the deployable directory `out_dir`; return its model card.
 
     Args:
@@ -147,19 +148,27 @@ def export_model(model, out_dir, representative_maps, *, name, budget_bytes, acc
         source_model: the float `.keras` file, recorded in the card for later comparisons.
         qat_epochs: if positive, quantization-aware fine-tuning for that many epochs on the
             representative maps (see `tflite.qat`) instead of post-training quantization.
+        per_channel: one weight scale per output channel (True) or per tensor (False: a
+            smaller file, see `tflite.quantize.convert_int8`); post-training only.
+        views: 8 to have the firmware average a classifier's outputs over the 8
+            rotations/flips of each map (8 inferences a map; `kNumViews` in model_settings.h).
+            The caller's `accuracy_fn` should measure with the same views.
     Raises:
         ConversionError: over budget, or an op TFLite Micro cannot run.
     """
     check_c_identifier(name)
+    if qat_epochs and not per_channel:
+        raise ConversionError("per-tensor weight scales are available with post-training quantization only, not QAT")
     if qat_epochs:
         from tflite.qat import quantization_aware_finetune  # switches tf.keras to tf_keras
 
         flatbuffer = quantization_aware_finetune(model, representative_maps, epochs=qat_epochs)
     else:
-        flatbuffer = convert_int8(model, representative_maps)
+        flatbuffer = convert_int8(model, representative_maps, per_channel=per_channel)
     flatbuffer = strip_names(flatbuffer)
     ops = list(dict.fromkeys(op_names(flatbuffer)))
     _check_ops(ops)
+    check_views(views, output_kinds(flatbuffer))
     check_budget(len(flatbuffer), budget_bytes, heaviest_layers(model))
     try:
         arena_bytes = measure_arena_bytes(flatbuffer)
@@ -168,6 +177,8 @@ def export_model(model, out_dir, representative_maps, *, name, budget_bytes, acc
     card = build_card(model, flatbuffer, name, ops, arena_bytes, accuracy_fn(flatbuffer) if accuracy_fn else None)
     card["source_model"] = str(source_model) if source_model else None
     card["quantization"] = f"quantization-aware training, {qat_epochs} epochs" if qat_epochs else "post-training"
+    card["weight_scales"] = "per-channel" if per_channel else "per-tensor"
+    card["views"] = views
     _write_directory(Path(out_dir), {
         "model.tflite": flatbuffer,
         "model_data.cc": model_data_cc(name, flatbuffer),
@@ -197,7 +208,8 @@ def write_model_readme(model_dir, summary, made_by):
     if accuracy:
         sentence = (f"Exact-match accuracy on the {accuracy['test_maps']:,} test maps of its run's split: float "
                     f"{100 * accuracy['float_exact_match']:.2f}%, int8 in TFLite Micro "
-                    f"{100 * accuracy['int8_exact_match']:.2f}% ({card['quantization']} quantization)")
+                    f"{100 * accuracy['int8_exact_match']:.2f}% ({card['quantization']} quantization"
+                    f"{', per-tensor weight scales' if card.get('weight_scales') == 'per-tensor' else ''})")
         if "int8_exact_match_nearest" in accuracy:  # cards written before nearest decoding lack it
             sentence += (f"; {100 * accuracy['int8_exact_match_nearest']:.2f}% decoded to the nearest of the 38 "
                          "patterns (`NearestPattern()` in firmware_stub/patterns.h)")
@@ -205,6 +217,10 @@ def write_model_readme(model_dir, summary, made_by):
             sentence += (f"; defect-mask Dice float {accuracy['float_dice']:.4f}, int8 {accuracy['int8_dice']:.4f} "
                          f"(IoU {accuracy['float_iou']:.4f}, {accuracy['int8_iou']:.4f})")
         lines += [sentence + ".", ""]
+    if card.get("views", 1) > 1:
+        lines += [f"The firmware runs the model on all {card['views']} rotations/flips of each map and sums its "
+                  f"outputs (`kNumViews` in model_settings.h): {card['views']} inferences, "
+                  f"{card['views'] * card['macs_per_inference']:,} MACs a map; the accuracy above is measured so.", ""]
     lines += [
         f"Input: the raw 52x52 die map as int8, die values 0/1/2 -> {card['input']['die_value_int8']} "
         f"(`kDieValueInt8` in model_settings.h). {_outputs_sentence(card['outputs'])}", "",

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
+from kd_keras.data import dihedral_views
 from kd_keras.evaluation import decode, evaluate, evaluate_segclass
+from kd_keras.models import DihedralMean
 from kd_keras.runs import predict_logits
 from kd_keras.segclass_distillation import predict_segclass
 from tflite.micro import (
@@ -44,14 +46,34 @@ def load_converted(model_dir):
     return card, flatbuffer
 
 
-def micro_outputs(flatbuffer, maps):
-    """{output kind: float logits} of TFLite Micro on raw die maps (its int8 outputs, dequantized)."""
-    return dequantized_outputs(flatbuffer, run_micro(flatbuffer, maps))
+VIEWS = (1, 8)
 
 
-def micro_logits(flatbuffer, maps):
+def check_views(views, kinds):
+    """Refuse a number of views other than 1 or 8, and 8 views of a model that draws a mask."""
+    if views not in VIEWS:
+        raise ValueError(f"views must be 1 or 8 (every rotation/flip of the map), got {views}")
+    if views > 1 and kinds != [MULTILABEL]:
+        raise ValueError(f"averaging over {views} views needs a classifier with 8 defect logits; "
+                         f"this model's outputs are {', '.join(kinds)}")
+
+
+def micro_outputs(flatbuffer, maps, views=1):
+    """{output kind: float logits} of TFLite Micro on raw die maps (its int8 outputs, dequantized).
+
+    `views=8`: a classifier's logits averaged over the 8 rotations/flips of each map
+    (`kd_keras.data.dihedral_views`): 8 inferences a map, as the firmware runs them when
+    its model_settings.h says kNumViews = 8."""
+    kinds = output_kinds(flatbuffer)
+    check_views(views, kinds)
+    per_view = [dequantized_outputs(flatbuffer, run_micro(flatbuffer, view))
+                for view in (dihedral_views(maps) if views > 1 else [maps])]
+    return {kind: np.mean([outputs[kind] for outputs in per_view], axis=0) for kind in kinds}
+
+
+def micro_logits(flatbuffer, maps, views=1):
     """The 8 defect logits of a classifier in TFLite Micro on raw die maps (dequantized)."""
-    return micro_outputs(flatbuffer, maps)[MULTILABEL]
+    return micro_outputs(flatbuffer, maps, views)[MULTILABEL]
 
 
 def dequantized_outputs(flatbuffer, int8_outputs):
@@ -60,12 +82,13 @@ def dequantized_outputs(flatbuffer, int8_outputs):
             in zip(output_kinds(flatbuffer), int8_outputs, output_quantizations(flatbuffer), strict=True)}
 
 
-def float_outputs(model, maps, kinds):
+def float_outputs(model, maps, kinds, views=1):
     """The float Keras model's logits on raw die maps, keyed like `micro_outputs`."""
+    check_views(views, kinds)
     if MASK in kinds:
         pattern_logits, mask_logits = predict_segclass(model, maps)
         return {PATTERN: pattern_logits, MASK: mask_logits[..., None]}
-    return {MULTILABEL: predict_logits(model, maps)}
+    return {MULTILABEL: predict_logits(DihedralMean(model) if views > 1 else model, maps)}
 
 
 def output_metrics(outputs, data):
@@ -75,15 +98,16 @@ def output_metrics(outputs, data):
     return evaluate(outputs[MULTILABEL], data.labels)
 
 
-def accuracy_figures(model, flatbuffer, data):
+def accuracy_figures(model, flatbuffer, data, views=1):
     """Exact-match accuracy of the float model and of the int8 model in TFLite Micro on `data`.
 
     8 defect logits: thresholded at 0 and decoded to the nearest of the 38 patterns (as the
-    firmware can). A mask and 38 pattern logits: pattern accuracy, macro F1, mask Dice and IoU."""
+    firmware can), averaged over `views` rotations/flips of each map (see `micro_outputs`).
+    A mask and 38 pattern logits: pattern accuracy, macro F1, mask Dice and IoU."""
     kinds = output_kinds(flatbuffer)
     figures = {"test_maps": len(data)}
-    for kind, outputs in (("float", float_outputs(model, data.maps, kinds)),
-                          ("int8", micro_outputs(flatbuffer, data.maps))):
+    for kind, outputs in (("float", float_outputs(model, data.maps, kinds, views)),
+                          ("int8", micro_outputs(flatbuffer, data.maps, views))):
         metrics = output_metrics(outputs, data)
         figures[f"{kind}_exact_match"] = metrics["exact_match"]
         if MASK in kinds:

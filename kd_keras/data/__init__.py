@@ -17,7 +17,7 @@ from kd_keras.data.labels import (
     InvalidLabelError, decode_patterns, encode_patterns, flags_name, parse_pattern_name, pattern_name,
 )
 from kd_keras.data.mixedwm38 import (
-    FAILED_DIE, GOOD_DIE, MAP_SIZE, OFF_WAFER, WaferDataError, WaferMaps, describe,
+    FAILED_DIE, GOOD_DIE, MAP_SIZE, OFF_WAFER, WaferDataError, WaferMaps, describe, dihedral_views,
     load_mixedwm38, save_mixedwm38, segmentation_masks,
 )
 from kd_keras.data.splits import DEFAULT_FRACTIONS, Split, split_data, stratified_split

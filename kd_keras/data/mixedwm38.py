@@ -106,6 +106,20 @@ class WaferMaps:
         )
 
 
+def dihedral_views(maps):
+    """The 8 rotations/reflections of (N, H, W) maps, as 8 arrays: view v is the maps turned
+    by 90 degrees (as `WaferMaps.rotated`) v // 2 times, then, for odd v, mirrored (columns
+    reversed). The firmware's `dihedral_views.h` and `models.DihedralMean` use this order.
+
+    >>> views = dihedral_views(np.arange(4).reshape(1, 2, 2))
+    >>> [view[0].tolist() for view in views[:3]]
+    [[[0, 1], [2, 3]], [[1, 0], [3, 2]], [[1, 3], [0, 2]]]
+    """
+    maps = np.asarray(maps)
+    turned = [np.rot90(maps, quarter_turns, axes=(1, 2)) for quarter_turns in range(4)]
+    return [np.ascontiguousarray(view) for turn in turned for view in (turn, turn[:, :, ::-1])]
+
+
 def segmentation_masks(maps):
     """Defect masks of die maps: 1 where a die failed, as WaferSegClassNet defines them."""
     return (np.asarray(maps) == FAILED_DIE).astype(np.uint8)

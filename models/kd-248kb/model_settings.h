@@ -29,6 +29,10 @@ constexpr const char* kDefectNames[kNumDefects] = {"Center", "Donut", "Edge-Loc"
 // A defect is present when its int8 output is above this (logit 0, probability 0.5).
 constexpr int8_t kDetectionThresholdInt8 = -13;
 
+// Inferences per map: the outputs are summed over this many rotations/flips of the map
+// (dihedral_views.h), as the card's accuracy was measured.
+constexpr int kNumViews = 1;
+
 // Measured by TFLite Micro's recording allocator (62,992 bytes), plus a margin.
 constexpr int kTensorArenaSize = 69296;
 

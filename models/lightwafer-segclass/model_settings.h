@@ -37,6 +37,10 @@ constexpr int kMaskOutputZeroPoint = 16;
 // A die is in the defect mask when its int8 output is above this (logit 0, probability 0.5).
 constexpr int8_t kMaskThresholdInt8 = 16;
 
+// Inferences per map: the outputs are summed over this many rotations/flips of the map
+// (dihedral_views.h), as the card's accuracy was measured.
+constexpr int kNumViews = 1;
+
 // Measured by TFLite Micro's recording allocator (622,624 bytes), plus a margin.
 constexpr int kTensorArenaSize = 684896;
 
