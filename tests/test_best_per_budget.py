@@ -7,6 +7,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from best_per_budget import markdown  # noqa: E402
 STAGES = ["teacher", "teacher logits (8 views)", "questions", "size sweep", "paper 1 students", "our students",
           "conversion"]
 
@@ -42,6 +45,7 @@ def test_quick_benchmark_writes_results_runs_and_shipped_models(tmp_path):
     assert json.loads((tmp_path / "models" / "kd-21kb" / "model_card.json").read_text())["views"] == small["views"]
     table = out.with_suffix(".md").read_text()
     assert "| teacher (vgg7) |" in table and "(chosen)" in table
+    assert markdown(results) == table  # the table can be rebuilt from the JSON alone
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "runs" / "teacher" / "teacher.keras").is_file()
     assert (tmp_path / "runs" / "kd-21kb" / "metrics.json").is_file()
