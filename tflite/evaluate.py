@@ -52,11 +52,11 @@ def confusion_lines(confusion):
 def run(args):
     card, flatbuffer = load_converted(args.model_dir)
     data = load_mixedwm38(args.data)
+    views = card.get("views", 1)  # cards written before --views existed are single-view
     result = {"model": str(args.model_dir), "data": str(args.data),
               "flash_bytes": card["flash_bytes"], "arena_bytes": card["arena_bytes"],
-              "macs_per_inference": card["macs_per_inference"],
-              "views": card.get("views", 1),
-              "metrics": output_metrics(micro_outputs(flatbuffer, data.maps, card.get("views", 1)), data)}
+              "macs_per_inference": card["macs_per_inference"], "views": views,
+              "metrics": output_metrics(micro_outputs(flatbuffer, data.maps, views), data)}
     if args.compare:
         model_path = args.model or Path(card.get("source_model", ""))
         result["compare"] = compare_with_references(flatbuffer, load_model(model_path), data)
@@ -66,8 +66,8 @@ def run(args):
         metrics = result["metrics"]
         print(f"{args.model_dir}: {card['flash_bytes']:,} bytes of flash, {card['arena_bytes']:,} bytes of arena, "
               f"{card['macs_per_inference']:,} MACs per inference")
-        views = f", outputs summed over {result['views']} rotations/flips" if result["views"] > 1 else ""
-        print(f"TFLite Micro, int8, {metrics['maps']} maps of {args.data}{views}: "
+        summed = f", outputs summed over {views} rotations/flips" if views > 1 else ""
+        print(f"TFLite Micro, int8, {metrics['maps']} maps of {args.data}{summed}: "
               f"exact-match accuracy {100 * metrics['exact_match']:.2f}%\n")
         if "dice" in metrics:  # a segmentation + classification model
             print(f"macro F1 {metrics['macro_f1']:.4f}; defect mask: Dice {metrics['dice']:.4f}, "
