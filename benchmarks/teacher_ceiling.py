@@ -1,0 +1,161 @@
+"""How high can a teacher go on this split? Teachers trained alike, and the maps they all miss.
+
+    python benchmarks/teacher_ceiling.py            # 27 minutes on 2 CPU cores (measured)
+    python benchmarks/teacher_ceiling.py --quick --seeds 0 1 --runs /tmp/r --out /tmp/res/ceiling
+
+Every student is bounded by its teacher, and issue 7 asks for 99%. This trains the
+benchmark's teacher (`best_per_budget.TEACHER`, same seeded split) from several initial
+seeds and reports, on validation and test:
+
+- each teacher's exact match, one view and the mean of its 8 rotations/flips;
+- their ensemble (mean of the 8-view logits);
+- how many validation maps every teacher gets wrong, against any of them: mistakes that
+  independent teachers share come from the maps, not from one training run;
+- per-defect thresholds tuned on validation (instead of logit 0), and what they do on test.
+
+Writes `benchmarks/results/teacher_ceiling.json` (every figure, wall times, versions), `.md`
+(tables) and `.png` (the validation maps every teacher gets wrong, with their labels and the
+ensemble's reading). `--quick`: 380 synthetic maps, one epoch; its figures mean nothing.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from best_per_budget import DEFAULT_DATA, SEED, TEACHER  # noqa: E402
+from kd_keras.data.labels import DEFECT_ABBREVIATIONS  # noqa: E402
+from kd_keras.evaluation import decode, worst_mistakes  # noqa: E402
+from kd_keras.fileio import atomic_path  # noqa: E402
+from kd_keras.models import DihedralMean  # noqa: E402
+from kd_keras.plots import plot_mistakes  # noqa: E402
+from kd_keras.runs import load_splits, predict_logits, versions, write_json  # noqa: E402
+from kd_keras.training import train_teacher  # noqa: E402
+
+SPLITS = ("val", "test")
+THRESHOLD_GRID = np.arange(-3.0, 3.01, 0.25)
+GALLERY_MAPS = 30
+
+
+def exact_match(logits, labels, thresholds=0.0):
+    return float(((np.asarray(logits) > thresholds) == (np.asarray(labels) > 0.5)).all(axis=1).mean())
+
+
+def tune_thresholds(logits, labels, grid=THRESHOLD_GRID, rounds=2):
+    """Per-defect logit thresholds that maximize exact match on (logits, labels), one defect
+    at a time (coordinate ascent); ties go to the threshold nearest 0."""
+    thresholds = np.zeros(logits.shape[1])
+    for _ in range(rounds):
+        for defect in range(len(thresholds)):
+            def score(value, defect=defect):
+                trial = thresholds.copy()
+                trial[defect] = value
+                return exact_match(logits, labels, trial), -abs(value)
+            thresholds[defect] = max(grid, key=score)
+    return thresholds
+
+
+def analyse(logits, labels):
+    """The figures of the report from each teacher's logits: {seed: {views: {split: logits}}}."""
+    teachers = {seed: {f"{split}_exact_match_{views}_view{'s' * (views > 1)}": exact_match(
+        by_views[views][split], labels[split]) for views in (1, 8) for split in SPLITS}
+        for seed, by_views in logits.items()}
+    ensemble = {split: np.mean([by_views[8][split] for by_views in logits.values()], axis=0) for split in SPLITS}
+    wrong = np.array([~((by_views[8]["val"] > 0) == (labels["val"] > 0.5)).all(axis=1)
+                      for by_views in logits.values()])
+    thresholds = tune_thresholds(ensemble["val"], labels["val"])
+    return {
+        "teachers": teachers,
+        "ensemble": {f"{split}_exact_match": exact_match(ensemble[split], labels[split]) for split in SPLITS},
+        "val_maps": int(wrong.shape[1]),
+        "val_maps_wrong_by_every_teacher": int(wrong.all(axis=0).sum()),
+        "val_maps_wrong_by_any_teacher": int(wrong.any(axis=0).sum()),
+        "tuned_thresholds": {
+            "per_defect": dict(zip(DEFECT_ABBREVIATIONS, thresholds.tolist())),
+            **{f"{split}_exact_match": exact_match(ensemble[split], labels[split], thresholds) for split in SPLITS}},
+    }, ensemble, wrong.all(axis=0)
+
+
+def percent(value):
+    return f"{100 * value:.2f}%"
+
+
+def markdown(results):
+    lines = [f"# Teacher ceiling: {results['recipe']['arch']} teachers trained alike from {len(results['teachers'])} "
+             f"seeds", "", f"Data: {results['data']}. Reproduce: `python benchmarks/teacher_ceiling.py`.", "",
+             "| teacher | val, 1 view | val, 8 views | test, 1 view | test, 8 views |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for seed, row in results["teachers"].items():
+        lines.append(f"| seed {seed} | {percent(row['val_exact_match_1_view'])} | "
+                     f"{percent(row['val_exact_match_8_views'])} | {percent(row['test_exact_match_1_view'])} | "
+                     f"{percent(row['test_exact_match_8_views'])} |")
+    ensemble, tuned = results["ensemble"], results["tuned_thresholds"]
+    lines += [f"| ensemble (mean of the 8-view logits) | - | {percent(ensemble['val_exact_match'])} | - | "
+              f"{percent(ensemble['test_exact_match'])} |",
+              f"| ensemble, per-defect thresholds tuned on val | - | {percent(tuned['val_exact_match'])} | - | "
+              f"{percent(tuned['test_exact_match'])} |", "",
+              f"Validation maps (of {results['val_maps']:,}) that every teacher gets wrong: "
+              f"{results['val_maps_wrong_by_every_teacher']}; that at least one gets wrong: "
+              f"{results['val_maps_wrong_by_any_teacher']}.", "",
+              "Tuned thresholds (logits; 0 is the plain 0.5 probability): "
+              + ", ".join(f"{name} {value:+.2f}" for name, value in tuned["per_defect"].items()) + ".", ""]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="initial seeds of the teachers (the split stays seed 0's; default 0 1 2)")
+    parser.add_argument("--runs", type=Path, default=REPO / "runs" / "teacher-ceiling",
+                        help="where the teachers' run directories go")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "teacher_ceiling",
+                        help="results path without suffix (.json, .md, .png are written)")
+    parser.add_argument("--quick", action="store_true", help="380 synthetic maps, 1 epoch per teacher")
+    args = parser.parse_args(argv)
+    if not args.quick and not args.data.is_file():
+        parser.error(f"no dev set at {args.data}")
+    if len(args.seeds) < 2 or len(set(args.seeds)) < len(args.seeds):
+        parser.error(f"--seeds needs at least two seeds, all different; got {args.seeds}")
+    parts = load_splits(None if args.quick else args.data, 380, SEED)
+    labels = {split: parts[split].labels for split in SPLITS}
+
+    logits, wall_seconds = {}, {}
+    for seed in args.seeds:
+        start = time.time()
+        teacher = train_teacher(parts, args.runs / f"{TEACHER['arch']}-seed{seed}", arch=TEACHER["arch"],
+                                epochs=1 if args.quick else TEACHER["epochs"],
+                                learning_rate=TEACHER["learning_rate"], seed=seed, verbose=2)
+        logits[str(seed)] = {views: {split: predict_logits(model, parts[split].maps) for split in SPLITS}
+                             for views, model in ((1, teacher), (8, DihedralMean(teacher)))}
+        wall_seconds[f"teacher seed {seed}"] = round(time.time() - start)
+        print(f"== teacher seed {seed}: {wall_seconds[f'teacher seed {seed}']} s", flush=True)
+
+    figures, ensemble, every_wrong = analyse(logits, labels)
+    description = "380 synthetic maps" if args.quick else f"{args.data.name}, seeded 80/10/10 split (seed {SEED})"
+    results = {"data": description, "split_seed": SEED, "recipe": TEACHER, **figures,
+               "wall_seconds": wall_seconds, "versions": versions()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(args.out.with_suffix(".json"), results)
+    with atomic_path(args.out.with_suffix(".md")) as tmp:
+        tmp.write_text(markdown(results))
+    shown = [i for i in worst_mistakes(ensemble["val"], labels["val"], count=len(every_wrong)) if every_wrong[i]]
+    if shown:
+        shown = shown[:GALLERY_MAPS]
+        plot_mistakes(parts["val"].maps[shown], labels["val"][shown], decode(ensemble["val"])[shown],
+                      args.out.with_suffix(".png"),
+                      title=f"validation maps every teacher gets wrong ({len(shown)} of "
+                            f"{figures['val_maps_wrong_by_every_teacher']}, most confident first; "
+                            "'read' is the ensemble's)")
+    print(markdown(results))
+    print(f"wrote {args.out}.json, .md{' and .png' if shown else ''}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
