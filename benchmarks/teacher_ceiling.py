@@ -9,8 +9,8 @@ seeds and reports, on validation and test:
 
 - each teacher's exact match, one view and the mean of its 8 rotations/flips;
 - their ensemble (mean of the 8-view logits);
-- how many validation maps every teacher gets wrong, against any of them: mistakes that
-  independent teachers share come from the maps, not from one training run;
+- how many maps every teacher gets wrong, against any of them: mistakes that independent
+  teachers share come from the maps, not from one training run;
 - per-defect thresholds tuned on validation (instead of logit 0), and what they do on test.
 
 Writes `benchmarks/results/teacher_ceiling.json` (every figure, wall times, versions), `.md`
@@ -66,19 +66,19 @@ def analyse(logits, labels):
         by_views[views][split], labels[split]) for views in (1, 8) for split in SPLITS}
         for seed, by_views in logits.items()}
     ensemble = {split: np.mean([by_views[8][split] for by_views in logits.values()], axis=0) for split in SPLITS}
-    wrong = np.array([~((by_views[8]["val"] > 0) == (labels["val"] > 0.5)).all(axis=1)
-                      for by_views in logits.values()])
+    wrong = {split: np.array([~((by_views[8][split] > 0) == (labels[split] > 0.5)).all(axis=1)
+                              for by_views in logits.values()]) for split in SPLITS}
     thresholds = tune_thresholds(ensemble["val"], labels["val"])
     return {
         "teachers": teachers,
         "ensemble": {f"{split}_exact_match": exact_match(ensemble[split], labels[split]) for split in SPLITS},
-        "val_maps": int(wrong.shape[1]),
-        "val_maps_wrong_by_every_teacher": int(wrong.all(axis=0).sum()),
-        "val_maps_wrong_by_any_teacher": int(wrong.any(axis=0).sum()),
+        "maps": {split: int(wrong[split].shape[1]) for split in SPLITS},
+        "maps_wrong_by_every_teacher": {split: int(wrong[split].all(axis=0).sum()) for split in SPLITS},
+        "maps_wrong_by_any_teacher": {split: int(wrong[split].any(axis=0).sum()) for split in SPLITS},
         "tuned_thresholds": {
             "per_defect": dict(zip(DEFECT_ABBREVIATIONS, thresholds.tolist())),
             **{f"{split}_exact_match": exact_match(ensemble[split], labels[split], thresholds) for split in SPLITS}},
-    }, ensemble, wrong.all(axis=0)
+    }, ensemble, wrong["val"].all(axis=0)
 
 
 def percent(value):
@@ -99,9 +99,10 @@ def markdown(results):
               f"{percent(ensemble['test_exact_match'])} |",
               f"| ensemble, per-defect thresholds tuned on val | - | {percent(tuned['val_exact_match'])} | - | "
               f"{percent(tuned['test_exact_match'])} |", "",
-              f"Validation maps (of {results['val_maps']:,}) that every teacher gets wrong: "
-              f"{results['val_maps_wrong_by_every_teacher']}; that at least one gets wrong: "
-              f"{results['val_maps_wrong_by_any_teacher']}.", "",
+              "Maps that every teacher gets wrong (8 views each), and that at least one gets wrong: "
+              + "; ".join(f"{split} {results['maps_wrong_by_every_teacher'][split]} and "
+                          f"{results['maps_wrong_by_any_teacher'][split]} of {results['maps'][split]:,}"
+                          for split in SPLITS) + ".", "",
               "Tuned thresholds (logits; 0 is the plain 0.5 probability): "
               + ", ".join(f"{name} {value:+.2f}" for name, value in tuned["per_defect"].items()) + ".", ""]
     return "\n".join(lines)
@@ -150,7 +151,7 @@ def main(argv=None):
         plot_mistakes(parts["val"].maps[shown], labels["val"][shown], decode(ensemble["val"])[shown],
                       args.out.with_suffix(".png"),
                       title=f"validation maps every teacher gets wrong ({len(shown)} of "
-                            f"{figures['val_maps_wrong_by_every_teacher']}, most confident first; "
+                            f"{figures['maps_wrong_by_every_teacher']['val']}, most confident first; "
                             "'read' is the ensemble's)")
     print(markdown(results))
     print(f"wrote {args.out}.json, .md{' and .png' if shown else ''}")

@@ -33,15 +33,16 @@ def test_quick_run_writes_consistent_figures_table_and_gallery(tmp_path):
     results = json.loads(out.with_suffix(".json").read_text())
     assert list(results["teachers"]) == ["0", "1"] and list(results["wall_seconds"]) == ["teacher seed 0",
                                                                                          "teacher seed 1"]
-    wrong_by_teacher = [round(results["val_maps"] * (1 - row["val_exact_match_8_views"]))
-                        for row in results["teachers"].values()]
-    every, any_ = results["val_maps_wrong_by_every_teacher"], results["val_maps_wrong_by_any_teacher"]
-    assert every <= min(wrong_by_teacher) <= max(wrong_by_teacher) <= any_ <= results["val_maps"]
+    for split in ("val", "test"):
+        wrong_by_teacher = [round(results["maps"][split] * (1 - row[f"{split}_exact_match_8_views"]))
+                            for row in results["teachers"].values()]
+        every, any_ = results["maps_wrong_by_every_teacher"][split], results["maps_wrong_by_any_teacher"][split]
+        assert every <= min(wrong_by_teacher) <= max(wrong_by_teacher) <= any_ <= results["maps"][split]
     # Tuning starts at 0 and keeps a threshold only when validation does not get worse.
     assert results["tuned_thresholds"]["val_exact_match"] >= results["ensemble"]["val_exact_match"]
     assert list(results["tuned_thresholds"]["per_defect"]) == ["C", "D", "EL", "ER", "L", "NF", "S", "R"]
     assert out.with_suffix(".md").read_text() == markdown(results)
-    assert out.with_suffix(".png").is_file() == (every > 0)
+    assert out.with_suffix(".png").is_file() == (results["maps_wrong_by_every_teacher"]["val"] > 0)
     for seed in (0, 1):
         assert (tmp_path / "runs" / f"vgg7-seed{seed}" / "teacher.keras").is_file()
 
