@@ -4,8 +4,8 @@
     python benchmarks/teacher_ceiling.py --quick --seeds 0 1 --runs /tmp/r --out /tmp/res/ceiling
 
 Every student is bounded by its teacher, and issue 7 asks for 99%. This trains the
-benchmark's teacher (`best_per_budget.TEACHER`, same seeded split) from several initial
-seeds and reports, on validation and test:
+benchmark's teacher recipe (`best_per_budget.TEACHER`, same seeded split; `--arch` picks
+another architecture) from several initial seeds and reports, on validation and test:
 
 - each teacher's exact match, one view and the mean of its 8 rotations/flips;
 - their ensemble (mean of the 8-view logits);
@@ -32,7 +32,7 @@ from best_per_budget import DEFAULT_DATA, SEED, TEACHER  # noqa: E402
 from kd_keras.data.labels import DEFECT_ABBREVIATIONS  # noqa: E402
 from kd_keras.evaluation import decode, worst_mistakes  # noqa: E402
 from kd_keras.fileio import atomic_path  # noqa: E402
-from kd_keras.models import DihedralMean  # noqa: E402
+from kd_keras.models import DihedralMean, teacher_names  # noqa: E402
 from kd_keras.plots import plot_mistakes  # noqa: E402
 from kd_keras.runs import load_splits, predict_logits, versions, write_json  # noqa: E402
 from kd_keras.training import train_teacher  # noqa: E402
@@ -87,7 +87,8 @@ def percent(value):
 
 def markdown(results):
     lines = [f"# Teacher ceiling: {results['recipe']['arch']} teachers trained alike from {len(results['teachers'])} "
-             f"seeds", "", f"Data: {results['data']}. Reproduce: `python benchmarks/teacher_ceiling.py`.", "",
+             f"seeds", "", f"Data: {results['data']}. Reproduce: `python benchmarks/teacher_ceiling.py --arch "
+             f"{results['recipe']['arch']} --seeds {' '.join(results['teachers'])}`.", "",
              "| teacher | val, 1 view | val, 8 views | test, 1 view | test, 8 views |",
              "| --- | ---: | ---: | ---: | ---: |"]
     for seed, row in results["teachers"].items():
@@ -111,6 +112,8 @@ def markdown(results):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--arch", choices=teacher_names(), default=TEACHER["arch"],
+                        help=f"teacher architecture (default {TEACHER['arch']}, the benchmark's)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                         help="initial seeds of the teachers (the split stays seed 0's; default 0 1 2)")
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "teacher-ceiling",
@@ -129,7 +132,7 @@ def main(argv=None):
     logits, wall_seconds = {}, {}
     for seed in args.seeds:
         start = time.time()
-        teacher = train_teacher(parts, args.runs / f"{TEACHER['arch']}-seed{seed}", arch=TEACHER["arch"],
+        teacher = train_teacher(parts, args.runs / f"{args.arch}-seed{seed}", arch=args.arch,
                                 epochs=1 if args.quick else TEACHER["epochs"],
                                 learning_rate=TEACHER["learning_rate"], seed=seed, verbose=2)
         logits[str(seed)] = {views: {split: predict_logits(model, parts[split].maps) for split in SPLITS}
@@ -139,7 +142,7 @@ def main(argv=None):
 
     figures, ensemble, every_wrong = analyse(logits, labels)
     description = "380 synthetic maps" if args.quick else f"{args.data.name}, seeded 80/10/10 split (seed {SEED})"
-    results = {"data": description, "split_seed": SEED, "recipe": TEACHER, **figures,
+    results = {"data": description, "split_seed": SEED, "recipe": {**TEACHER, "arch": args.arch}, **figures,
                "wall_seconds": wall_seconds, "versions": versions()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out.with_suffix(".json"), results)

@@ -26,9 +26,9 @@ def test_tuned_thresholds_fix_a_defect_read_too_eagerly_and_leave_the_rest_at_ze
 
 def test_quick_run_writes_consistent_figures_table_and_gallery(tmp_path):
     out = tmp_path / "results" / "ceiling"
-    result = subprocess.run([sys.executable, "benchmarks/teacher_ceiling.py", "--quick", "--seeds", "0", "1",
-                             "--runs", tmp_path / "runs",
-                             "--out", out], cwd=REPO, capture_output=True, text=True, timeout=600)
+    result = subprocess.run([sys.executable, "benchmarks/teacher_ceiling.py", "--quick", "--arch", "vgg7",
+                             "--seeds", "0", "1", "--runs", tmp_path / "runs", "--out", out],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(out.with_suffix(".json").read_text())
     assert list(results["teachers"]) == ["0", "1"] and list(results["wall_seconds"]) == ["teacher seed 0",
@@ -42,6 +42,7 @@ def test_quick_run_writes_consistent_figures_table_and_gallery(tmp_path):
     assert results["tuned_thresholds"]["val_exact_match"] >= results["ensemble"]["val_exact_match"]
     assert list(results["tuned_thresholds"]["per_defect"]) == ["C", "D", "EL", "ER", "L", "NF", "S", "R"]
     assert out.with_suffix(".md").read_text() == markdown(results)
+    assert "`python benchmarks/teacher_ceiling.py --arch vgg7 --seeds 0 1`" in markdown(results)
     assert out.with_suffix(".png").is_file() == (results["maps_wrong_by_every_teacher"]["val"] > 0)
     for seed in (0, 1):
         assert (tmp_path / "runs" / f"vgg7-seed{seed}" / "teacher.keras").is_file()
