@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 
@@ -41,12 +42,19 @@ def test_teacher_is_resnet18():
 
 
 def test_teachers_are_registered_by_name():
-    assert teacher_names() == ["resnet18", "vgg7"]
+    assert teacher_names() == ["resnet18", "vgg7", "vgg9"]
     vgg7 = build_teacher("vgg7", seed=0)
     assert vgg7.count_params() == 293_336
     assert vgg7(np.zeros((2, 52, 52, 1), "float32")).shape == (2, 8)
     assert teacher_title(vgg7) == "vgg7" and teacher_title(DihedralMean(vgg7)) == "vgg7, mean of 8 views"
-    with pytest.raises(ValueError, match="unknown teacher 'resnet50'; choose one of resnet18, vgg7"):
+    vgg9 = build_teacher("vgg9", seed=0)
+    assert vgg9.count_params() == 305_048 and teacher_title(vgg9) == "vgg9"
+    # Two layers more than vgg7: one at 52x52, one at 26x26.
+    full_resolution = [layer for layer in vgg9.layers if isinstance(layer, keras.layers.Conv2D)
+                       and layer.output.shape[1:3] == (52, 52)]
+    assert len(full_resolution) == 2 and len([layer for layer in vgg9.layers
+                                              if isinstance(layer, keras.layers.Conv2D)]) == 9
+    with pytest.raises(ValueError, match="unknown teacher 'resnet50'; choose one of resnet18, vgg7, vgg9"):
         build_teacher("resnet50")
 
 

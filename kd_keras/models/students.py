@@ -45,14 +45,17 @@ def _conv_bn_relu(layer):
     return [layer, keras.layers.BatchNormalization(), keras.layers.ReLU()]
 
 
-def vgg_cnn(base_width, dropout=0.2, name=None):
-    """3x3 conv + BatchNorm + ReLU layers: `base_width` channels at 52x52, then 2x, 4x and 8x
-    that width, each as a stride-2 layer and a stride-1 layer; global average pooling, 8 logits.
-    The `vgg7` teacher (see `kd_keras.models.teacher`) and the `vgg19k`, `vgg74k`, `vgg225k` students."""
+def vgg_cnn(base_width, layers_per_stage=(1, 2, 2, 2), dropout=0.2, name=None):
+    """3x3 conv + BatchNorm + ReLU layers in four stages: `base_width` channels at 52x52, then 2x,
+    4x and 8x that width, each later stage opening with a stride-2 layer; global average pooling,
+    8 logits. The `vgg7` and `vgg9` teachers (see `kd_keras.models.teacher`) and the `vgg19k`,
+    `vgg74k`, `vgg225k` students."""
     layers = [keras.Input((52, 52, 1)), keras.layers.Rescaling(DIE_SCALE, name="die_scale")]
-    for width, stride in [(base_width, 1)] + [(base_width * m, s) for m in (2, 4, 8) for s in (2, 1)]:
-        layers += _conv_bn_relu(keras.layers.Conv2D(width, 3, strides=stride, padding="same", use_bias=False,
-                                                    kernel_regularizer=keras.regularizers.L2(1e-4)))
+    for stage, depth in enumerate(layers_per_stage):
+        for index in range(depth):
+            stride = 2 if stage > 0 and index == 0 else 1
+            layers += _conv_bn_relu(keras.layers.Conv2D(base_width * 2**stage, 3, strides=stride, padding="same",
+                                                        use_bias=False, kernel_regularizer=keras.regularizers.L2(1e-4)))
     layers += [keras.layers.GlobalAveragePooling2D(), keras.layers.Dropout(dropout),
                keras.layers.Dense(8, name="logits")]
     return keras.Sequential(layers, name=name)
