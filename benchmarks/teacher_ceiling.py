@@ -1,6 +1,6 @@
 """How high can a teacher go on this split? Teachers trained alike, and the maps they all miss.
 
-    python benchmarks/teacher_ceiling.py            # 27 minutes on 2 CPU cores (measured)
+    python benchmarks/teacher_ceiling.py            # 30 minutes on 2 CPU cores (measured)
     python benchmarks/teacher_ceiling.py --quick --seeds 0 1 --runs /tmp/r --out /tmp/res/ceiling
 
 Every student is bounded by its teacher, and issue 7 asks for 99%. This trains the

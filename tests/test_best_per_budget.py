@@ -49,3 +49,11 @@ def test_quick_benchmark_writes_results_runs_and_shipped_models(tmp_path):
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "runs" / "teacher" / "teacher.keras").is_file()
     assert (tmp_path / "runs" / "kd-21kb" / "metrics.json").is_file()
+
+
+def test_an_unknown_teacher_is_refused_before_any_work(tmp_path):
+    result = subprocess.run([sys.executable, "benchmarks/best_per_budget.py", "--quick", "--teacher", "vgg8",
+                             "--runs", tmp_path / "runs", "--out", tmp_path / "best"],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and "--teacher: invalid choice: 'vgg8'" in result.stderr
+    assert not list(tmp_path.iterdir())
