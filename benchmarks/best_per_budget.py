@@ -228,7 +228,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not args.quick and not args.data.is_file():
         parser.error(f"no dev set at {args.data}")
-    recipe = {**TEACHER, "arch": args.teacher}
+    teacher_recipe = {**TEACHER, "arch": args.teacher}
     epochs = (lambda n: 1) if args.quick else (lambda n: n)
     stages = Stages()
     parts = load_splits(None if args.quick else args.data, 380, SEED)
@@ -236,15 +236,16 @@ def main(argv=None):
     runs = args.runs
 
     teacher_dir = runs / "teacher"
-    teacher = stages.run("teacher", train_teacher, parts, teacher_dir, arch=recipe["arch"],
-                         epochs=epochs(recipe["epochs"]), learning_rate=recipe["learning_rate"],
+    teacher = stages.run("teacher", train_teacher, parts, teacher_dir, arch=teacher_recipe["arch"],
+                         epochs=epochs(teacher_recipe["epochs"]), learning_rate=teacher_recipe["learning_rate"],
                          seed=SEED, verbose=2)
     teacher_path = teacher_dir / TEACHER_FILE
-    report_run(teacher_dir, f"{recipe['arch']} teacher", {"teacher": (teacher, teacher_dir)}, parts, description)
+    report_run(teacher_dir, f"{teacher_recipe['arch']} teacher", {"teacher": (teacher, teacher_dir)}, parts,
+               description)
     logits = stages.run("teacher logits (8 views)", teacher_logits_cached, teacher_path, parts,
                         runs / "teacher_cache.h5", splits=("train", "val", "test"), views=8)
     results = {"data": description, "seed": SEED, "teacher": {
-        **recipe, "parameters": teacher.count_params(),
+        **teacher_recipe, "parameters": teacher.count_params(),
         "val_exact_match_8_views": evaluate(logits["val"], parts["val"].labels)["exact_match"],
         "test_exact_match_8_views": evaluate(logits["test"], parts["test"].labels)["exact_match"],
         "val_exact_match_1_view": json.loads((teacher_dir / f"{TEACHER_FILE}.json").read_text())["best"],
@@ -293,8 +294,9 @@ def main(argv=None):
             if shipped:
                 write_model_readme(out, f"Our best int8 student for the {budgets[label][:-2]} KB budget: "
                                    f"{row['student']} ({row['parameters']:,} parameters), distilled from the "
-                                   f"{recipe['arch']} teacher ({row['recipe']}; rotations/flips; teacher logits "
-                                   f"averaged over 8 views), {row['epochs']} epochs, on the real MixedWM38 dev set.",
+                                   f"{teacher_recipe['arch']} teacher ({row['recipe']}; rotations/flips; "
+                                   f"teacher logits averaged over 8 views), {row['epochs']} epochs, on the real "
+                                   "MixedWM38 dev set.",
                                    "python benchmarks/best_per_budget.py")
 
     stages.run("conversion", conversions)

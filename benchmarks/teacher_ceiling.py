@@ -42,8 +42,13 @@ THRESHOLD_GRID = np.arange(-3.0, 3.01, 0.25)
 GALLERY_MAPS = 30
 
 
+def maps_read_right(logits, labels, thresholds=0.0):
+    """Per map: are all 8 defects read right, each logit compared with its threshold?"""
+    return ((np.asarray(logits) > thresholds) == (np.asarray(labels) > 0.5)).all(axis=1)
+
+
 def exact_match(logits, labels, thresholds=0.0):
-    return float(((np.asarray(logits) > thresholds) == (np.asarray(labels) > 0.5)).all(axis=1).mean())
+    return float(maps_read_right(logits, labels, thresholds).mean())
 
 
 def tune_thresholds(logits, labels, grid=THRESHOLD_GRID, rounds=2):
@@ -66,8 +71,8 @@ def analyse(logits, labels):
         by_views[views][split], labels[split]) for views in (1, 8) for split in SPLITS}
         for seed, by_views in logits.items()}
     ensemble = {split: np.mean([by_views[8][split] for by_views in logits.values()], axis=0) for split in SPLITS}
-    wrong = {split: np.array([~((by_views[8][split] > 0) == (labels[split] > 0.5)).all(axis=1)
-                              for by_views in logits.values()]) for split in SPLITS}
+    wrong = {split: np.array([~maps_read_right(by_views[8][split], labels[split]) for by_views in logits.values()])
+             for split in SPLITS}
     thresholds = tune_thresholds(ensemble["val"], labels["val"])
     return {
         "teachers": teachers,
