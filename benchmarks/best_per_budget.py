@@ -42,10 +42,11 @@ sys.path.insert(0, str(REPO))
 
 from kd_keras.distillation import distill_student, teacher_logits_cached  # noqa: E402
 from kd_keras.evaluation import evaluate  # noqa: E402
+from kd_keras.fileio import write_text  # noqa: E402
 from kd_keras.models import DihedralMean, teacher_names  # noqa: E402
 from kd_keras.plots import plot_accuracy_vs_flash  # noqa: E402
 from kd_keras.runs import load_splits, predict_logits, report_run, versions, write_json  # noqa: E402
-from kd_keras.training import TEACHER_FILE, load_model, train_teacher  # noqa: E402
+from kd_keras.training import TEACHER_FILE, train_teacher  # noqa: E402
 from tflite.export import BUDGETS, export_model, write_model_readme  # noqa: E402
 from tflite.harness import accuracy_figures, micro_logits  # noqa: E402
 from tflite.quantize import convert_int8, strip_names  # noqa: E402
@@ -313,7 +314,7 @@ def main(argv=None):
 def write_table_and_plot(results, out):
     """Write `out`.md and `out`.png from the results; returns the Markdown."""
     table = markdown(results)
-    out.with_suffix(".md").write_text(table)
+    write_text(out.with_suffix(".md"), table)
     points = [{"label": label, "bytes": row["flash_bytes"], "accuracy": row["int8_test_exact_match_tflite_micro"],
                "group": "ours: int8 in TFLite Micro"} for label, row in results["final"].items()]
     points += [{"label": label, "bytes": size, "accuracy": accuracy, "group": "papers: float32 file"}

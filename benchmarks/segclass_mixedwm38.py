@@ -28,6 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from kd_keras import distill  # noqa: E402
+from kd_keras.fileio import write_text  # noqa: E402
 from kd_keras.runs import load_splits, write_json  # noqa: E402
 from kd_keras.training import load_model  # noqa: E402
 from tflite.export import BUDGETS, export_model, write_model_readme  # noqa: E402
@@ -175,7 +176,7 @@ def main(argv=None):
         "budget_bytes": BUDGETS[BUDGET], "wall_seconds": seconds, "versions": config["versions"],
     })
     text = table(rows)
-    args.out.with_suffix(".md").write_text(text + "\n")
+    write_text(args.out.with_suffix(".md"), text + "\n")
     print(text)
     print(f"wall time: {seconds}; wrote {args.out}.json and .md, {args.models / SHIPPED}")
     return 0

@@ -23,6 +23,7 @@ from kd_keras.data import (  # noqa: E402
     DEFECT_NAMES, NUM_PATTERNS, PATTERN_NAMES, generate_wafer_maps, load_mixedwm38,
 )
 from kd_keras.data.pipeline import make_dataset  # noqa: E402
+from kd_keras.runs import write_json  # noqa: E402
 
 import keras  # noqa: E402  (after kd_keras, which quiets TensorFlow's start-up logging)
 
@@ -103,7 +104,7 @@ def main(argv=None):
         "versions": {"keras": keras.__version__, "numpy": np.__version__},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_json(args.out, results)
     print(json.dumps({k: v for k, v in results.items() if k != "per_pattern_accuracy"}, indent=2))
     print(f"exact-match accuracy on {len(real)} real maps: {100 * correct.mean():.2f}% "
           f"(chance {100 * results['chance_exact_match']:.2f}%), wrote {args.out}")

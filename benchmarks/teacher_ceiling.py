@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 from best_per_budget import DEFAULT_DATA, SEED, TEACHER  # noqa: E402
 from kd_keras.data.labels import DEFECT_ABBREVIATIONS  # noqa: E402
 from kd_keras.evaluation import decode, worst_mistakes  # noqa: E402
-from kd_keras.fileio import atomic_path  # noqa: E402
+from kd_keras.fileio import write_text  # noqa: E402
 from kd_keras.models import DihedralMean, teacher_names  # noqa: E402
 from kd_keras.plots import plot_mistakes  # noqa: E402
 from kd_keras.runs import load_splits, predict_logits, versions, write_json  # noqa: E402
@@ -151,8 +151,7 @@ def main(argv=None):
                "wall_seconds": wall_seconds, "versions": versions()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out.with_suffix(".json"), results)
-    with atomic_path(args.out.with_suffix(".md")) as tmp:
-        tmp.write_text(markdown(results))
+    write_text(args.out.with_suffix(".md"), markdown(results))
     shown = [i for i in worst_mistakes(ensemble["val"], labels["val"], count=len(every_wrong)) if every_wrong[i]]
     if shown:
         shown = shown[:GALLERY_MAPS]
@@ -161,6 +160,8 @@ def main(argv=None):
                       title=f"validation maps every teacher gets wrong ({len(shown)} of "
                             f"{figures['maps_wrong_by_every_teacher']['val']}, most confident first; "
                             "'read' is the ensemble's)")
+    else:  # a gallery from an earlier run would show maps this run gets right
+        args.out.with_suffix(".png").unlink(missing_ok=True)
     print(markdown(results))
     print(f"wrote {args.out}.json, .md{' and .png' if shown else ''}")
     return 0

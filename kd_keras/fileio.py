@@ -33,6 +33,12 @@ def atomic_path(path):
         tmp.unlink(missing_ok=True)
 
 
+def write_text(path, text):
+    """Write `text` to `path` through `atomic_path`: the old file stays whole until the new one is."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
 def _umask():
     mask = os.umask(0)
     os.umask(mask)

@@ -16,14 +16,13 @@ import numpy as np
 from kd_keras.data import generate_wafer_maps, load_mixedwm38, split_data
 from kd_keras.data.labels import DEFECT_NAMES
 from kd_keras.evaluation import evaluate, evaluate_segclass
-from kd_keras.fileio import atomic_path
+from kd_keras.fileio import write_text
 
 DEFAULT_SYNTHETIC_MAPS = 3800
 
 
 def write_json(path, obj):
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def versions():
@@ -104,8 +103,7 @@ def write_report(run_dir, title, rows, data_description):
     for name, row in rows.items():
         sections += ["", f"## {name}: per defect (test, threshold decoding)", "",
                      per_defect_table(row["metrics"]["test"]["threshold"])]
-    with atomic_path(Path(run_dir) / "report.md") as tmp:
-        tmp.write_text("\n".join(sections) + "\n")
+    write_text(Path(run_dir) / "report.md", "\n".join(sections) + "\n")
 
 
 def report_run(run_dir, title, models, parts, data_description, extra_metrics=None):
@@ -196,6 +194,5 @@ def report_segclass_run(run_dir, title, models, parts, data_description, masks_s
     sections = [f"# {title}", "", f"Data: {data_description}. Test split, and the same maps turned by 90 "
                 "degrees; a die is in the predicted mask when its logit > 0.", "", segclass_table(rows),
                 "", "Parameters per part:", "", *parts_table]
-    with atomic_path(run_dir / "report.md") as tmp:
-        tmp.write_text("\n".join(sections) + "\n")
+    write_text(run_dir / "report.md", "\n".join(sections) + "\n")
     return rows

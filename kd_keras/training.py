@@ -28,7 +28,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kd_keras.fileio import atomic_path
+from kd_keras.fileio import atomic_path, write_text
 
 MONITOR = "val_exact_match"
 TEACHER_FILE = "teacher.keras"
@@ -92,8 +92,7 @@ class BestModelCheckpoint(keras.callbacks.Callback):
         self.best = float(value)
         with atomic_path(self.path) as tmp:
             (self.model_to_save or self.model).save(tmp)
-        with atomic_path(self.record) as tmp:
-            tmp.write_text(json.dumps({"best": self.best, "epoch": epoch + 1, "monitor": self.monitor}))
+        write_text(self.record, json.dumps({"best": self.best, "epoch": epoch + 1, "monitor": self.monitor}))
 
 
 def _trainable_batch_norms(layer):

@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from kd_keras.fileio import atomic_path
+from kd_keras.fileio import atomic_path, write_text
 
 
 def test_success_renames_into_place_with_ordinary_permissions(tmp_path):
@@ -27,3 +27,20 @@ def test_failure_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
             raise RuntimeError("interrupted")
     assert out.read_text() == "old"
     assert os.listdir(tmp_path) == ["artifact.txt"]
+
+
+def test_write_text_replaces_a_file_whole(tmp_path):
+    out = tmp_path / "report.md"
+    out.write_text("old report, longer than the new one")
+    write_text(out, "new")
+    assert out.read_text() == "new"
+    assert os.listdir(tmp_path) == ["report.md"]
+
+
+def test_write_text_that_cannot_encode_keeps_the_old_file(tmp_path):
+    out = tmp_path / "report.md"
+    out.write_text("old")
+    with pytest.raises(UnicodeEncodeError):
+        write_text(out, "\udcff")  # a lone surrogate: no encoding writes it
+    assert out.read_text() == "old"
+    assert os.listdir(tmp_path) == ["report.md"]

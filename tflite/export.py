@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from kd_keras.data.labels import DEFECT_NAMES, PATTERN_NAMES
-from kd_keras.fileio import atomic_path
+from kd_keras.fileio import write_text
 from tflite.c_sources import RESOLVER_METHODS, check_c_identifier, model_data_cc, model_data_h, model_settings_h
 from tflite.harness import check_views
 from tflite.micro import (
@@ -227,8 +227,7 @@ def write_model_readme(model_dir, summary, made_by):
         f"Build it into a firmware: `make -C firmware_stub check MODEL_DIR=../models/{model_dir.name}` "
         f"(see firmware_stub/README.md). Made by `{made_by}`.",
     ]
-    with atomic_path(model_dir / "README.md") as tmp:
-        tmp.write_text("\n".join(lines) + "\n")
+    write_text(model_dir / "README.md", "\n".join(lines) + "\n")
 
 
 def _outputs_sentence(outputs):
