@@ -47,9 +47,8 @@ from kd_keras.models import DihedralMean, teacher_names  # noqa: E402
 from kd_keras.plots import plot_accuracy_vs_flash  # noqa: E402
 from kd_keras.runs import load_splits, predict_logits, report_run, versions, write_json  # noqa: E402
 from kd_keras.training import TEACHER_FILE, train_teacher  # noqa: E402
-from tflite.export import BUDGETS, export_model, write_model_readme  # noqa: E402
+from tflite.export import BUDGETS, export_model, int8_flatbuffer, write_model_readme  # noqa: E402
 from tflite.harness import accuracy_figures, micro_logits  # noqa: E402
-from tflite.quantize import convert_int8, strip_names  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "mixedwm38_dev.npz"
 SEED = 0
@@ -118,9 +117,8 @@ def distil(runs, label, name, parts, teacher_path, logits, settings, epochs, des
     return student, student_row(run_dir, name, student, parts, description, recipe, epochs, augment)
 
 
-def int8_validation_by_views(student, parts, candidates):
+def int8_validation_by_views(flatbuffer, parts, candidates):
     """{views: exact match of the int8 model in TFLite Micro on the validation split}."""
-    flatbuffer = strip_names(convert_int8(student, parts["train"].maps))  # as export_model converts it
     val = parts["val"]
     return {views: evaluate(micro_logits(flatbuffer, val.maps, views), val.labels)["exact_match"]
             for views in candidates}
@@ -134,8 +132,9 @@ def convert(student, row, out, name, budget, parts, shipped, view_candidates=(1,
     # What averaging the float student's logits over the 8 rotations/flips of each map gives.
     row["test_exact_match_8_views"] = evaluate(predict_logits(DihedralMean(student), test.maps),
                                                test.labels)["exact_match"]
+    flatbuffer = int8_flatbuffer(student, parts["train"].maps)
     if len(view_candidates) > 1:
-        row["int8_val_exact_match_by_views"] = int8_validation_by_views(student, parts, view_candidates)
+        row["int8_val_exact_match_by_views"] = int8_validation_by_views(flatbuffer, parts, view_candidates)
         views = max(view_candidates, key=row["int8_val_exact_match_by_views"].get)
     else:
         views = view_candidates[0]
@@ -147,7 +146,7 @@ def convert(student, row, out, name, budget, parts, shipped, view_candidates=(1,
         return figures
 
     card = export_model(student, out, parts["train"].maps, name=name.replace("-", "_"), budget_bytes=BUDGETS[budget],
-                        accuracy_fn=accuracy, views=views,
+                        accuracy_fn=accuracy, views=views, flatbuffer=flatbuffer,
                         source_model=Path(row["run_dir"]) / row["student"] / f"{row['student']}.keras")
     row.update({"budget": budget, "budget_bytes": BUDGETS[budget], "flash_bytes": card["flash_bytes"],
                 "arena_bytes": card["arena_bytes"], "macs_per_inference": card["macs_per_inference"],

@@ -19,7 +19,7 @@ from kd_keras.evaluation import decode, evaluate
 from kd_keras.models import build_student
 from kd_keras.runs import load_splits
 from kd_keras.training import cosine_adamw, multilabel_metrics, steps_for
-from tflite.export import ConversionError, export_model, parse_budget, write_model_readme
+from tflite.export import ConversionError, export_model, int8_flatbuffer, parse_budget, write_model_readme
 from tflite.harness import compare_with_references, micro_logits
 from tflite.micro import run_litert, run_micro
 from tflite.quantize import convert_int8
@@ -64,6 +64,17 @@ def test_card_describes_the_model(trained):
     assert card["parameters"] == 61_316 and 10_000 < card["arena_bytes"] < card["tensor_arena_size"]
     # 52*52*6*9 + 26*26*16*9*6 + 13*13*32*9*16 + 1152*48 + 48*8
     assert card["macs_per_inference"] == 146_016 + 584_064 + 778_752 + 55_296 + 384
+
+
+def test_a_flatbuffer_converted_beforehand_is_written_unchanged_with_the_same_card(trained, parts, tmp_path):
+    model, root, card = trained
+    flatbuffer = int8_flatbuffer(model, parts["train"].maps)
+    assert flatbuffer == (root / "out" / "model.tflite").read_bytes()  # conversion is deterministic
+    again = export_model(model, tmp_path / "out", parts["train"].maps, name="net1",
+                         budget_bytes=parse_budget("248KB"), source_model=root / "net1.keras", flatbuffer=flatbuffer)
+    assert again == card
+    for name in ("model.tflite", "model_data.cc", "model_settings.h"):
+        assert (tmp_path / "out" / name).read_bytes() == (root / "out" / name).read_bytes(), name
 
 
 def test_micro_and_litert_agree_exactly(parts):

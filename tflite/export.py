@@ -136,8 +136,22 @@ def build_card(model, flatbuffer, name, ops, arena_bytes, accuracy=None):
     }
 
 
+def int8_flatbuffer(model, representative_maps, *, qat_epochs=0, per_channel=True):
+    """`model` as the full-integer int8 `.tflite` bytes that `export_model` writes (tensor
+    names stripped). For the arguments, see `export_model`."""
+    if qat_epochs and not per_channel:
+        raise ConversionError("per-tensor weight scales are available with post-training quantization only, not QAT")
+    if qat_epochs:
+        from tflite.qat import quantization_aware_finetune  # switches tf.keras to tf_keras
+
+        flatbuffer = quantization_aware_finetune(model, representative_maps, epochs=qat_epochs)
+    else:
+        flatbuffer = convert_int8(model, representative_maps, per_channel=per_channel)
+    return strip_names(flatbuffer)
+
+
 def export_model(model, out_dir, representative_maps, *, name, budget_bytes, accuracy_fn=None,
-                 source_model=None, qat_epochs=0, per_channel=True, views=1):
+                 source_model=None, qat_epochs=0, per_channel=True, views=1, flatbuffer=None):
     """Convert `model` to int8 and write the deployable directory `out_dir`; return its model card.
 
     Args:
@@ -153,19 +167,14 @@ def export_model(model, out_dir, representative_maps, *, name, budget_bytes, acc
         views: 8 to have the firmware average a classifier's outputs over the 8
             rotations/flips of each map (8 inferences a map; `kNumViews` in model_settings.h).
             The caller's `accuracy_fn` should measure with the same views.
+        flatbuffer: `int8_flatbuffer(model, representative_maps, ...)` when the caller has
+            already converted the model (to measure it before choosing `views`): not converted again.
     Raises:
         ConversionError: over budget, or an op TFLite Micro cannot run.
     """
     check_c_identifier(name)
-    if qat_epochs and not per_channel:
-        raise ConversionError("per-tensor weight scales are available with post-training quantization only, not QAT")
-    if qat_epochs:
-        from tflite.qat import quantization_aware_finetune  # switches tf.keras to tf_keras
-
-        flatbuffer = quantization_aware_finetune(model, representative_maps, epochs=qat_epochs)
-    else:
-        flatbuffer = convert_int8(model, representative_maps, per_channel=per_channel)
-    flatbuffer = strip_names(flatbuffer)
+    if flatbuffer is None:
+        flatbuffer = int8_flatbuffer(model, representative_maps, qat_epochs=qat_epochs, per_channel=per_channel)
     ops = list(dict.fromkeys(op_names(flatbuffer)))
     _check_ops(ops)
     check_views(views, output_kinds(flatbuffer))
