@@ -75,7 +75,8 @@ def markdown(rows):
                      f"{100 * r['exact_match_rotated']:.2f}% | {r['macro_f1']:.4f} | "
                      f"{100 * r['paper_accuracy']:.2f}% |")
     lines += ["", "| student | int8 flash bytes | budget | tensor arena bytes | MACs per inference | "
-              "int8 exact match (TFLite Micro) | float exact match |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+              "int8 exact match (TFLite Micro) | float exact match |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, r in rows.items():
         if "flash_bytes" in r:
             label = f"[{name}](../../{r['model_dir']})" if r["model_dir"] else name

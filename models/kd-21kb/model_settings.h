@@ -23,11 +23,11 @@ constexpr int8_t kDieValueInt8[3] = {-128, -1, 126};
 
 // Output: 8 defect logits (multilabel_logits), int8.
 constexpr int kNumDefects = 8;
-constexpr float kOutputScale = 0.24096709489822388f;
-constexpr int kOutputZeroPoint = -11;
+constexpr float kOutputScale = 0.24676625430583954f;
+constexpr int kOutputZeroPoint = -17;
 constexpr const char* kDefectNames[kNumDefects] = {"Center", "Donut", "Edge-Loc", "Edge-Ring", "Loc", "Near-full", "Scratch", "Random"};
 // A defect is present when its int8 output is above this (logit 0, probability 0.5).
-constexpr int8_t kDetectionThresholdInt8 = -11;
+constexpr int8_t kDetectionThresholdInt8 = -17;
 
 // Inferences per map: the outputs are summed over this many rotations/flips of the map
 // (dihedral_views.h), as the card's accuracy was measured.
