@@ -30,6 +30,10 @@ Writes `benchmarks/results/best_per_budget.json` (every figure, settings, wall t
 versions), `.md` (tables) and `.png` (accuracy against flash bytes with the papers' points).
 `--quick` runs every stage on 380 synthetic maps for one epoch: a check that the pipeline
 runs, whose figures mean nothing.
+
+Every training stage resumes its run directory under `--runs`: an interrupted benchmark
+goes on from the last finished epoch of each, a finished stage is reused, and a stage
+whose settings changed is refused, naming them (remove its directory to train it again).
 """
 
 import argparse
@@ -45,10 +49,11 @@ sys.path.insert(0, str(REPO))
 
 from kd_keras.distillation import distill_student, teacher_logits_cached  # noqa: E402
 from kd_keras.evaluation import evaluate  # noqa: E402
-from kd_keras.fileio import write_text  # noqa: E402
+from kd_keras.fileio import write_json, write_text  # noqa: E402
 from kd_keras.models import DihedralMean, teacher_names  # noqa: E402
 from kd_keras.plots import plot_accuracy_vs_flash  # noqa: E402
-from kd_keras.runs import load_splits, predict_logits, report_run, versions, write_json  # noqa: E402
+from kd_keras.rundir import versions  # noqa: E402
+from kd_keras.runs import load_splits, predict_logits, report_run  # noqa: E402
 from kd_keras.training import TEACHER_FILE, train_teacher  # noqa: E402
 from tflite.export import BUDGETS, export_model, int8_flatbuffer, write_model_readme  # noqa: E402
 from tflite.harness import accuracy_figures, micro_logits  # noqa: E402
@@ -127,8 +132,8 @@ def distil(runs, label, name, parts, teacher_path, logits, settings, epochs, des
     """Distil `name` from the 8-view teacher logits into `runs/label`; (student, its row)."""
     run_dir = runs / label
     student = distill_student(name, parts, run_dir / name, teacher_path, logits, epochs=epochs,
-                              augment=augment, teacher_views=8, seed=seed, patience=epochs, verbose=2,
-                              **settings)
+                              augment=augment, teacher_views=8, seed=seed, patience=epochs, resume=True,
+                              verbose=2, **settings)
     recipe = next((text for text, known in RECIPES.items() if known == settings), json.dumps(settings))
     return student, {**student_row(run_dir, name, student, parts, description, recipe, epochs, augment),
                      "seed": seed}
@@ -277,7 +282,7 @@ def main(argv=None):
     teacher_dir = runs / "teacher"
     teacher = stages.run("teacher", train_teacher, parts, teacher_dir, arch=teacher_recipe["arch"],
                          epochs=epochs(teacher_recipe["epochs"]), learning_rate=teacher_recipe["learning_rate"],
-                         seed=SEED, verbose=2)
+                         seed=SEED, resume=True, verbose=2)
     teacher_path = teacher_dir / TEACHER_FILE
     report_run(teacher_dir, f"{teacher_recipe['arch']} teacher", {"teacher": (teacher, teacher_dir)}, parts,
                description)

@@ -15,7 +15,8 @@ budget) and `<models>/paper1-net2` (21 KB), then writes `--out`.json, .md and .p
 exact-match accuracy on the test split (float Keras models, and int8 in TFLite Micro) next
 to the paper's figures, with flash and arena bytes, and a plot of accuracy against model
 bytes with the papers' points. `--quick` runs it all on 380 synthetic maps, one epoch per
-model: a check that it runs, whose figures mean nothing.
+model: a check that it runs, whose figures mean nothing. The training commands run with
+`--resume`: an interrupted benchmark goes on where it stopped, finished runs are reused.
 """
 
 import argparse
@@ -31,10 +32,9 @@ sys.path.insert(0, str(REPO))
 from best_per_budget import TEACHER as OUR_TEACHER_RECIPE  # noqa: E402
 from kd_keras import distill, train_teacher  # noqa: E402
 from kd_keras.distillation import TEACHER_VIEWS  # noqa: E402
-from kd_keras.fileio import write_text  # noqa: E402
+from kd_keras.fileio import write_json, write_text  # noqa: E402
 from kd_keras.models import teacher_names  # noqa: E402
 from kd_keras.plots import plot_accuracy_vs_flash  # noqa: E402
-from kd_keras.runs import write_json  # noqa: E402
 from tflite import convert  # noqa: E402
 from tflite.export import BUDGETS, write_model_readme  # noqa: E402
 
@@ -131,14 +131,14 @@ def main(argv=None):
     teacher = args.teacher
     if teacher is None:
         teacher = args.runs / f"teacher-mixedwm38-{args.teacher_arch}"
-        if train_teacher.main([*data_args, "--out", str(teacher),
+        if train_teacher.main([*data_args, "--out", str(teacher), "--resume",
                                *teacher_args(args.teacher_arch, 1 if args.quick else None)]) != 0:
             return 1
         seconds["teacher"] = round(time.time() - start)
     run_dir = args.runs / ("paper1-mixedwm38" if args.teacher_views == 1 else
                            f"paper1-mixedwm38-views{args.teacher_views}")
     start = time.time()
-    if distill.main([*data_args, "--teacher", str(teacher), "--out", str(run_dir),
+    if distill.main([*data_args, "--teacher", str(teacher), "--out", str(run_dir), "--resume",
                      "--teacher-views", str(args.teacher_views), *student_args(1 if args.quick else 40)]) != 0:
         return 1
     seconds["students"] = round(time.time() - start)

@@ -12,9 +12,9 @@ maps and the same maps turned by 90 degrees. The distilled student is shipped as
 `models/lightwafer-segclass`. It writes `benchmarks/results/segclass_mixedwm38.json` (every
 figure, the versions) and `.md` (the table next to the paper's Table 1).
 
-A stage whose run directory already holds the metrics of a run with the same arguments is
-reused, not repeated (so is a trained teacher): an interrupted benchmark continues where it
-stopped.
+Each stage runs `distill --resume`: a run directory that holds a finished run with the same
+arguments is reused, not repeated (so is a trained teacher), and an interrupted benchmark
+continues where it stopped.
 """
 
 import argparse
@@ -28,8 +28,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from kd_keras import distill  # noqa: E402
-from kd_keras.fileio import write_text  # noqa: E402
-from kd_keras.runs import load_splits, write_json  # noqa: E402
+from kd_keras.fileio import write_json, write_text  # noqa: E402
+from kd_keras.rundir import is_finished  # noqa: E402
+from kd_keras.runs import load_splits  # noqa: E402
 from kd_keras.training import load_model  # noqa: E402
 from tflite.export import BUDGETS, export_model, write_model_readme  # noqa: E402
 from tflite.harness import micro_outputs, output_metrics  # noqa: E402
@@ -52,24 +53,13 @@ PAPER_TABLE_1 = {
 }
 TITLES = {"teacher": "teacher (DeepLabV3+)", "hard": "LightWaferSegClassNet, hard loss only",
           "kd": "LightWaferSegClassNet, distilled (KD)"}
-IGNORED_ARGUMENTS = {"out", "teacher_model", "resume"}  # where a run went, not what it did
 
 
 def stage_argv(data, settings, run_dir, hard_only):
     data_args = ["--data", os.path.relpath(data)] if data else ["--synthetic-maps", str(settings["synthetic_maps"])]
     return [*STUDENT_ARGS, *data_args, "--teacher-epochs", str(settings["teacher_epochs"]),
-            "--epochs", str(settings["epochs"]), "--out", str(run_dir), *(HARD_ONLY if hard_only else [])]
-
-
-def finished_with(run_dir, argv):
-    """Whether `run_dir` holds the metrics of a finished run of `distill` with these arguments."""
-    config, metrics = run_dir / "config.json", run_dir / "metrics.json"
-    if not (config.is_file() and metrics.is_file()):
-        return False
-    wanted = {key: str(value) if isinstance(value, Path) else value
-              for key, value in vars(distill.build_parser().parse_args(argv)).items()}
-    stored = json.loads(config.read_text())["arguments"]
-    return all(stored.get(key) == value for key, value in wanted.items() if key not in IGNORED_ARGUMENTS)
+            "--epochs", str(settings["epochs"]), "--out", str(run_dir), "--resume",
+            *(HARD_ONLY if hard_only else [])]
 
 
 def int8_row(model_path, out_dir, parts, float_metrics, name):
@@ -133,15 +123,12 @@ def main(argv=None):
 
     seconds = {}
     for key, hard_only in (("kd", False), ("hard", True)):
-        stage = stage_argv(data, settings, base / key, hard_only)
         start = time.time()
-        if finished_with(base / key, stage):
-            print(f"reusing {base / key}")
-            seconds[key] = "reused"
-            continue
-        if distill.main(stage) != 0:
+        reused = is_finished(base / key)
+        # --resume: a finished run with these arguments is reused, an interrupted one goes on.
+        if distill.main(stage_argv(data, settings, base / key, hard_only)) != 0:
             return 1
-        seconds[key] = round(time.time() - start)
+        seconds[key] = "reused" if reused else round(time.time() - start)
 
     parts = load_splits(data, settings.get("synthetic_maps"), 0)
     kd_metrics = json.loads((base / "kd" / "metrics.json").read_text())["models"]

@@ -23,7 +23,7 @@ from kd_keras.data import (  # noqa: E402
     DEFECT_NAMES, NUM_PATTERNS, PATTERN_NAMES, generate_wafer_maps, load_mixedwm38,
 )
 from kd_keras.data.pipeline import make_dataset  # noqa: E402
-from kd_keras.runs import write_json  # noqa: E402
+from kd_keras.fileio import write_json  # noqa: E402
 
 import keras  # noqa: E402  (after kd_keras, which quiets TensorFlow's start-up logging)
 

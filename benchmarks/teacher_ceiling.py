@@ -16,6 +16,7 @@ another architecture) from several initial seeds and reports, on validation and 
 Writes `benchmarks/results/teacher_ceiling.json` (every figure, wall times, versions), `.md`
 (tables) and `.png` (the validation maps every teacher gets wrong, with their labels and the
 ensemble's reading). `--quick`: 380 synthetic maps, one epoch; its figures mean nothing.
+A teacher's run directory is resumed: an interrupted run goes on, a finished one is reused.
 """
 
 import argparse
@@ -31,10 +32,11 @@ sys.path.insert(0, str(REPO))
 from best_per_budget import DEFAULT_DATA, SEED, TEACHER  # noqa: E402
 from kd_keras.data.labels import DEFECT_ABBREVIATIONS  # noqa: E402
 from kd_keras.evaluation import decode, worst_mistakes  # noqa: E402
-from kd_keras.fileio import write_text  # noqa: E402
+from kd_keras.fileio import write_json, write_text  # noqa: E402
 from kd_keras.models import DihedralMean, teacher_names  # noqa: E402
 from kd_keras.plots import plot_mistakes  # noqa: E402
-from kd_keras.runs import load_splits, predict_logits, versions, write_json  # noqa: E402
+from kd_keras.rundir import versions  # noqa: E402
+from kd_keras.runs import load_splits, predict_logits  # noqa: E402
 from kd_keras.training import train_teacher  # noqa: E402
 
 SPLITS = ("val", "test")
@@ -139,7 +141,7 @@ def main(argv=None):
         start = time.time()
         teacher = train_teacher(parts, args.runs / f"{args.arch}-seed{seed}", arch=args.arch,
                                 epochs=1 if args.quick else TEACHER["epochs"],
-                                learning_rate=TEACHER["learning_rate"], seed=seed, verbose=2)
+                                learning_rate=TEACHER["learning_rate"], seed=seed, resume=True, verbose=2)
         logits[str(seed)] = {views: {split: predict_logits(model, parts[split].maps) for split in SPLITS}
                              for views, model in ((1, teacher), (8, DihedralMean(teacher)))}
         wall_seconds[f"teacher seed {seed}"] = round(time.time() - start)

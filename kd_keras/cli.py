@@ -1,11 +1,32 @@
-"""What the training command lines share: common arguments, error handling, strategies."""
+"""What the command lines share: common arguments, strategies, and the one error boundary.
+
+Every command runs through `run_command`: an expected failure (a bad file, a refused run
+directory, a full disk, ...) becomes one line on stderr naming the file and the problem,
+with exit status 1 (argparse's 2 for bad arguments); `--debug` shows the traceback instead.
+
+Example:
+
+>>> def fails(args):
+...     raise FileNotFoundError(2, "No such file or directory", "maps.npz")
+>>> import argparse, contextlib, io
+>>> with contextlib.redirect_stderr(io.StringIO()) as stderr:
+...     status = run_command(fails, argparse.Namespace(debug=False))
+>>> status, stderr.getvalue()
+(1, 'error: maps.npz: No such file or directory\\n')
+"""
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from kd_keras.data import WaferDataError
+from kd_keras.errors import ToolkitError
 from kd_keras.runs import DEFAULT_SYNTHETIC_MAPS
+
+# Failures a user can cause and fix; anything else is a bug, and keeps its traceback.
+EXPECTED_ERRORS = (ToolkitError, OSError, ValueError, MemoryError)
+TRAINING_INTERRUPTED = ("interrupted: every finished epoch is saved; run the same command with --resume "
+                        "to continue")
 
 
 def positive_int(text):
@@ -14,6 +35,21 @@ def positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
+
+
+def argument_type(parse):
+    """An argparse type from a parser that raises ValueError: argparse then shows the reason."""
+    def parse_argument(text):
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+    parse_argument.__name__ = parse.__name__
+    return parse_argument
+
+
+def add_debug_argument(parser):
+    parser.add_argument("--debug", action="store_true", help="on an error, show its traceback")
 
 
 def add_common_arguments(parser, *, epochs, learning_rate, augment):
@@ -34,10 +70,19 @@ def add_common_arguments(parser, *, epochs, learning_rate, augment):
                                "(default 10)")
     training.add_argument("--augment", action=argparse.BooleanOptionalAction, default=augment,
                           help="random rotations and flips of the training maps")
-    training.add_argument("--resume", action="store_true",
-                          help="continue an interrupted run in the same directory")
+    existing = training.add_mutually_exclusive_group()
+    existing.add_argument("--resume", action="store_true",
+                          help="continue the run in --out where it stopped (same arguments; a finished run "
+                               "only prints its results)")
+    existing.add_argument("--overwrite", action="store_true",
+                          help="remove the run that --out holds and start again")
     training.add_argument("--strategy", choices=("default", "mirrored"), default="default",
                           help="mirrored: train on all GPUs (or all logical CPUs) at once")
+    add_debug_argument(parser)
+
+
+# Arguments that say where or how a run is shown, not what it computes: a resumed run may change them.
+NOT_RESULT_ARGUMENTS = ("out", "resume", "overwrite", "debug")
 
 
 def data_description(args):
@@ -56,15 +101,35 @@ def make_strategy(name):
     return tf.distribute.MirroredStrategy([d.name for d in devices])
 
 
-def exit_on_errors(run, args):
-    """Run `run(args)`; turn a bad input or an interruption into a message and an exit code."""
+def describe_error(error):
+    """One line: the file and the problem."""
+    if isinstance(error, OSError) and error.filename is not None:
+        reason = error.strerror or str(error)
+        where = f"{error.filename} -> {error.filename2}" if error.filename2 else str(error.filename)
+        text = f"{where}: {reason}"
+    elif isinstance(error, MemoryError):
+        text = f"not enough memory{f' ({error})' if str(error) else ''}"
+    else:
+        text = str(error) or type(error).__name__
+    return " ".join(text.split())
+
+
+def run_command(run, args, *, interrupted="interrupted"):
+    """Run `run(args)` inside the command's error boundary; return the exit status.
+
+    `interrupted`: what to tell a user who pressed Ctrl-C (exit status 130)."""
     try:
         run(args)
-    except (WaferDataError, FileExistsError, FileNotFoundError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
-        print("\ninterrupted: the best model so far is intact; run the same command with --resume "
-              "to continue", file=sys.stderr)
+        print(f"\n{interrupted}", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # Whoever read our output has gone (`... | head`): nothing left to say, nowhere to say it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except EXPECTED_ERRORS as error:
+        if getattr(args, "debug", False):
+            raise
+        print(f"error: {describe_error(error)}", file=sys.stderr)
+        return 1
     return 0

@@ -32,6 +32,7 @@ import numpy as np
 from keras import ops
 
 from kd_keras.data.cache import read_arrays, write_arrays
+from kd_keras.rundir import digest
 
 LOSSES = ("paper", "hinton", "mixed")
 TEACHER_LOGITS = "teacher_logits"
@@ -161,11 +162,11 @@ def teacher_logits_cached(teacher_path, parts, cache_path, splits=("train", "val
     a hash of the teacher file, the views and the maps: anything else recomputes it."""
     from kd_keras.runs import predict_logits
 
-    digest = hashlib.sha256(Path(teacher_path).read_bytes())
-    digest.update(f"views={views}".encode())
+    sha = hashlib.sha256(Path(teacher_path).read_bytes())
+    sha.update(f"views={views}".encode())
     for split in splits:
-        digest.update(np.ascontiguousarray(parts[split].maps).data)
-    key = digest.hexdigest()
+        sha.update(np.ascontiguousarray(parts[split].maps).data)
+    key = sha.hexdigest()
     if Path(cache_path).is_file():
         arrays, attrs = read_arrays(cache_path)
         if attrs.get("key") == key:
@@ -180,7 +181,7 @@ def teacher_logits_cached(teacher_path, parts, cache_path, splits=("train", "val
 def distill_student(student_name, parts, out_dir, teacher_path, teacher_logits, *, loss="paper",
                     alpha=0.5, beta=0.5, temperature=4.0, distillation_weight=None, epochs=30,
                     batch_size=128, learning_rate=3e-3, augment=False, teacher_views=1, patience=None,
-                    seed=0, resume=False, strategy=None, extra_callbacks=(), verbose="auto"):
+                    seed=0, resume=False, overwrite=False, strategy=None, extra_callbacks=(), verbose="auto"):
     """Distil the teacher into a new `student_name` student; return the best student.
 
     Args:
@@ -193,6 +194,7 @@ def distill_student(student_name, parts, out_dir, teacher_path, teacher_logits, 
             teacher then runs on each augmented batch; with 8 its cached logits already
             are those of every rotation/flip of the map, and are reused.
         loss, alpha, beta, temperature, distillation_weight: see `make_loss`.
+        resume, overwrite: what to do with a run `out_dir` already holds (see `training.fit_resumable`).
     With a label-free loss the training labels never reach the loss: they only feed the
     training-set exact-match shown in the progress bar.
     """
@@ -210,7 +212,7 @@ def distill_student(student_name, parts, out_dir, teacher_path, teacher_logits, 
         run_teacher = augment and teacher_views == 1
         teacher = load_teacher(teacher_path) if run_teacher else None
         distiller = Distiller(student, distillation_loss, teacher, weight)
-        distiller(np.zeros((1, 52, 52, 1), "float32"))  # build it: BackupAndRestore needs built weights
+        distiller(np.zeros((1, 52, 52, 1), "float32"))  # build it: resuming loads weights into it
         distiller.compile(cosine_adamw(learning_rate, steps_for(len(train), batch_size, epochs)),
                           metrics=multilabel_metrics())
     train_targets = {LABELS: train.labels.astype("float32")}
@@ -223,7 +225,13 @@ def distill_student(student_name, parts, out_dir, teacher_path, teacher_logits, 
         make_dataset(train.maps, train_targets, batch_size=batch_size, shuffle=True, augment=augment, seed=seed),
         make_dataset(val.maps, val_targets, batch_size=batch_size),
         out_dir, epochs, patience=patience, best_path=best_path, model_to_save=student,
-        resume=resume, extra_callbacks=extra_callbacks, verbose=verbose,
+        resume=resume, overwrite=overwrite, extra_callbacks=extra_callbacks, verbose=verbose,
+        settings={"student": student_name, "loss": loss, "alpha": alpha, "beta": beta, "temperature": temperature,
+                  "distillation_weight": weight, "batch_size": batch_size, "learning_rate": learning_rate,
+                  "augment": augment, "teacher_views": teacher_views, "seed": seed,
+                  "teacher": digest(Path(teacher_path).read_bytes()) if run_teacher else None,
+                  "teacher_logits": digest(*(logits for logits in teacher_logits.values() if logits is not None)),
+                  "data": digest(train.maps, train.labels, val.maps, val.labels)},
         batch_norm_maps=make_dataset(train.maps, batch_size=batch_size, shuffle=True, seed=seed),
     )
     return load_model(best_path)

@@ -5,10 +5,6 @@ Every run writes `config.json` (all arguments, the seed, package versions),
 and a short `report.md`.
 """
 
-import datetime
-import json
-import platform
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,31 +12,9 @@ import numpy as np
 from kd_keras.data import generate_wafer_maps, load_mixedwm38, split_data
 from kd_keras.data.labels import DEFECT_NAMES
 from kd_keras.evaluation import evaluate, evaluate_segclass
-from kd_keras.fileio import write_text
+from kd_keras.fileio import write_json, write_text
 
 DEFAULT_SYNTHETIC_MAPS = 3800
-
-
-def write_json(path, obj):
-    write_text(path, json.dumps(obj, indent=2) + "\n")
-
-
-def versions():
-    import keras
-    import tensorflow as tf
-
-    return {"python": platform.python_version(), "tensorflow": tf.__version__,
-            "keras": keras.__version__, "numpy": np.__version__}
-
-
-def write_config(run_dir, arguments):
-    """config.json: the arguments, the command line, when, and the package versions."""
-    write_json(Path(run_dir) / "config.json", {
-        "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in arguments.items()},
-        "command": " ".join(sys.argv),
-        "started": datetime.datetime.now().isoformat(timespec="seconds"),
-        "versions": versions(),
-    })
 
 
 def load_splits(data_path=None, synthetic_maps=DEFAULT_SYNTHETIC_MAPS, seed=0):

@@ -33,6 +33,7 @@ import numpy as np
 from keras import ops
 
 from kd_keras.models.segclass import FEATURES
+from kd_keras.rundir import digest
 
 MASK, PATTERN = "mask", "pattern"
 DICE_SMOOTHING = 1.0  # keeps the Dice of an empty mask predicted empty at 1, not 0/0
@@ -189,14 +190,15 @@ def cosine_restarts_adamw(learning_rate, steps_per_epoch, restart_epochs=10, wei
 
 def train_segclass(model_name, parts, out_dir, *, teacher_path=None, alpha_cls=0.7, alpha_seg=0.5,
                    alpha_feat=0.3, temperature=4.0, epochs=30, batch_size=64, learning_rate=2e-3,
-                   restart_epochs=10, augment=True, patience=None, seed=0, resume=False, model_file=None,
-                   extra_callbacks=(), verbose="auto"):
+                   restart_epochs=10, augment=True, patience=None, seed=0, resume=False, overwrite=False,
+                   model_file=None, extra_callbacks=(), verbose="auto"):
     """Train a registered segmentation + classification model; return the best one (by
     validation pattern accuracy), saved as `out_dir/<model_file>` (default `<model_name>.keras`).
 
     Without `teacher_path` it learns from the hard targets alone (pass alpha_cls =
     alpha_seg = alpha_feat = 0): that is how the teacher, and the "hard loss only"
     student, are trained. With it, `SegClassDistiller`'s loss (see the module docstring).
+    `resume`, `overwrite`: what to do with a run `out_dir` already holds (see `training.fit_resumable`).
     """
     from kd_keras.data.pipeline import make_dataset
     from kd_keras.models import build_segclass_model
@@ -208,7 +210,7 @@ def train_segclass(model_name, parts, out_dir, *, teacher_path=None, alpha_cls=0
     teacher = load_model(teacher_path) if teacher_path else None
     distiller = SegClassDistiller(model, teacher, alpha_cls=alpha_cls, alpha_seg=alpha_seg,
                                   alpha_feat=alpha_feat, temperature=temperature)
-    distiller(np.zeros((1, 52, 52, 1), "float32"))  # build it: BackupAndRestore needs built weights
+    distiller(np.zeros((1, 52, 52, 1), "float32"))  # build it: resuming loads weights into it
     # A run shorter than one restart period anneals once, to the end of the run.
     distiller.compile(cosine_restarts_adamw(learning_rate, steps_for(len(train), batch_size, 1),
                                             min(restart_epochs, epochs)))
@@ -219,6 +221,12 @@ def train_segclass(model_name, parts, out_dir, *, teacher_path=None, alpha_cls=0
                      augment=augment, seed=seed),
         make_dataset(val.maps, segclass_targets(val), batch_size=batch_size),
         out_dir, epochs, patience=patience, best_path=best_path, model_to_save=model, resume=resume,
+        overwrite=overwrite,
+        settings={"model": model_name, "teacher": digest(Path(teacher_path).read_bytes()) if teacher_path else None,
+                  "alpha_cls": alpha_cls, "alpha_seg": alpha_seg, "alpha_feat": alpha_feat,
+                  "temperature": temperature, "batch_size": batch_size, "learning_rate": learning_rate,
+                  "restart_epochs": restart_epochs, "augment": augment, "seed": seed,
+                  "data": digest(train.maps, train.labels, val.maps, val.labels)},
         batch_norm_maps=make_dataset(train.maps, batch_size=batch_size, shuffle=True, seed=seed),
         extra_callbacks=extra_callbacks, verbose=verbose,
     )

@@ -1,9 +1,11 @@
 """Training shared by the teacher and the students: metrics, callbacks, resumable `fit`.
 
-A run directory holds everything a run makes. While training, `backup/` holds the last
-finished epoch (Keras' `BackupAndRestore`: weights, optimizer, epoch), so a run killed
-or interrupted with Ctrl-C continues where it stopped when started again with
-`resume=True`; the best model so far is always complete on disk (written atomically).
+A training directory holds everything its training makes. `training.json` records, after
+each epoch, all a run needs to go on (`RunCheckpoint`): a run killed at any instant, or
+interrupted with Ctrl-C, continues from its last finished epoch when started again with
+`resume=True`, and ends as it would have without the interruption. The best model so far
+is always complete on disk (written atomically). One process at a time trains in a
+directory (`kd_keras.rundir.locked`).
 
 Example:
 
@@ -22,16 +24,25 @@ Example:
 """
 
 import contextlib
-import json
+import errno
+import shutil
+import zipfile
+import zlib
 from pathlib import Path
 
 import keras
-import numpy as np
 
-from kd_keras.fileio import atomic_path, write_text
+from kd_keras.errors import FileFormatError, RunDirectoryError
+from kd_keras.fileio import atomic_path, read_json, write_json, write_text
+from kd_keras.rundir import changed_settings, digest, locked
 
 MONITOR = "val_exact_match"
 TEACHER_FILE = "teacher.keras"
+STATE_FILE = "training.json"
+CHECKPOINT_DIR = "checkpoint"
+HISTORY_FILE = "history.csv"
+LEGACY_BACKUP_DIR = "backup"  # where older versions (Keras' BackupAndRestore) kept an unfinished run
+FIT_PASSES_PER_EPOCH = 2  # iterators Keras' `fit` makes of the training data each epoch (see `_train`)
 
 
 @keras.saving.register_keras_serializable(package="kd_keras")
@@ -70,31 +81,6 @@ def steps_for(num_maps, batch_size, epochs):
     return epochs * -(-num_maps // batch_size)
 
 
-class BestModelCheckpoint(keras.callbacks.Callback):
-    """Save `model_to_save` (default: the trained model) whenever `monitor` improves.
-
-    Keras' ModelCheckpoint saves the model being fitted; a distiller wants only its
-    student saved, and a crash mid-write must not destroy the best model, so this
-    writes atomically and remembers the best value in `<path>.json` across resumes.
-    A new run (`resume=False`) starts afresh: its first epoch replaces an older model."""
-
-    def __init__(self, path, monitor=MONITOR, model_to_save=None, resume=False):
-        super().__init__()
-        self.path, self.monitor, self.model_to_save = Path(path), monitor, model_to_save
-        self.record = Path(f"{self.path}.json")
-        resumable = resume and self.record.is_file()
-        self.best = json.loads(self.record.read_text())["best"] if resumable else -np.inf
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is None or value <= self.best:
-            return
-        self.best = float(value)
-        with atomic_path(self.path) as tmp:
-            (self.model_to_save or self.model).save(tmp)
-        write_text(self.record, json.dumps({"best": self.best, "epoch": epoch + 1, "monitor": self.monitor}))
-
-
 def _trainable_batch_norms(layer):
     """BatchNormalization layers of `layer` and its sublayers, skipping frozen models (a teacher)."""
     if not layer.trainable:
@@ -129,54 +115,181 @@ class BatchNormRecalibration(keras.callbacks.Callback):
             layer.momentum = momentum
 
 
-def fit_resumable(model, train, val, run_dir, epochs, *, patience=None, best_path=None,
-                  model_to_save=None, resume=False, batch_norm_maps=None, extra_callbacks=(),
+class RunCheckpoint(keras.callbacks.Callback):
+    """At each epoch's end, commit the whole training state of `run_dir` at once.
+
+    The state is the epoch, the weights with the optimizer's, the best validation value
+    (the best model is saved, atomically, as `best_path` when it improves), early
+    stopping's count and the history rows. It lives in `training.json`, written last and
+    atomically: a kill at any instant leaves the previous epoch's state whole, and
+    `history.csv` is rewritten from it. Keras' BackupAndRestore, ModelCheckpoint,
+    EarlyStopping and CSVLogger each keep a part of this state in their own files, written
+    at other moments and not atomically (a kill while BackupAndRestore writes leaves a
+    0-byte weights file, a resumed EarlyStopping forgets its count), so resuming from them
+    cannot be exact."""
+
+    def __init__(self, run_dir, state, best_path, model_to_save=None, patience=None):
+        super().__init__()
+        self.run_dir, self.state, self.best_path = Path(run_dir), state, Path(best_path)
+        self.model_to_save, self.patience = model_to_save, patience
+
+    def on_train_begin(self, logs=None):
+        # Restored here, as BackupAndRestore does, not before `fit`: `fit` then prepares
+        # itself (and draws from the datasets) as it did when the run began.
+        if self.state["weights"]:
+            if not self.model.optimizer.built:
+                self.model.optimizer.build(self.model.trainable_variables)
+            self.model.load_weights(self.run_dir / self.state["weights"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = {key: float(value) for key, value in (logs or {}).items()}
+        state = self.state
+        value = logs.get(MONITOR)
+        if value is not None:
+            if state["best"] is None or value > state["best"]:
+                with atomic_path(self.best_path) as tmp:
+                    (self.model_to_save or self.model).save(tmp)
+                write_json(Path(f"{self.best_path}.json"), {"best": value, "epoch": epoch + 1, "monitor": MONITOR})
+                state.update(best=value, best_epoch=epoch + 1, wait=0)
+            else:
+                state["wait"] += 1
+        state["history"].append({"epoch": epoch, **logs})
+        previous = state["weights"]
+        # A new name each epoch: a kill while it is written leaves the committed one whole.
+        state["weights"] = f"{CHECKPOINT_DIR}/epoch-{epoch + 1:04d}.weights.h5"
+        (self.run_dir / CHECKPOINT_DIR).mkdir(exist_ok=True)
+        self.model.save_weights(self.run_dir / state["weights"])
+        state["epoch"] = epoch + 1
+        # Stopped early as keras.callbacks.EarlyStopping decides, and committed with the epoch.
+        state["stopped"] = bool(self.patience and state["wait"] >= self.patience and epoch > 0)
+        write_json(self.run_dir / STATE_FILE, state)  # the commit
+        write_history(self.run_dir / HISTORY_FILE, state["history"])
+        if previous:
+            (self.run_dir / previous).unlink(missing_ok=True)
+        self.model.stop_training = state["stopped"]
+
+
+def write_history(path, rows):
+    """history.csv as Keras' CSVLogger writes it: epoch, then the logged values by name."""
+    keys = sorted({key for row in rows for key in row} - {"epoch"})
+    lines = [",".join(["epoch", *keys])] + [",".join(str(row.get(key, "")) for key in ["epoch", *keys])
+                                             for row in rows]
+    write_text(path, "\n".join(lines) + "\n")
+
+
+def read_training_state(run_dir):
+    """`run_dir`'s training.json, or None where no training ever started there."""
+    path = Path(run_dir) / STATE_FILE
+    if not path.is_file():
+        return None
+    state = read_json(path)
+    required = {"settings": dict, "epoch": int, "finished": bool, "stopped": bool, "history": list, "wait": int}
+    wrong = [key for key, kind in required.items()
+             if not isinstance(state, dict) or not isinstance(state.get(key), kind)]
+    if wrong:
+        raise FileFormatError(f"{path}: not a training state (field {wrong[0]!r} missing or of the wrong type); "
+                              "start the run again with --overwrite")
+    return state
+
+
+def _start_state(run_dir, settings, best_path, *, resume, overwrite):
+    """The training state to start `fit` from: new, or the committed one when resuming."""
+    state = read_training_state(run_dir)
+    leftovers = [name for name in (Path(best_path).name, HISTORY_FILE, LEGACY_BACKUP_DIR) if (run_dir / name).exists()]
+    if state is not None and resume and not overwrite:
+        changes = changed_settings(state["settings"], settings)
+        if changes:
+            raise RunDirectoryError(f"{run_dir} was trained with other settings: {changes}; resume it with the "
+                                    "same ones, or start it again with --overwrite")
+        return state
+    if (state is not None or leftovers) and not overwrite:
+        what = "a finished" if state and state["finished"] else "an unfinished" if state else "an older version's"
+        hint = "continue it with --resume, start it again" if state else "start it again"
+        raise RunDirectoryError(f"{run_dir} holds {what} training run; {hint} with --overwrite, or choose "
+                                "another directory")
+    for name in (STATE_FILE, CHECKPOINT_DIR, *leftovers, f"{Path(best_path).name}.json"):
+        path = run_dir / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    return {"settings": settings, "epoch": 0, "finished": False, "stopped": False, "best": None, "best_epoch": None,
+            "wait": 0, "history": [], "weights": None}
+
+
+def fit_resumable(model, train, val, run_dir, epochs, *, patience=None, best_path=None, model_to_save=None,
+                  settings=None, resume=False, overwrite=False, batch_norm_maps=None, extra_callbacks=(),
                   verbose="auto"):
-    """`model.fit` with a resumable backup, best-model saving, early stopping and a CSV log.
+    """`model.fit` that a kill at any instant cannot spoil, with best-model saving and early stopping.
 
     Args:
-        model: a compiled model reporting `exact_match`.
+        model: a compiled, built model reporting `exact_match`.
         train, val: `tf.data` datasets of (maps, targets).
-        run_dir: where `backup/`, `history.csv` and the best model go.
+        run_dir: where training.json, checkpoint/, history.csv and the best model go.
         epochs: the most epochs to train.
         patience: stop after this many epochs without a better validation exact match.
         best_path: where the best model is saved (default `run_dir/best.keras`).
         model_to_save: what to save there (default `model`).
-        resume: continue from `run_dir/backup` if a previous run left one.
+        settings: what the result depends on ({name: value}, JSON-able), recorded; resuming
+            with other settings is refused, naming them.
+        resume: continue the run that `run_dir` holds, exactly where its last finished epoch
+            left it (a finished run is not trained again); without it, a run found there is
+            refused, unless `overwrite` starts it again.
         batch_norm_maps: a dataset of training map batches; BatchNorm statistics are
             recalibrated on it before each validation (see `BatchNormRecalibration`).
         extra_callbacks: more Keras callbacks, run after the built-in ones.
     Returns:
-        The history dict of this call (with `resume`, only the epochs it ran).
+        The history of the whole run ({name: [value per epoch]}), resumed epochs included.
     """
     run_dir = Path(run_dir)
-    backup = run_dir / "backup"
-    if backup.exists() and not resume:
-        raise FileExistsError(f"{run_dir} holds an unfinished run; resume it or choose another directory")
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(backup)),  # first: later callbacks may stop the run
-        BestModelCheckpoint(best_path or run_dir / "best.keras", model_to_save=model_to_save, resume=resume),
-        keras.callbacks.CSVLogger(str(run_dir / "history.csv"), append=resume),
-    ]
+    best_path = Path(best_path or run_dir / "best.keras")
+    settings = {"epochs": epochs, "patience": patience, **(settings or {})}
+    with locked(run_dir):
+        state = _start_state(run_dir, settings, best_path, resume=resume, overwrite=overwrite)
+        if not state["finished"]:
+            _train(model, train, val, run_dir, epochs, state, best_path, model_to_save, patience,
+                   batch_norm_maps, extra_callbacks, verbose)
+    rows = state["history"]
+    return {key: [row[key] for row in rows] for key in (rows[0] if rows else {}) if key != "epoch"}
+
+
+def _train(model, train, val, run_dir, epochs, state, best_path, model_to_save, patience, batch_norm_maps,
+           extra_callbacks, verbose):
+    if state["weights"]:
+        print(f"resuming {run_dir} after epoch {state['epoch']}")
+        # Each pass over a shuffled dataset draws its order and augmentation from the
+        # dataset's seeded generator. Drawing the finished epochs' passes again makes epoch
+        # k see what it would have seen without the interruption: Keras' `fit` makes two
+        # iterators of the training data an epoch (3.15: as each epoch begins, and as it
+        # ends), `BatchNormRecalibration` one of its maps. The kill-and-resume test checks it.
+        for _ in range(FIT_PASSES_PER_EPOCH * state["epoch"]):
+            iter(train)
+        for _ in range(state["epoch"] if batch_norm_maps is not None else 0):
+            iter(batch_norm_maps)
+    for stale in (run_dir / CHECKPOINT_DIR).glob("*") if (run_dir / CHECKPOINT_DIR).is_dir() else []:
+        if stale.relative_to(run_dir).as_posix() != state["weights"]:
+            stale.unlink()  # written by a run killed before it committed
+    write_json(run_dir / STATE_FILE, state)
+    callbacks = [RunCheckpoint(run_dir, state, best_path, model_to_save, patience)]
     if batch_norm_maps is not None:
-        callbacks.append(BatchNormRecalibration(batch_norm_maps))
-    if patience:
-        callbacks.append(keras.callbacks.EarlyStopping(MONITOR, patience=patience, mode="max"))
+        callbacks.insert(0, BatchNormRecalibration(batch_norm_maps))
     callbacks.extend(extra_callbacks)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    # shuffle=False: the datasets shuffle themselves (seeded); Keras would only warn.
-    return model.fit(train, validation_data=val, epochs=epochs, callbacks=callbacks, verbose=verbose,
-                     shuffle=False).history
+    if state["epoch"] < epochs and not state["stopped"]:
+        # shuffle=False: the datasets shuffle themselves (seeded); Keras would only warn.
+        model.fit(train, validation_data=val, epochs=epochs, initial_epoch=state["epoch"], callbacks=callbacks,
+                  verbose=verbose, shuffle=False)
+    state["finished"] = True
+    write_json(run_dir / STATE_FILE, state)
+    shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
 
 
 def train_teacher(parts, run_dir, *, arch="resnet18", epochs=20, batch_size=128, learning_rate=2e-3,
-                  augment=True, patience=None, seed=0, resume=False, strategy=None, verbose="auto"):
+                  augment=True, patience=None, seed=0, resume=False, overwrite=False, strategy=None,
+                  verbose="auto"):
     """Train a teacher on labelled maps; return the best model (by validation exact match).
 
     Args:
         parts: splits from `runs.load_splits` ('train' and 'val' are used).
         run_dir: the run directory; the best model is saved as `teacher.keras` there.
         arch: a registered teacher architecture (`kd_keras.models.teacher_names()`).
+        resume, overwrite: what to do with a run `run_dir` already holds (see `fit_resumable`).
         strategy: a `tf.distribute` strategy to build and train under (None: the default device).
     """
     from kd_keras.data.pipeline import make_dataset
@@ -193,7 +306,9 @@ def train_teacher(parts, run_dir, *, arch="resnet18", epochs=20, batch_size=128,
         make_dataset(train.maps, train.labels.astype("float32"), batch_size=batch_size,
                      shuffle=True, augment=augment, seed=seed),
         make_dataset(val.maps, val.labels.astype("float32"), batch_size=batch_size),
-        run_dir, epochs, patience=patience, best_path=run_dir / TEACHER_FILE, resume=resume,
+        run_dir, epochs, patience=patience, best_path=run_dir / TEACHER_FILE, resume=resume, overwrite=overwrite,
+        settings={"teacher": arch, "batch_size": batch_size, "learning_rate": learning_rate, "augment": augment,
+                  "seed": seed, "data": digest(train.maps, train.labels, val.maps, val.labels)},
         batch_norm_maps=make_dataset(train.maps, batch_size=batch_size, shuffle=True, seed=seed),
         verbose=verbose,
     )
@@ -201,8 +316,20 @@ def train_teacher(parts, run_dir, *, arch="resnet18", epochs=20, batch_size=128,
 
 
 def load_model(path):
-    """Load a saved model in Keras' safe mode (no arbitrary code), uncompiled, for inference."""
+    """Load a saved model in Keras' safe mode (no arbitrary code), uncompiled, for inference.
+
+    A file that is not a whole `.keras` archive, or that Keras refuses (code in its
+    configuration, an unknown layer), raises `FileFormatError` naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no model at {path}")
-    return keras.saving.load_model(path, compile=False, safe_mode=True)
+        raise FileNotFoundError(errno.ENOENT, "no model file there", str(path))
+    if not zipfile.is_zipfile(path):
+        raise FileFormatError(f"{path}: not a complete .keras model (a .keras file is a zip archive): "
+                              "truncated, or another kind of file")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except (ValueError, TypeError, KeyError, AttributeError, OSError, EOFError, zipfile.BadZipFile,
+            zlib.error) as error:
+        # Keras' own words, first sentence: its long advice (e.g. to turn safe mode off) is not ours to give.
+        reason = str(error).strip().split("\n")[0].split(". ")[0]
+        raise FileFormatError(f"{path}: Keras cannot load this model ({type(error).__name__}: {reason})") from None

@@ -11,6 +11,7 @@ import pytest
 
 from kd_keras.data.pipeline import make_dataset
 from kd_keras.distillation import distill_student, teacher_logits_cached
+from kd_keras.errors import RunDirectoryError
 from kd_keras.evaluation import evaluate
 from kd_keras.models import build_student
 from kd_keras.models.students import plain_cnn
@@ -95,21 +96,32 @@ class InterruptAfter(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def test_interrupted_run_keeps_its_best_model_and_resumes(parts, teacher_path, logits, tmp_path):
-    def run(**kwargs):
-        return distill_student("net2", parts, tmp_path, teacher_path, logits, epochs=4, verbose=0, **kwargs)
+def test_interrupted_run_keeps_its_best_model_and_resumes_exactly(parts, teacher_path, logits, tmp_path):
+    def run(out, **kwargs):
+        return distill_student("net2", parts, out, teacher_path, logits, epochs=4, verbose=0, **kwargs)
 
+    out = tmp_path / "interrupted"
     with pytest.raises(KeyboardInterrupt):
-        run(extra_callbacks=[InterruptAfter(2)])
-    assert load_model(tmp_path / "net2.keras").count_params() == 5_556
-    assert (tmp_path / "backup").is_dir()
-    with pytest.raises(FileExistsError, match="holds an unfinished run"):
-        run()
+        run(out, extra_callbacks=[InterruptAfter(2)])
+    assert load_model(out / "net2.keras").count_params() == 5_556
+    state = json.loads((out / "training.json").read_text())
+    assert (state["epoch"], state["finished"]) == (2, False)
+    with pytest.raises(RunDirectoryError, match="holds an unfinished training run; continue it with --resume"):
+        run(out)
 
-    run(resume=True)
-    epochs = np.genfromtxt(tmp_path / "history.csv", delimiter=",", names=True)["epoch"]
-    assert epochs.tolist() == [0, 1, 2, 3]  # two before the interruption, two after
-    assert not (tmp_path / "backup").exists()
+    resumed = run(out, resume=True)
+    epochs = np.genfromtxt(out / "history.csv", delimiter=",", names=True)["epoch"]
+    assert epochs.tolist() == [0, 1, 2, 3]  # two before the interruption, two after, none twice
+    assert json.loads((out / "training.json").read_text())["finished"]
+    assert not (out / "checkpoint").exists()
+    uninterrupted = run(tmp_path / "uninterrupted")
+    for resumed_weights, weights in zip(resumed.get_weights(), uninterrupted.get_weights(), strict=True):
+        np.testing.assert_array_equal(resumed_weights, weights)
+    assert (out / "history.csv").read_text() == (tmp_path / "uninterrupted" / "history.csv").read_text()
+
+    trained = (out / "net2.keras").read_bytes()
+    run(out, resume=True)  # finished: nothing is trained again
+    assert (out / "net2.keras").read_bytes() == trained
 
 
 MIRRORED = """

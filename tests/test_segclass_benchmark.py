@@ -43,7 +43,7 @@ def test_quick_benchmark_writes_the_table_and_the_shipped_model(tmp_path):
     # Run again: every finished stage is reused, and the figures come out the same.
     again = run_benchmark(tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stdout.count("reusing") == 2
+    assert again.stdout.count("holds a finished run: nothing left to train") == 2
     rerun = json.loads((tmp_path / "results" / "segclass.json").read_text())
     assert rerun["models"]["kd"]["float"] == rows["kd"]["float"]
     assert rerun["wall_seconds"]["kd"] == rerun["wall_seconds"]["hard"] == "reused"

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kd_keras.training import BatchNormRecalibration, BestModelCheckpoint, ExactMatch
+from kd_keras.training import BatchNormRecalibration, ExactMatch, RunCheckpoint, write_history
 
 
 def test_exact_match_needs_all_eight_flags():
@@ -40,15 +40,31 @@ def test_frozen_models_are_left_alone():
     assert model.layers[0].moving_mean.numpy().tolist() == [7.0, 7.0, 7.0]
 
 
-def test_best_model_checkpoint_keeps_the_best_across_a_resume_but_not_across_runs(tmp_path):
-    path = tmp_path / "best.keras"
+def test_run_checkpoint_commits_each_epoch_and_saves_only_a_better_model(tmp_path):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    state = {"settings": {}, "epoch": 0, "finished": False, "stopped": False, "best": None, "best_epoch": None,
+             "wait": 0, "history": [], "weights": None}
+    checkpoint = RunCheckpoint(tmp_path, state, tmp_path / "best.keras", patience=2)
+    checkpoint.set_model(model)
+    for epoch, accuracy in enumerate([0.5, 0.8, 0.7, 0.6]):
+        saved = (tmp_path / "best.keras").read_bytes() if epoch else None
+        checkpoint.on_epoch_end(epoch, {"val_exact_match": accuracy, "loss": 1.0 - accuracy})
+        committed = json.loads((tmp_path / "training.json").read_text())
+        assert committed["epoch"] == epoch + 1 and len(committed["history"]) == epoch + 1
+        assert sorted(p.name for p in (tmp_path / "checkpoint").iterdir()) == [f"epoch-{epoch + 1:04d}.weights.h5"]
+        if accuracy < 0.8 and saved:
+            assert (tmp_path / "best.keras").read_bytes() == saved  # a worse epoch leaves the best model alone
+    assert (committed["best"], committed["best_epoch"], committed["wait"]) == (0.8, 2, 2)
+    assert model.stop_training and committed["stopped"]  # two epochs without a better one: patience 2 is spent
+    history = np.genfromtxt(tmp_path / "history.csv", delimiter=",", names=True)
+    assert history["epoch"].tolist() == [0, 1, 2, 3]
+    np.testing.assert_allclose(history["val_exact_match"], [0.5, 0.8, 0.7, 0.6])
+    assert json.loads((tmp_path / "best.keras.json").read_text())["epoch"] == 2
 
-    def epoch_with(accuracy, resume):
-        checkpoint = BestModelCheckpoint(path, resume=resume)
-        checkpoint.set_model(keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)]))
-        checkpoint.on_epoch_end(0, {"val_exact_match": accuracy})
-        return json.loads((tmp_path / "best.keras.json").read_text())["best"]
 
-    assert epoch_with(0.8, resume=False) == 0.8 and path.is_file()
-    assert epoch_with(0.5, resume=True) == 0.8     # resuming: a worse epoch is not saved
-    assert epoch_with(0.5, resume=False) == 0.5    # a new run in the same place starts afresh
+def test_write_history_reads_like_keras_csv_logger(tmp_path):
+    rows = [{"epoch": 0, "loss": 0.5, "exact_match": 0.25}, {"epoch": 1, "loss": 0.25, "exact_match": 0.5}]
+    write_history(tmp_path / "history.csv", rows)
+    assert (tmp_path / "history.csv").read_text() == "epoch,exact_match,loss\n0,0.25,0.5\n1,0.5,0.25\n"

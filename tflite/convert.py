@@ -8,21 +8,24 @@ classifier (8 defect logits) or a segmentation + classification student (`--task
 38 pattern logits and a 52x52 defect mask, both int8 outputs). The
 representative maps for calibration come from the training split of `--data`, or of the
 run's own data (its config.json) when MODEL comes from a run. The output directory gets
-model.tflite, model_data.cc/.h, model_settings.h and model_card.json, all or nothing. `--per-tensor`
+model.tflite, model_data.cc/.h, model_settings.h and model_card.json, all or nothing: it must
+be new, empty, or a model directory converted before, whose other files (a README, notes)
+are kept; anything else is refused before any work. `--per-tensor`
 shrinks the file (one weight scale per tensor, not per channel); `--views 8` has the
 firmware average a classifier over the 8 rotations/flips of each map.
 Exit status 1, with the reason, when the model is over budget or cannot run in TFLite Micro.
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-from kd_keras.cli import exit_on_errors, positive_int
+from kd_keras.cli import add_debug_argument, argument_type, positive_int, run_command
+from kd_keras.errors import FileFormatError
+from kd_keras.rundir import CONFIG_FILE, read_config
 from kd_keras.runs import DEFAULT_SYNTHETIC_MAPS, load_splits
 from kd_keras.training import load_model
-from tflite.export import export_model, parse_budget
+from tflite.export import check_output_directory, export_model, parse_budget
 from tflite.harness import VIEWS, accuracy_figures
 
 
@@ -43,12 +46,17 @@ def find_model(path):
 def run_settings(model_path):
     """(data path or None, synthetic maps, seed) of the run that made `model_path`, if any."""
     for directory in (model_path.parent, model_path.parent.parent):
-        config = directory / "config.json"
-        if config.is_file():
-            arguments = json.loads(config.read_text())["arguments"]
+        path = directory / CONFIG_FILE
+        if path.is_file():
+            arguments = read_config(path)["arguments"]
             data = arguments.get("data")
-            return (None if data in (None, "None") else Path(data),
-                    int(arguments.get("synthetic_maps", DEFAULT_SYNTHETIC_MAPS)), int(arguments.get("seed", 0)))
+            synthetic_maps = arguments.get("synthetic_maps", DEFAULT_SYNTHETIC_MAPS)
+            seed = arguments.get("seed", 0)
+            for field, value, kinds in (("data", data, (str, type(None))), ("synthetic_maps", synthetic_maps, int),
+                                        ("seed", seed, int)):
+                if not isinstance(value, kinds) or isinstance(value, bool):
+                    raise FileFormatError(f"{path}: field 'arguments.{field}' has the wrong type ({value!r})")
+            return None if data in (None, "None") else Path(data), synthetic_maps, seed
     return None
 
 
@@ -57,7 +65,7 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path, help="a .keras file or the training directory holding it")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
-    parser.add_argument("--budget", type=parse_budget, default=parse_budget("248KB"),
+    parser.add_argument("--budget", type=argument_type(parse_budget), default=parse_budget("248KB"),
                         help="largest .tflite allowed: 21KB, 248KB or bytes (default 248KB)")
     parser.add_argument("--name", default=None, help="C identifier for g_<name>_model_data (default: the file's stem)")
     parser.add_argument("--data", type=Path, default=None, help="MixedWM38-layout .npz for calibration and accuracy")
@@ -72,10 +80,12 @@ def build_parser():
     parser.add_argument("--per-tensor", action="store_true",
                         help="one scale per weight tensor instead of per output channel: saves 24 bytes "
                              "of flash a channel, at some accuracy (post-training quantization only)")
+    add_debug_argument(parser)
     return parser
 
 
 def run(args):
+    check_output_directory(args.out)  # before any work: refuse a directory that is not ours to replace
     model_path = find_model(args.model)
     settings = run_settings(model_path)
     if args.data is None and settings is None:
@@ -103,7 +113,7 @@ def run(args):
 
 
 def main(argv=None):
-    return exit_on_errors(run, build_parser().parse_args(argv))
+    return run_command(run, build_parser().parse_args(argv), interrupted="interrupted: nothing was written")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ classification model, macro F1 and the mask's Dice, IoU and pixel accuracy) and 
 confusion table of the int8 model as TFLite Micro runs it, with its flash bytes, arena bytes and MACs per
 inference. --compare also runs the float Keras model (--model, default: the one the card
 names) and LiteRT's reference kernels: TFLite Micro vs LiteRT max difference (int8 units,
-expected 0), int8 vs float accuracy drop and disagreement rate. --budget: exit 1 when
+expected 0), int8 vs float accuracy drop and disagreement rate; where the float model is not
+at hand (a fresh clone ships only the int8 models), only the LiteRT comparison is made, and
+it says so. --budget: exit 1 when
 model.tflite is over it, saying by how much and which layers weigh most. A model converted
 with `--views 8` is run as its firmware runs it: on all 8 rotations/flips of each map, its
 outputs summed (the --compare figures stay single-view).
@@ -19,12 +21,12 @@ import json
 import sys
 from pathlib import Path
 
-from kd_keras.cli import exit_on_errors
+from kd_keras.cli import add_debug_argument, argument_type, run_command
 from kd_keras.data import PATTERN_NAMES, load_mixedwm38
 from kd_keras.runs import per_defect_table
 from kd_keras.training import load_model
-from tflite.export import check_budget, parse_budget
-from tflite.harness import compare_with_references, load_converted, micro_outputs, output_metrics
+from tflite.export import check_budget, load_converted, parse_budget
+from tflite.harness import compare_with_references, micro_outputs, output_metrics
 
 
 def build_parser():
@@ -34,8 +36,9 @@ def build_parser():
     parser.add_argument("--data", type=Path, required=True, help="MixedWM38-layout .npz to run over")
     parser.add_argument("--compare", action="store_true", help="also run LiteRT and the float model")
     parser.add_argument("--model", type=Path, default=None, help="the float .keras model for --compare")
-    parser.add_argument("--budget", type=parse_budget, default=None, help="21KB, 248KB or bytes")
+    parser.add_argument("--budget", type=argument_type(parse_budget), default=None, help="21KB, 248KB or bytes")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    add_debug_argument(parser)
     return parser
 
 
@@ -58,8 +61,14 @@ def run(args):
               "macs_per_inference": card["macs_per_inference"], "views": views,
               "metrics": output_metrics(micro_outputs(flatbuffer, data.maps, views), data)}
     if args.compare:
-        model_path = args.model or Path(card.get("source_model", ""))
-        result["compare"] = compare_with_references(flatbuffer, load_model(model_path), data)
+        model_path = args.model or (Path(card["source_model"]) if card.get("source_model") else None)
+        float_model = None
+        if args.model is not None or (model_path is not None and model_path.is_file()):
+            float_model = load_model(model_path)
+        else:
+            result["float_model_missing"] = (f"the float model its card names ({model_path}) is not here"
+                                             if model_path else "its card names no float model")
+        result["compare"] = compare_with_references(flatbuffer, float_model, data)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -80,10 +89,13 @@ def run(args):
             print(f"\nTFLite Micro vs LiteRT (reference kernels): max difference "
                   f"{c['micro_vs_litert_max_int8_difference']} int8 units, in "
                   f"{100 * c['micro_vs_litert_differing_outputs']:.3f}% of the outputs")
-            print(f"float {100 * c['float_exact_match']:.2f}% -> int8 {100 * c['int8_exact_match']:.2f}% "
-                  f"(drop {100 * c['int8_accuracy_drop']:.2f} points); int8 and float disagree on "
-                  f"{100 * c['disagreement_rate']:.2f}% of maps")
-            if "int8_dice" in c:
+            if "float_model_missing" in result:
+                print(f"no comparison with the float model: {result['float_model_missing']} (pass --model FILE)")
+            else:
+                print(f"float {100 * c['float_exact_match']:.2f}% -> int8 {100 * c['int8_exact_match']:.2f}% "
+                      f"(drop {100 * c['int8_accuracy_drop']:.2f} points); int8 and float disagree on "
+                      f"{100 * c['disagreement_rate']:.2f}% of maps")
+            if "float_dice" in c:
                 print(f"mask Dice: float {c['float_dice']:.4f} -> int8 {c['int8_dice']:.4f}")
     if args.budget is not None:
         layers = [(layer["layer"], layer["parameters"]) for layer in card["heaviest_layers"]]
@@ -92,7 +104,7 @@ def run(args):
 
 
 def main(argv=None):
-    return exit_on_errors(run, build_parser().parse_args(argv))
+    return run_command(run, build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

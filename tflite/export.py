@@ -18,20 +18,19 @@ Example:
 True
 """
 
+import errno
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from kd_keras.data.labels import DEFECT_NAMES, PATTERN_NAMES
-from kd_keras.fileio import write_text
+from kd_keras.errors import FileFormatError, ToolkitError
+from kd_keras.fileio import listing, read_json, write_directory, write_text
 from tflite.c_sources import RESOLVER_METHODS, check_c_identifier, model_data_cc, model_data_h, model_settings_h
-from tflite.harness import check_views
+from tflite.harness import VIEWS, check_views
 from tflite.micro import (
-    MULTILABEL, OUTPUT_KINDS, PATTERN, input_quantization, measure_arena_bytes, output_kinds,
+    MULTILABEL, OUTPUT_KINDS, PATTERN, input_quantization, measure_arena_bytes, micro_interpreter, output_kinds,
     output_quantizations, quantize_maps,
 )
 from tflite.quantize import convert_int8, op_names, strip_names
@@ -41,7 +40,7 @@ ARENA_MARGIN = 1.10  # the firmware's arena: the measured bytes plus 10%, rounde
 OUTPUT_SHAPES = {kind: shape for shape, kind in OUTPUT_KINDS.items()}
 
 
-class ConversionError(ValueError):
+class ConversionError(ToolkitError, ValueError):
     """A model that cannot be deployed as asked; the message says why."""
 
 
@@ -173,6 +172,7 @@ def export_model(model, out_dir, representative_maps, *, name, budget_bytes, acc
         ConversionError: over budget, or an op TFLite Micro cannot run.
     """
     check_c_identifier(name)
+    check_output_directory(out_dir)
     if flatbuffer is None:
         flatbuffer = int8_flatbuffer(model, representative_maps, qat_epochs=qat_epochs, per_channel=per_channel)
     ops = list(dict.fromkeys(op_names(flatbuffer)))
@@ -188,7 +188,7 @@ def export_model(model, out_dir, representative_maps, *, name, budget_bytes, acc
     card["quantization"] = f"quantization-aware training, {qat_epochs} epochs" if qat_epochs else "post-training"
     card["weight_scales"] = "per-channel" if per_channel else "per-tensor"
     card["views"] = views
-    _write_directory(Path(out_dir), {
+    write_directory(out_dir, {
         "model.tflite": flatbuffer,
         "model_data.cc": model_data_cc(name, flatbuffer),
         "model_data.h": model_data_h(name, len(flatbuffer)),
@@ -205,8 +205,8 @@ def write_model_readme(model_dir, summary, made_by):
     `summary`: a paragraph on what the model is and how it was trained; `made_by`: the
     command that made the directory."""
     model_dir = Path(model_dir)
-    card = json.loads((model_dir / "model_card.json").read_text())
-    accuracy = card.get("accuracy") or {}
+    card = read_card(model_dir / CARD_FILE)
+    accuracy = card["accuracy"]
     lines = [
         f"# {model_dir.name}", "", summary, "",
         "| flash (model.tflite) | tensor arena (measured) | kTensorArenaSize | MACs per inference | ops |",
@@ -256,20 +256,90 @@ def _outputs_sentence(outputs):
         f"{output['index']}: {text}" if len(said) > 1 else text for output, text in zip(outputs, said)) + "."
 
 
-def _write_directory(out_dir, files):
-    """Write all files into a fresh temporary directory, then swap it into place."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+CONVERTED_FILES = ("model.tflite", "model_data.cc", "model_data.h", "model_settings.h", "model_card.json")
+CARD_FILE = "model_card.json"
+# What a model card must hold, and of which type, for the toolkit to read it.
+CARD_FIELDS = {"name": str, "input": dict, "outputs": list, "flash_bytes": int, "arena_bytes": int,
+               "tensor_arena_size": int, "ops": list, "parameters": int, "macs_per_inference": int,
+               "heaviest_layers": list, "accuracy": dict}
+OUTPUT_FIELDS = {"index": int, "kind": str, "shape": list, "scale": float, "zero_point": int}
+
+
+def read_card(path):
+    """A model card, checked: every field the toolkit reads is there, with its type.
+
+    Raises `FileFormatError` naming the file and the first wrong field."""
+    card = read_json(path)
+    if not isinstance(card, dict):
+        raise FileFormatError(f"{path}: not a model card (expected a JSON object)")
+    _check_fields(card, CARD_FIELDS, path)
+    if card.get("views", 1) not in VIEWS:
+        raise FileFormatError(f"{path}: field 'views' must be one of {VIEWS}, got {card['views']!r}")
+    for number, output in enumerate(card["outputs"]):
+        if not isinstance(output, dict):
+            raise FileFormatError(f"{path}: outputs[{number}] is not an object")
+        _check_fields(output, OUTPUT_FIELDS, path, f"outputs[{number}].")
+        if output["kind"] not in OUTPUT_SHAPES:
+            raise FileFormatError(f"{path}: outputs[{number}].kind {output['kind']!r} is none of "
+                                  f"{', '.join(OUTPUT_SHAPES)}")
+    return card
+
+
+def _check_fields(record, fields, path, prefix=""):
+    for field, kind in fields.items():
+        value = record.get(field)
+        # JSON has one number type: an int is a fine float, a bool is no int.
+        ok = isinstance(value, (int, float) if kind is float else kind) and not isinstance(value, bool)
+        if not ok:
+            problem = "is missing" if field not in record else f"should be {_TYPE_NAMES[kind]}, got {value!r}"
+            raise FileFormatError(f"{path}: field '{prefix}{field}' {problem}")
+
+
+_TYPE_NAMES = {str: "a string", dict: "an object", list: "a list", int: "an integer", float: "a number"}
+
+
+def load_converted(model_dir):
+    """(model card, flatbuffer bytes) of a directory written by `tflite.convert`, checked:
+    the card is whole, `model.tflite` is the model it describes, and TFLite Micro can load it."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(errno.ENOENT, "no model directory there", str(model_dir))
+    if not (model_dir / CARD_FILE).is_file():
+        raise FileFormatError(f"{model_dir}: no {CARD_FILE}, not a model directory; convert a model into it with "
+                              "python -m tflite.convert")
+    card = read_card(model_dir / CARD_FILE)
+    path = model_dir / "model.tflite"
+    flatbuffer = path.read_bytes()
+    if len(flatbuffer) != card["flash_bytes"]:
+        raise FileFormatError(f"{path} is {len(flatbuffer):,} bytes but its card says {card['flash_bytes']:,}: "
+                              "truncated or replaced")
     try:
-        for filename, content in files.items():
-            (staging / filename).write_bytes(content if isinstance(content, bytes) else content.encode())
-        os.chmod(staging, 0o755)
-        if out_dir.exists():
-            old = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.old."))
-            os.replace(out_dir, old / "previous")
-            os.replace(staging, out_dir)
-            shutil.rmtree(old)
-        else:
-            os.replace(staging, out_dir)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        kinds = output_kinds(flatbuffer)
+        micro_interpreter(flatbuffer)
+    except (RuntimeError, ValueError) as error:
+        reason = " ".join(str(error).split())[:200]
+        raise FileFormatError(f"{path}: not a model TFLite Micro can load ({reason})") from None
+    if kinds != [output["kind"] for output in card["outputs"]]:
+        raise FileFormatError(f"{path}: its outputs ({', '.join(kinds)}) are not those its card describes")
+    return card, flatbuffer
+
+
+def check_output_directory(out_dir):
+    """Refuse, before any work, an output directory that conversion must not write into.
+
+    Allowed: a directory that does not exist yet, an empty one, or a model directory
+    written before by this toolkit (its model card says so); in the last, the files
+    conversion did not write (a README, notes) are kept."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConversionError(f"{out_dir} is a file, not a directory; --out names the directory the model goes to")
+    cwd = Path.cwd().resolve()
+    if out_dir.resolve() in (cwd, *cwd.parents):
+        raise ConversionError(f"{out_dir} is the working directory or holds it; name a directory for the model")
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return
+    if not (out_dir / CARD_FILE).is_file():
+        raise ConversionError(f"{out_dir} is not empty and is not a model directory written by "
+                              f"python -m tflite.convert (it holds {listing(out_dir)}); choose a new or empty "
+                              "directory")
+    read_card(out_dir / CARD_FILE)

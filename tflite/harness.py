@@ -17,9 +17,6 @@ Example:
 0
 """
 
-import json
-from pathlib import Path
-
 import numpy as np
 
 from kd_keras.data import dihedral_views
@@ -30,20 +27,6 @@ from kd_keras.segclass_distillation import predict_segclass
 from tflite.micro import (
     MASK, MULTILABEL, PATTERN, dequantize, output_kinds, output_quantizations, run_litert, run_micro,
 )
-
-
-def load_converted(model_dir):
-    """(model card, flatbuffer bytes) of a directory written by `tflite.convert`, checked."""
-    model_dir = Path(model_dir)
-    card_path = model_dir / "model_card.json"
-    if not card_path.is_file():
-        raise FileNotFoundError(f"{model_dir}: no model_card.json; convert with python -m tflite.convert")
-    card = json.loads(card_path.read_text())
-    flatbuffer = (model_dir / "model.tflite").read_bytes()
-    if len(flatbuffer) != card["flash_bytes"]:
-        raise ValueError(f"{model_dir / 'model.tflite'} is {len(flatbuffer):,} bytes but its card says "
-                         f"{card['flash_bytes']:,}: truncated or replaced")
-    return card, flatbuffer
 
 
 VIEWS = (1, 8)
@@ -123,23 +106,30 @@ def _predicted_patterns(outputs):
 
 
 def compare_with_references(flatbuffer, model, data):
-    """TFLite Micro against LiteRT's reference kernels (bit for bit, over every output) and
-    against the float model."""
+    """TFLite Micro against LiteRT's reference kernels (bit for bit, over every output) and,
+    unless `model` is None, against the float model."""
     micro, litert = run_micro(flatbuffer, data.maps), run_litert(flatbuffer, data.maps)
     differences = np.concatenate([np.abs(m.astype(int) - r.astype(int)).ravel() for m, r in zip(micro, litert)])
     kinds = output_kinds(flatbuffer)
     int8_outputs = dequantized_outputs(flatbuffer, micro)
-    reference_outputs = float_outputs(model, data.maps, kinds)
-    int8, reference = output_metrics(int8_outputs, data), output_metrics(reference_outputs, data)
+    int8 = output_metrics(int8_outputs, data)
     report = {
         "micro_vs_litert_max_int8_difference": int(differences.max()),
         "micro_vs_litert_differing_outputs": float((differences > 0).mean()),
-        "float_exact_match": reference["exact_match"],
         "int8_exact_match": int8["exact_match"],
+    }
+    if MASK in kinds:
+        report["int8_dice"] = int8["dice"]
+    if model is None:
+        return report
+    reference_outputs = float_outputs(model, data.maps, kinds)
+    reference = output_metrics(reference_outputs, data)
+    report.update({
+        "float_exact_match": reference["exact_match"],
         "int8_accuracy_drop": reference["exact_match"] - int8["exact_match"],
         "disagreement_rate": float((_predicted_patterns(int8_outputs)
                                     != _predicted_patterns(reference_outputs)).any(axis=1).mean()),
-    }
+    })
     if MASK in kinds:
-        report.update({"float_dice": reference["dice"], "int8_dice": int8["dice"]})
+        report["float_dice"] = reference["dice"]
     return report

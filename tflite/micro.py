@@ -32,7 +32,7 @@ MULTILABEL, PATTERN, MASK = "multilabel_logits", "pattern_logits", "mask_logits"
 OUTPUT_KINDS = {(1, NUM_DEFECTS): MULTILABEL, (1, NUM_PATTERNS): PATTERN, (1, 52, 52, 1): MASK}
 
 
-def _micro(flatbuffer, arena_size=MEASURE_ARENA_BYTES):
+def micro_interpreter(flatbuffer, arena_size=MEASURE_ARENA_BYTES):
     from tflite_micro.python.tflite_micro import runtime
 
     return runtime.Interpreter.from_bytes(bytes(flatbuffer), arena_size=arena_size)
@@ -69,7 +69,7 @@ def quantize_maps(maps, quantization):
 
 def run_micro(flatbuffer, maps):
     """int8 outputs of TFLite Micro for each map: a list (one per output) of (N, ...) arrays."""
-    interpreter = _micro(flatbuffer)
+    interpreter = micro_interpreter(flatbuffer)
     inputs = quantize_maps(maps, input_quantization(flatbuffer))[..., None]
     outputs = [[] for _ in output_quantizations(flatbuffer)]
     for wafer_map in inputs:
@@ -104,7 +104,7 @@ def measure_arena_bytes(flatbuffer):
 
     The interpreter prints its allocations to the C-level stderr only, so file
     descriptor 2 is pointed at a temporary file while it prints."""
-    interpreter = _micro(flatbuffer)
+    interpreter = micro_interpreter(flatbuffer)
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:

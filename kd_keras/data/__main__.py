@@ -9,8 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from kd_keras.cli import positive_int
-from kd_keras.data.mixedwm38 import WaferDataError, describe, load_mixedwm38, save_mixedwm38
+from kd_keras.cli import add_debug_argument, positive_int, run_command
+from kd_keras.data.mixedwm38 import describe, load_mixedwm38, save_mixedwm38
 from kd_keras.data.synthetic import generate_wafer_maps
 
 
@@ -54,17 +54,14 @@ def build_parser():
     show.add_argument("--per-pattern", type=positive_int, default=3, help="maps per pattern (default 3)")
     show.add_argument("--seed", type=int, default=0, help="which maps are drawn (default 0)")
     show.set_defaults(run=_show)
+    for command in (inspect, synth, show):
+        add_debug_argument(command)
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    try:
-        args.run(args)
-    except WaferDataError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return run_command(args.run, args)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ Example:
 """
 
 import dataclasses
+import os
 import zipfile
 import zlib
 from pathlib import Path
@@ -30,6 +31,7 @@ import numpy as np
 from kd_keras.data.labels import (
     NUM_DEFECTS, NUM_PATTERNS, InvalidLabelError, encode_patterns, pattern_name,
 )
+from kd_keras.errors import FileFormatError
 from kd_keras.fileio import atomic_path
 
 MAP_SIZE = 52
@@ -45,7 +47,7 @@ LEGACY_FAILED_DIE = 3
 _CHUNK_ROWS = 1024
 
 
-class WaferDataError(ValueError):
+class WaferDataError(FileFormatError):
     """A wafer-map file that cannot be used, with the file, key and row that are wrong."""
 
     def __init__(self, path, message, key=None, row=None):
@@ -128,6 +130,8 @@ def segmentation_masks(maps):
 def load_mixedwm38(path):
     """Load and validate a MixedWM38-layout npz file; raise `WaferDataError` on any problem."""
     path = Path(path)
+    if path.is_dir():
+        raise WaferDataError(path, "is a directory, not an .npz file")
     if not path.is_file():
         raise WaferDataError(path, "no such file")
     if path.stat().st_size == 0:
@@ -152,6 +156,11 @@ def load_mixedwm38(path):
             maps, legacy = _read_maps(archive, members[MAPS_KEY], path, num_maps=len(labels))
         except (zipfile.BadZipFile, zlib.error, EOFError) as error:
             raise WaferDataError(path, f"the archive is truncated or corrupt ({error})") from None
+        except RuntimeError as error:  # zipfile's word for an encrypted member
+            raise WaferDataError(path, f"cannot read the archive: {error}") from None
+        except NotImplementedError as error:
+            raise WaferDataError(path, f"cannot read the archive: {error} (numpy.savez writes plain or "
+                                 "deflate-compressed members)") from None
     return WaferMaps(maps, labels, source=str(path), legacy_failed_dies=legacy)
 
 
@@ -181,7 +190,22 @@ def _open_npy(archive, member, path, key):
     if fortran_order:
         f.close()
         raise WaferDataError(path, "is Fortran-ordered; re-save it C-ordered", key=key)
+    _check_size(archive.getinfo(member).file_size - f.tell(), shape, dtype, path, key, f)
     return f, shape, dtype
+
+
+def _check_size(stored_bytes, shape, dtype, path, key, f):
+    """Refuse, before decompressing it, an array larger than its member holds or than memory."""
+    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if declared > stored_bytes:
+        f.close()
+        raise WaferDataError(path, f"declares an array of shape {shape} ({declared:,} bytes) but holds "
+                             f"{max(stored_bytes, 0):,} bytes: the file is truncated or forged", key=key)
+    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else None
+    if memory and declared > memory:
+        f.close()
+        raise WaferDataError(path, f"declares an array of {declared / 2**30:,.1f} GiB, more than this machine's "
+                             f"{memory / 2**30:,.1f} GiB of memory", key=key)
 
 
 def _read_exactly(f, dtype, count, path, key):
