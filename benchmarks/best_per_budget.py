@@ -1,18 +1,18 @@
 """Beat both papers inside their flash budgets, on the real dev set: the whole table from scratch.
 
-    python benchmarks/best_per_budget.py            # 39 minutes on 2 CPU cores (measured)
-    python benchmarks/best_per_budget.py --quick --runs /tmp/r --models /tmp/m --out /tmp/res/best
+    python -m benchmarks.best_per_budget            # from scratch (wall time per stage: results .json)
+    python -m benchmarks.best_per_budget --quick --runs /tmp/r --models /tmp/m --out /tmp/res/best
 
 One seeded 80/10/10 split of `../shared/data/mixedwm38_dev.npz`, then, each stage timed:
 
-1. teacher: the `vgg7` CNN trained on the labels with rotations/flips; its logits, averaged
-   over the 8 rotations/flips of each map, are computed once and cached. `--teacher vgg9`
-   uses a teacher that is better on validation (98.17% against 98.03%, 8 views), but whose
-   students were not better on the whole: on validation the 21 KB one lost 0.18 points and
-   the 248 KB one gained 0.07 (figures in the README).
-2. questions (Paper 1's open ones), each a short distillation of `separable8k`: label-free
-   (paper loss at three alpha/beta balances, Hinton) against supervised (labels mixed in,
-   labels only). The recipe with the best *validation* exact match is used below.
+1. teacher: `kd_keras.recipes.OUR_TEACHER` (the `vgg7` CNN trained on the labels with
+   rotations/flips); its logits, averaged over the 8 rotations/flips of each map, are
+   computed once and cached. `--teacher vgg9` trains vgg9 with the same recipe (the README
+   compares the two).
+2. questions (Paper 1's open ones, `kd_keras.recipes.PAPER1_QUESTIONS`), each a short
+   distillation of `separable8k`: label-free (paper loss at three alpha/beta balances,
+   Hinton) against supervised (labels mixed in, labels only). The recipe with the best
+   *validation* exact match is used below.
 3. size sweep: the `vgg_cnn` family (19K and 74K parameters; 225K is the final 248 KB
    student) distilled with that recipe: accuracy against parameters.
 4. paper 1's students as published (label-free, alpha = beta = 0.5, no augmentation), from
@@ -24,7 +24,7 @@ One seeded 80/10/10 split of `../shared/data/mixedwm38_dev.npz`, then, each stag
    the shipped `models/paper1-*` come from `benchmarks/paper1_mixedwm38.py`). For the 21 KB
    student, which seed, and whether the firmware runs one view of each map or all 8
    rotations/flips (`tflite.convert --views 8`), are chosen on the validation split, in
-   TFLite Micro.
+   TFLite Micro (`tflite.selection`).
 
 Writes `benchmarks/results/best_per_budget.json` (every figure, settings, wall times,
 versions), `.md` (tables) and `.png` (accuracy against flash bytes with the papers' points).
@@ -37,67 +37,57 @@ whose settings changed is refused, naming them (remove its directory to train it
 """
 
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
 from typing import NamedTuple
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from benchmarks import DEFAULT_DATA, REPO, repo_relative
+from kd_keras.data import load_splits
+from kd_keras.distillation import distill_student, teacher_logits_cached
+from kd_keras.evaluation import evaluate
+from kd_keras.fileio import write_json, write_text
+from kd_keras.models import teacher_names
+from kd_keras.plots import plot_accuracy_vs_flash
+from kd_keras.recipes import OUR_TEACHER, PAPER1_QUESTIONS, PAPER1_STUDENTS, recipe_name
+from kd_keras.reports import report_run
+from kd_keras.rundir import versions
+from kd_keras.tasks import CLASSIFY
+from kd_keras.training import TEACHER_FILE, read_training_state, train_teacher
+from tflite.budget import BUDGETS
+from tflite.card import write_model_readme
+from tflite.export import export_model, int8_flatbuffer
+from tflite.harness import accuracy_figures
+from tflite.micro import Int8Model
+from tflite.selection import choose_on_validation
 
-from kd_keras.distillation import distill_student, teacher_logits_cached  # noqa: E402
-from kd_keras.evaluation import evaluate  # noqa: E402
-from kd_keras.fileio import write_json, write_text  # noqa: E402
-from kd_keras.models import DihedralMean, teacher_names  # noqa: E402
-from kd_keras.plots import plot_accuracy_vs_flash  # noqa: E402
-from kd_keras.rundir import versions  # noqa: E402
-from kd_keras.runs import load_splits, predict_logits, report_run  # noqa: E402
-from kd_keras.training import TEACHER_FILE, train_teacher  # noqa: E402
-from tflite.export import BUDGETS, export_model, int8_flatbuffer, write_model_readme  # noqa: E402
-from tflite.harness import accuracy_figures, micro_logits  # noqa: E402
-
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "mixedwm38_dev.npz"
 SEED = 0
-TEACHER = {"arch": "vgg7", "epochs": 20, "learning_rate": 3e-3}
 QUESTION_EPOCHS = 12
-# Paper 1's open questions: (label, loss settings). All distil separable8k with rotations/flips
-# from the 8-view teacher; "labels only" is distillation weight 0 (no teacher at all).
-RECIPES = {
-    "label-free, paper loss alpha=0.5 beta=0.5": {"loss": "paper", "alpha": 0.5, "beta": 0.5},
-    "label-free, paper loss alpha=1 beta=0 (logit MSE)": {"loss": "paper", "alpha": 1.0, "beta": 0.0},
-    "label-free, paper loss alpha=0 beta=1 (sigmoid BCE)": {"loss": "paper", "alpha": 0.0, "beta": 1.0},
-    "label-free, Hinton T=4": {"loss": "hinton", "temperature": 4.0},
-    "supervised, 0.5 labels + 0.5 paper loss": {"loss": "mixed", "distillation_weight": 0.5},
-    "labels only, no teacher": {"loss": "mixed", "distillation_weight": 0.0},
-}
 # The vgg_cnn family at three widths (vgg225k's point is the final run); separable8k's point
 # comes from the questions.
 SWEEP_STUDENTS = ("vgg19k", "vgg74k")
-PAPER1 = {"student_args": {"loss": "paper", "alpha": 0.5, "beta": 0.5}, "epochs": 30}
+PAPER1_EPOCHS = 30
 
 
 class FinalStudent(NamedTuple):
     """One of our final students: where it ships, what it is, and what is chosen on validation."""
     label: str  # the shipped directory under models/
     student: str
-    budget: str
+    budget: str  # a tflite.budget.BUDGETS name
     epochs: int
     views: tuple  # view counts to choose from: 8 runs the int8 model on every rotation/flip of a map
     seeds: tuple  # student seeds (initial weights, shuffling) to choose from; the split stays seed 0
 
 
-# The 21 KB student's seeds move it by a point on validation (measured: 96.24-97.13%, int8,
-# 8 views), so three are distilled (6 min each) and the best on validation is shipped. For
-# vgg225k (23M MACs) TFLite Micro's Python interpreter would need ~15 min on 2 cores to score
-# a candidate on validation, so it has one seed and one view.
+# The 21 KB student's seeds move it by about a point on validation (results .json), so three
+# are distilled and the best on validation is shipped. For vgg225k (23M MACs) TFLite Micro's
+# Python interpreter would need many minutes to score a candidate on validation, so it has
+# one seed and one view.
 OURS = (FinalStudent("kd-21kb", "separable8k", "21KB", 60, views=(1, 8), seeds=(0, 1, 2)),
         FinalStudent("kd-248kb", "vgg225k", "248KB", 20, views=(1,), seeds=(SEED,)))
-PAPER_STUDENTS = [("Net-1 (paper 1)", BUDGETS["248KB"], 0.9333), ("Net-2 (paper 1)", BUDGETS["21KB"], 0.7711),
+PAPER_STUDENTS = [("Net-1 (paper 1)", BUDGETS["248KB"].flash_bytes, 0.9333),
+                  ("Net-2 (paper 1)", BUDGETS["21KB"].flash_bytes, 0.7711),
                   ("LightWaferSegClassNet (paper 2)", 260 * 1024, 0.9790)]
-ARENA_TARGETS = {"21KB": 16 * 1024, "248KB": 64 * 1024}
-ACCURACY_TARGETS = {"21KB": 0.97, "248KB": 0.99}
 
 
 class Stages:
@@ -117,15 +107,15 @@ class Stages:
 def student_row(run_dir, name, student, parts, description, recipe, epochs, augment):
     """Report one distilled student's run; its figures for the results."""
     metrics = report_run(run_dir, f"{name} ({recipe})", {name: (student, run_dir / name)}, parts,
-                         description)[name]
-    best = json.loads((run_dir / name / f"{name}.keras.json").read_text())
+                         description, CLASSIFY)[name]
+    state = read_training_state(run_dir / name)
     return {"student": name, "parameters": metrics["parameters"], "recipe": recipe, "epochs": epochs,
-            "augment": augment, "best_epoch": best["epoch"],
-            "val_exact_match": best["best"],
+            "augment": augment, "best_epoch": state["best_epoch"],
+            "val_exact_match": state["best"],
             "test_exact_match": metrics["metrics"]["test"]["threshold"]["exact_match"],
             "test_exact_match_nearest": metrics["metrics"]["test"]["nearest"]["exact_match"],
             "rotated_test_exact_match": metrics["metrics"]["test_rotated"]["threshold"]["exact_match"],
-            "run_dir": os.path.relpath(run_dir, REPO)}
+            "run_dir": repo_relative(run_dir)}
 
 
 def distil(runs, label, name, parts, teacher_path, logits, settings, epochs, description, augment=True, seed=SEED):
@@ -134,34 +124,25 @@ def distil(runs, label, name, parts, teacher_path, logits, settings, epochs, des
     student = distill_student(name, parts, run_dir / name, teacher_path, logits, epochs=epochs,
                               augment=augment, teacher_views=8, seed=seed, patience=epochs, resume=True,
                               verbose=2, **settings)
-    recipe = next((text for text, known in RECIPES.items() if known == settings), json.dumps(settings))
-    return student, {**student_row(run_dir, name, student, parts, description, recipe, epochs, augment),
-                     "seed": seed}
+    return student, {**student_row(run_dir, name, student, parts, description, recipe_name(settings), epochs,
+                                   augment), "seed": seed}
 
 
-def int8_validation_by_views(flatbuffer, parts, candidates):
-    """{views: exact match of the int8 model in TFLite Micro on the validation split}."""
-    val = parts["val"]
-    return {views: evaluate(micro_logits(flatbuffer, val.maps, views), val.labels)["exact_match"]
-            for views in candidates}
-
-
-def choose_on_validation(candidates, parts, view_candidates=(1,)):
+def choose(candidates, parts, view_candidates=(1,)):
     """Of `candidates`, (student, row) pairs of one student distilled from different seeds, and
-    of the view counts, the pair whose int8 model in TFLite Micro is best on validation (the
-    first of equals). Returns (student, row, its int8 flatbuffer, views); the chosen row
-    records the validation figures. One candidate run with one view is not measured."""
-    converted = [(student, row, int8_flatbuffer(student, parts["train"].maps)) for student, row in candidates]
-    if len(converted) * len(view_candidates) == 1:
-        return (*converted[0], view_candidates[0])
-    by_seed = {row["seed"]: int8_validation_by_views(flatbuffer, parts, view_candidates)
-               for _, row, flatbuffer in converted}
-    student, row, flatbuffer = max(converted, key=lambda candidate: max(by_seed[candidate[1]["seed"]].values()))
-    views = max(view_candidates, key=by_seed[row["seed"]].get)
-    row["int8_val_exact_match_by_views"] = by_seed[row["seed"]]
-    if len(converted) > 1:
-        row["int8_val_exact_match_by_seed"] = by_seed
-    return student, row, flatbuffer, views
+    of the view counts, the pair whose int8 model in TFLite Micro is best on validation
+    (`tflite.selection.choose_on_validation`). Returns (student, row, its `Int8Model`, views);
+    the chosen row records the validation figures."""
+    by_seed = {row["seed"]: (student, row, Int8Model(int8_flatbuffer(student, parts["train"].maps)))
+               for student, row in candidates}
+    seed, views, scores = choose_on_validation({seed: int8 for seed, (_, _, int8) in by_seed.items()}, parts["val"],
+                                               view_candidates)
+    student, row, int8 = by_seed[seed]
+    if scores:
+        row["int8_val_exact_match_by_views"] = scores[seed]
+    if len(scores) > 1:
+        row["int8_val_exact_match_by_seed"] = scores
+    return student, row, int8, views
 
 
 def seed_note(row):
@@ -170,30 +151,29 @@ def seed_note(row):
     return f", student seed {row['seed']} (the best of {len(seeds)} on validation)" if seeds else ""
 
 
-def convert(student, row, out, name, budget, parts, shipped, flatbuffer, views):
-    """Write `flatbuffer`, the int8 conversion of a final student, into `out`, evaluated in
-    TFLite Micro with `views` on the test split; add the figures to its row."""
+def convert(student, row, out, name, budget, parts, shipped, int8, views):
+    """Write `int8`, the conversion of a final student, into `out`, evaluated in TFLite Micro
+    with `views` on the test split; add the figures to its row."""
     test = parts["test"]
     # What averaging the float student's logits over the 8 rotations/flips of each map gives.
-    row["test_exact_match_8_views"] = evaluate(predict_logits(DihedralMean(student), test.maps),
-                                               test.labels)["exact_match"]
+    row["test_exact_match_8_views"] = CLASSIFY.evaluate(CLASSIFY.predict(student, test.maps, 8), test)["exact_match"]
 
-    def accuracy(flatbuffer):
-        figures = accuracy_figures(student, flatbuffer, test, views)
-        figures["int8_exact_match_1_view"] = (evaluate(micro_logits(flatbuffer, test.maps), test.labels)["exact_match"]
+    def accuracy(int8):
+        figures = accuracy_figures(student, int8, test, views)
+        figures["int8_exact_match_1_view"] = (CLASSIFY.evaluate(int8.outputs(test.maps), test)["exact_match"]
                                               if views > 1 else figures["int8_exact_match"])
         return figures
 
-    card = export_model(student, out, parts["train"].maps, name=name.replace("-", "_"), budget_bytes=BUDGETS[budget],
-                        accuracy_fn=accuracy, views=views, flatbuffer=flatbuffer,
+    card = export_model(student, out, parts["train"].maps, name=name.replace("-", "_"), budget=BUDGETS[budget],
+                        accuracy_fn=accuracy, views=views, int8=int8,
                         source_model=Path(row["run_dir"]) / row["student"] / f"{row['student']}.keras")
-    row.update({"budget": budget, "budget_bytes": BUDGETS[budget], "flash_bytes": card["flash_bytes"],
-                "arena_bytes": card["arena_bytes"], "macs_per_inference": card["macs_per_inference"],
+    row.update({"budget": budget, "budget_bytes": card.budget.flash_bytes, "flash_bytes": card.flash_bytes,
+                "arena_bytes": card.arena_bytes, "macs_per_inference": card.macs_per_inference,
                 "views": views,
-                "int8_test_exact_match_tflite_micro": card["accuracy"]["int8_exact_match"],
-                "int8_test_exact_match_tflite_micro_nearest": card["accuracy"]["int8_exact_match_nearest"],
-                "int8_test_exact_match_tflite_micro_1_view": card["accuracy"]["int8_exact_match_1_view"],
-                "model_dir": os.path.relpath(out, REPO) if shipped else None})
+                "int8_test_exact_match_tflite_micro": card.accuracy["int8_exact_match"],
+                "int8_test_exact_match_tflite_micro_nearest": card.accuracy["int8_exact_match_nearest"],
+                "int8_test_exact_match_tflite_micro_1_view": card.accuracy["int8_exact_match_1_view"],
+                "model_dir": repo_relative(out) if shipped else None})
     return card
 
 
@@ -208,13 +188,14 @@ def markdown(results):
     lines.append(f"| teacher ({teacher['arch']}) | - | {teacher['parameters']:,} | - | - | - | - | - | - | - | "
                  f"{percent(100 * teacher['test_exact_match_1_view'])} | "
                  f"{percent(100 * teacher['test_exact_match_8_views'])} | "
-                 f"{percent(100 * teacher['val_exact_match_1_view'])} | 99.00% | 98.00% (ResNet-18) |")
+                 f"{percent(100 * teacher['val_exact_match_1_view'])} | "
+                 f"{percent(100 * BUDGETS['248KB'].accuracy_target)} | 98.00% (ResNet-18) |")
     for label, row in results["final"].items():
         link = f"[{label}](../../{row['model_dir']})" if row["model_dir"] else label
         budget = row["budget"]
         paper = {"21KB": "77.11%", "248KB": "93.33% (paper 1), 97.90% (paper 2, float)"}[budget]
-        target = f"{100 * ACCURACY_TARGETS[budget]:.0f}%, arena <= {ARENA_TARGETS[budget] // 1024} KB" \
-            if row["model_dir"] else "-"
+        target = (f"{100 * BUDGETS[budget].accuracy_target:.0f}%, arena <= {BUDGETS[budget].arena_bytes // 1024} KB"
+                  if row["model_dir"] else "-")
         lines.append(f"| {link} ({row['student']}) | {budget} | {row['parameters']:,} | {row['flash_bytes']:,} | "
                      f"{row['arena_bytes']:,} | {row['macs_per_inference']:,} | {row['views']} | "
                      f"{percent(100 * row['int8_test_exact_match_tflite_micro'])} | "
@@ -266,40 +247,39 @@ def main(argv=None):
     parser.add_argument("--models", type=Path, default=REPO / "models", help="where the shipped models go")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "best_per_budget",
                         help="results path without suffix (.json, .md, .png are written)")
-    parser.add_argument("--teacher", choices=teacher_names(), default=TEACHER["arch"],
-                        help=f"teacher architecture (default {TEACHER['arch']})")
+    parser.add_argument("--teacher", choices=teacher_names(), default=OUR_TEACHER.arch,
+                        help=f"teacher architecture (default {OUR_TEACHER.arch})")
     parser.add_argument("--quick", action="store_true", help="380 synthetic maps, 1 epoch per stage")
     args = parser.parse_args(argv)
     if not args.quick and not args.data.is_file():
         parser.error(f"no dev set at {args.data}")
-    teacher_recipe = {**TEACHER, "arch": args.teacher}
+    teacher_recipe = OUR_TEACHER._replace(arch=args.teacher)
     epochs = (lambda n: 1) if args.quick else (lambda n: n)
     stages = Stages()
     parts = load_splits(None if args.quick else args.data, 380, SEED)
     description = "380 synthetic maps" if args.quick else f"{args.data.name}, seeded 80/10/10 split (seed {SEED})"
-    runs = args.runs
+    runs = args.runs.resolve()
 
     teacher_dir = runs / "teacher"
-    teacher = stages.run("teacher", train_teacher, parts, teacher_dir, arch=teacher_recipe["arch"],
-                         epochs=epochs(teacher_recipe["epochs"]), learning_rate=teacher_recipe["learning_rate"],
+    teacher = stages.run("teacher", train_teacher, parts, teacher_dir, arch=teacher_recipe.arch,
+                         epochs=epochs(teacher_recipe.epochs), learning_rate=teacher_recipe.learning_rate,
                          seed=SEED, resume=True, verbose=2)
     teacher_path = teacher_dir / TEACHER_FILE
-    report_run(teacher_dir, f"{teacher_recipe['arch']} teacher", {"teacher": (teacher, teacher_dir)}, parts,
-               description)
+    teacher_row = report_run(teacher_dir, f"{teacher_recipe.arch} teacher", {"teacher": (teacher, teacher_dir)},
+                             parts, description, CLASSIFY)["teacher"]
     logits = stages.run("teacher logits (8 views)", teacher_logits_cached, teacher_path, parts,
                         runs / "teacher_cache.h5", splits=("train", "val", "test"), views=8)
     results = {"data": description, "seed": SEED, "teacher": {
-        **teacher_recipe, "parameters": teacher.count_params(),
+        **teacher_recipe._asdict(), "parameters": teacher.count_params(),
         "val_exact_match_8_views": evaluate(logits["val"], parts["val"].labels)["exact_match"],
         "test_exact_match_8_views": evaluate(logits["test"], parts["test"].labels)["exact_match"],
-        "val_exact_match_1_view": json.loads((teacher_dir / f"{TEACHER_FILE}.json").read_text())["best"],
-        "test_exact_match_1_view": json.loads((teacher_dir / "metrics.json").read_text())
-        ["models"]["teacher"]["metrics"]["test"]["threshold"]["exact_match"]}}
+        "val_exact_match_1_view": read_training_state(teacher_dir)["best"],
+        "test_exact_match_1_view": teacher_row["metrics"]["test"]["threshold"]["exact_match"]}}
 
     def questions():
         return {label: distil(runs, f"question-{index}", "separable8k", parts, teacher_path, logits, settings,
                               epochs(QUESTION_EPOCHS), description)[1]
-                for index, (label, settings) in enumerate(RECIPES.items(), start=1)}
+                for index, (label, settings) in enumerate(PAPER1_QUESTIONS.items(), start=1)}
 
     results["questions"] = stages.run("questions", questions)
     chosen = max(results["questions"], key=lambda label: results["questions"][label]["val_exact_match"])
@@ -307,7 +287,7 @@ def main(argv=None):
     print(f"chosen on validation: {chosen}")
 
     def sweep():
-        return [distil(runs, f"sweep-{name}", name, parts, teacher_path, logits, RECIPES[chosen],
+        return [distil(runs, f"sweep-{name}", name, parts, teacher_path, logits, PAPER1_QUESTIONS[chosen],
                        epochs(QUESTION_EPOCHS), description)[1] for name in SWEEP_STUDENTS]
 
     results["sweep"] = stages.run("size sweep", sweep) + [
@@ -316,16 +296,16 @@ def main(argv=None):
     final = {}
 
     def paper_students():
-        return {f"paper1-{name}": distil(runs, f"paper1-{name}", name, parts, teacher_path, logits,
-                                         PAPER1["student_args"], epochs(PAPER1["epochs"]), description,
-                                         augment=False)
+        return {f"paper1-{name}": distil(runs, f"paper1-{name}", name, parts, teacher_path, logits, PAPER1_STUDENTS,
+                                         epochs(PAPER1_EPOCHS), description, augment=False)
                 for name in ("net1", "net2")}
 
     def our_students():
         # Seed 0 in runs/<label>, other seeds beside it in runs/<label>-seed<S>.
         return {final_student.label: [
             distil(runs, final_student.label + (f"-seed{seed}" if seed != SEED else ""), final_student.student, parts,
-                   teacher_path, logits, RECIPES[chosen], epochs(final_student.epochs), description, seed=seed)
+                   teacher_path, logits, PAPER1_QUESTIONS[chosen], epochs(final_student.epochs), description,
+                   seed=seed)
             for seed in final_student.seeds] for final_student in OURS}
 
     candidates = {label: [student] for label, student in stages.run("paper 1 students", paper_students).items()}
@@ -336,24 +316,23 @@ def main(argv=None):
                    **{final_student.label: final_student.budget for final_student in OURS}}
         view_candidates = {final_student.label: final_student.views for final_student in OURS}
         for label, students in candidates.items():
-            student, row, flatbuffer, views = choose_on_validation(students, parts, view_candidates.get(label, (1,)))
+            student, row, int8, views = choose(students, parts, view_candidates.get(label, (1,)))
             final[label] = (student, row)
             shipped = not label.startswith("paper1-")
             out = args.models / label if shipped else runs / label / "int8"
-            convert(student, row, out, label, budgets[label], parts, shipped, flatbuffer, views)
+            convert(student, row, out, label, budgets[label], parts, shipped, int8, views)
             if shipped:
-                write_model_readme(out, f"Our best int8 student for the {budgets[label][:-2]} KB budget: "
+                write_model_readme(out, f"Our best int8 student for the {BUDGETS[budgets[label]].title} budget: "
                                    f"{row['student']} ({row['parameters']:,} parameters), distilled from the "
-                                   f"{teacher_recipe['arch']} teacher ({row['recipe']}; rotations/flips; "
+                                   f"{teacher_recipe.arch} teacher ({row['recipe']}; rotations/flips; "
                                    f"teacher logits averaged over 8 views), {row['epochs']} epochs, on the real "
                                    f"MixedWM38 dev set{seed_note(row)}.",
-                                   "python benchmarks/best_per_budget.py")
+                                   "python -m benchmarks.best_per_budget")
 
     stages.run("conversion", conversions)
     results["final"] = {label: row for label, (_, row) in final.items()}
     results["wall_seconds"] = stages.seconds
     results["versions"] = versions()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     write_json(args.out.with_suffix(".json"), results)
     print(write_table_and_plot(results, args.out))
     print(f"wrote {args.out}.json, .md and .png")
@@ -368,7 +347,7 @@ def write_table_and_plot(results, out):
                "group": "ours: int8 in TFLite Micro"} for label, row in results["final"].items()]
     points += [{"label": label, "bytes": size, "accuracy": accuracy, "group": "papers: float32 file"}
                for label, size, accuracy in PAPER_STUDENTS]
-    plot_accuracy_vs_flash(points, out.with_suffix(".png"), budgets=BUDGETS,
+    plot_accuracy_vs_flash(points, out.with_suffix(".png"), budgets={b.title: b.flash_bytes for b in BUDGETS.values()},
                            title="Test-split exact match against model bytes (MixedWM38 dev set)")
     return table
 

@@ -1,67 +1,65 @@
 """Paper 1 on the real dev set: a teacher, label-free distillation into Net-1 and Net-2.
 
-    python benchmarks/paper1_mixedwm38.py              # the paper's ResNet-18 teacher (~1.5 h on 2 cores)
-    python benchmarks/paper1_mixedwm38.py --teacher runs/teacher-mixedwm38-resnet18   # reuse a trained teacher
-    python benchmarks/paper1_mixedwm38.py --teacher-arch vgg9 --teacher-views 8 \
+    python -m benchmarks.paper1_mixedwm38              # the paper's ResNet-18 teacher (wall time: results .json)
+    python -m benchmarks.paper1_mixedwm38 --teacher runs/teacher-mixedwm38-resnet18   # reuse a trained teacher
+    python -m benchmarks.paper1_mixedwm38 --teacher-arch vgg9 --teacher-views 8 \
         --models runs/paper1-vgg9-int8 --out benchmarks/results/paper1_mixedwm38_vgg9
-    python benchmarks/paper1_mixedwm38.py --quick --runs /tmp/r --models /tmp/m --out /tmp/res/paper1
+    python -m benchmarks.paper1_mixedwm38 --quick --runs /tmp/r --models /tmp/m --out /tmp/res/paper1
 
-It runs the toolkit's own commands with the settings below (seeded 80/10/10 split of
-`../shared/data/mixedwm38_dev.npz`): trains the teacher (`--teacher-arch`: Paper 1's
-ResNet-18, or one of ours with the recipe of `best_per_budget.py`), distils Net-1 and
+It runs the toolkit's own jobs (`kd_keras.jobs`, as its commands do) with the settings below
+(seeded 80/10/10 split of `../shared/data/mixedwm38_dev.npz`): trains the teacher
+(`--teacher-arch`: Paper 1's ResNet-18, or one of ours with `kd_keras.recipes.OUR_TEACHER`'s
+recipe), distils Net-1 and
 Net-2 without labels from its logits (`--teacher-views 8`: averaged over the 8
 rotations/flips of each map), converts both to int8 under `<models>/paper1-net1` (248 KB
 budget) and `<models>/paper1-net2` (21 KB), then writes `--out`.json, .md and .png:
 exact-match accuracy on the test split (float Keras models, and int8 in TFLite Micro) next
 to the paper's figures, with flash and arena bytes, and a plot of accuracy against model
 bytes with the papers' points. `--quick` runs it all on 380 synthetic maps, one epoch per
-model: a check that it runs, whose figures mean nothing. The training commands run with
-`--resume`: an interrupted benchmark goes on where it stopped, finished runs are reused.
+model: a check that it runs, whose figures mean nothing. The training jobs resume their run
+directories: an interrupted benchmark goes on where it stopped, finished runs are reused.
 """
 
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from best_per_budget import TEACHER as OUR_TEACHER_RECIPE  # noqa: E402
-from kd_keras import distill, train_teacher  # noqa: E402
-from kd_keras.distillation import TEACHER_VIEWS  # noqa: E402
-from kd_keras.fileio import write_json, write_text  # noqa: E402
-from kd_keras.models import teacher_names  # noqa: E402
-from kd_keras.plots import plot_accuracy_vs_flash  # noqa: E402
-from tflite import convert  # noqa: E402
-from tflite.export import BUDGETS, write_model_readme  # noqa: E402
-
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "mixedwm38_dev.npz"
-PAPER_TEACHER = "resnet18"
+from benchmarks import DEFAULT_DATA, REPO, repo_relative
+from kd_keras.data import VIEWS
+from kd_keras.fileio import write_json, write_text
+from kd_keras.jobs import DistillJob, TeacherJob, run_distill_job, run_teacher_job
+from kd_keras.models import teacher_names
+from kd_keras.plots import plot_accuracy_vs_flash
+from kd_keras.recipes import OUR_TEACHER, PAPER1_STUDENTS, PAPER1_TEACHER
+from kd_keras.rundir import plain, versions
+from tflite.budget import BUDGETS
+from tflite.card import write_model_readme
+from tflite.export import convert_student
 
 
-def teacher_args(arch, epochs=None):
-    """train_teacher's settings: the paper's teacher for 40 epochs, ours with best_per_budget's recipe.
-    Patience as long as the run: no early stop, as in best_per_budget."""
-    epochs = epochs or (40 if arch == PAPER_TEACHER else OUR_TEACHER_RECIPE["epochs"])
-    learning_rate = 2e-3 if arch == PAPER_TEACHER else OUR_TEACHER_RECIPE["learning_rate"]
-    return ["--arch", arch, "--epochs", str(epochs), "--patience", str(epochs), "--lr", str(learning_rate),
-            "--augment"]
+
+def teacher_job(arch, data, out, epochs=None):
+    """The paper's teacher for 40 epochs, ours with its recipe; patience as long as the run: no
+    early stop."""
+    recipe = PAPER1_TEACHER if arch == PAPER1_TEACHER.arch else OUR_TEACHER
+    epochs = epochs or recipe.epochs
+    return TeacherJob(arch=arch, epochs=epochs, patience=epochs, lr=recipe.learning_rate, augment=True, out=out,
+                      resume=True, **data)
 
 
-def student_args(epochs=40):
-    return ["--student", "net1", "net2", "--loss", "paper", "--alpha", "0.5", "--beta", "0.5",
-            "--epochs", str(epochs), "--lr", "3e-3", "--patience", str(epochs)]
+def student_job(data, teacher, out, teacher_views, epochs=40):
+    return DistillJob(student=("net1", "net2"), **PAPER1_STUDENTS, epochs=epochs, lr=3e-3, patience=epochs,
+                      teacher=teacher, teacher_views=teacher_views, out=out, resume=True, **data)
 
 
 PAPER = {"teacher": 0.98, "net1": 0.9333, "net2": 0.7711}
-STUDENT_BUDGET = {"net1": "248KB", "net2": "21KB"}  # tflite.export.BUDGETS names
+STUDENT_BUDGET = {"net1": BUDGETS["248KB"], "net2": BUDGETS["21KB"]}
 PAPER_SIZE = {"teacher": "43 MB", "net1": "248 KB", "net2": "21 KB"}
-STUDENT_TITLES = {"net1": ("Net-1", "61,316", "248 KB"), "net2": ("Net-2", "5,556", "21 KB")}
+STUDENT_TITLES = {"net1": ("Net-1", "61,316"), "net2": ("Net-2", "5,556")}
 # The papers' students as float32 files: (label, bytes, exact-match accuracy).
-PAPER_STUDENTS = [("Net-1 (paper 1)", BUDGETS["248KB"], 0.9333), ("Net-2 (paper 1)", BUDGETS["21KB"], 0.7711),
+PAPER_STUDENTS = [("Net-1 (paper 1)", BUDGETS["248KB"].flash_bytes, 0.9333),
+                  ("Net-2 (paper 1)", BUDGETS["21KB"].flash_bytes, 0.7711),
                   ("LightWaferSegClassNet (paper 2)", 260 * 1024, 0.9790)]
 
 
@@ -95,7 +93,7 @@ def write_table_and_plot(rows, out):
     points += [{"label": label, "bytes": size, "accuracy": accuracy, "group": "papers: float32 file"}
                for label, size, accuracy in PAPER_STUDENTS]
     teacher = next(name for name in rows if name.startswith("teacher"))
-    plot_accuracy_vs_flash(points, out.with_suffix(".png"), budgets=BUDGETS,
+    plot_accuracy_vs_flash(points, out.with_suffix(".png"), budgets={b.title: b.flash_bytes for b in BUDGETS.values()},
                            title=f"Paper 1 reproduced, {teacher}: test-split exact match against model bytes")
     return table
 
@@ -105,11 +103,13 @@ def main(argv=None):
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--teacher", type=Path, default=None,
                         help="a trained teacher run directory (default: train one with --teacher-arch)")
-    parser.add_argument("--teacher-arch", choices=teacher_names(), default=PAPER_TEACHER,
-                        help=f"the teacher to train without --teacher (default {PAPER_TEACHER}, the paper's)")
-    parser.add_argument("--teacher-views", type=int, choices=TEACHER_VIEWS, default=1,
+    parser.add_argument("--teacher-arch", choices=teacher_names(), default=PAPER1_TEACHER.arch,
+                        help=f"the teacher to train without --teacher (default {PAPER1_TEACHER.arch}, the paper's)")
+    parser.add_argument("--teacher-views", type=int, choices=VIEWS, default=1,
                         help="8: distil from the teacher's logits averaged over the 8 rotations/flips (default 1)")
-    parser.add_argument("--runs", type=Path, default=REPO / "runs", help="where the run directories go")
+    parser.add_argument("--runs", type=Path, default=REPO / "runs",
+                        help="where the run directories go; the model cards name their float models relative to "
+                             "the folder holding it")
     parser.add_argument("--models", type=Path, default=REPO / "models",
                         help="where paper1-net1 and paper1-net2 go (default models/: the shipped ones)")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "paper1_mixedwm38",
@@ -120,45 +120,42 @@ def main(argv=None):
         parser.error(f"--teacher {args.teacher}: no such run directory")
     if not args.quick and not args.data.is_file():
         parser.error(f"no dev set at {args.data}")
-    data_args = ["--synthetic-maps", "380"] if args.quick else ["--data", str(args.data)]
-    command = "python benchmarks/paper1_mixedwm38.py" + "".join(
-        f" {flag} {value}" for flag, value, default in (("--teacher-arch", args.teacher_arch, PAPER_TEACHER),
+    runs = args.runs.resolve()
+    data = {"synthetic_maps": 380} if args.quick else {"data": args.data}
+    command = "python -m benchmarks.paper1_mixedwm38" + "".join(
+        f" {flag} {value}" for flag, value, default in (("--teacher-arch", args.teacher_arch, PAPER1_TEACHER.arch),
                                                          ("--teacher-views", args.teacher_views, 1))
         if value != default)
 
     seconds = {}
     start = time.time()
     teacher = args.teacher
+    trained_teacher = None
     if teacher is None:
-        teacher = args.runs / f"teacher-mixedwm38-{args.teacher_arch}"
-        if train_teacher.main([*data_args, "--out", str(teacher), "--resume",
-                               *teacher_args(args.teacher_arch, 1 if args.quick else None)]) != 0:
-            return 1
+        teacher = runs / f"teacher-mixedwm38-{args.teacher_arch}"
+        trained_teacher = teacher_job(args.teacher_arch, data, teacher, 1 if args.quick else None)
+        run_teacher_job(trained_teacher, verbose=2)
         seconds["teacher"] = round(time.time() - start)
-    run_dir = args.runs / ("paper1-mixedwm38" if args.teacher_views == 1 else
-                           f"paper1-mixedwm38-views{args.teacher_views}")
+    run_dir = runs / ("paper1-mixedwm38" if args.teacher_views == 1 else f"paper1-mixedwm38-views{args.teacher_views}")
     start = time.time()
-    if distill.main([*data_args, "--teacher", str(teacher), "--out", str(run_dir), "--resume",
-                     "--teacher-views", str(args.teacher_views), *student_args(1 if args.quick else 40)]) != 0:
-        return 1
+    students = student_job(data, teacher, run_dir, args.teacher_views, 1 if args.quick else 40)
+    models = run_distill_job(students, verbose=2)
     seconds["students"] = round(time.time() - start)
 
-    models = json.loads((run_dir / "metrics.json").read_text())["models"]
     teacher_row = next(name for name in models if name.startswith("teacher"))
     cards = {}
     shipped = args.models.resolve() == (REPO / "models").resolve()
     start = time.time()
     for student, budget in STUDENT_BUDGET.items():
         out = args.models / f"paper1-{student}"
-        # A relative path: the card names its source model, and should not name this machine's folders.
-        if convert.main([os.path.relpath(run_dir / student), "--out", str(out), "--budget", budget]) != 0:
-            return 1
-        title, parameters, budget_text = STUDENT_TITLES[student]
+        # Relative to the runs' folder: the card should not name this machine's folders.
+        cards[student] = convert_student(run_dir / student, out, budget,
+                                         source_model=(run_dir / student / f"{student}.keras").relative_to(runs.parent))
+        title, parameters = STUDENT_TITLES[student]
         write_model_readme(out, f"Paper 1's {title} ({parameters} parameters), distilled without labels from the "
                                 f"{teacher_row} on the real MixedWM38 dev set, converted to full int8 for the "
-                                f"{budget_text} budget. Not rotation-invariant (trained on maps in one "
+                                f"{budget.title} budget. Not rotation-invariant (trained on maps in one "
                                 "orientation): see the main README.", command)
-        cards[student] = json.loads((out / "model_card.json").read_text())
     seconds["conversion"] = round(time.time() - start)
 
     rows = {}
@@ -177,18 +174,17 @@ def main(argv=None):
         if name in cards:
             card = cards[name]
             rows[name].update({
-                "int8_exact_match_tflite_micro": card["accuracy"]["int8_exact_match"],
-                "flash_bytes": card["flash_bytes"], "arena_bytes": card["arena_bytes"],
-                "macs_per_inference": card["macs_per_inference"], "budget_bytes": BUDGETS[STUDENT_BUDGET[name]],
+                "int8_exact_match_tflite_micro": card.accuracy["int8_exact_match"],
+                "flash_bytes": card.flash_bytes, "arena_bytes": card.arena_bytes,
+                "macs_per_inference": card.macs_per_inference, "budget_bytes": card.budget.flash_bytes,
                 # Only the shipped models can be linked from the committed table; runs/ is not committed.
-                "model_dir": os.path.relpath(args.models / f"paper1-{name}", REPO) if shipped else None,
+                "model_dir": repo_relative(args.models / f"paper1-{name}") if shipped else None,
             })
-    config = json.loads((run_dir / "config.json").read_text())
     write_json(args.out.with_suffix(".json"), {
         "data": "380 synthetic maps" if args.quick else args.data.name, "command": command,
-        "teacher_args": None if args.teacher else teacher_args(args.teacher_arch),
-        "teacher_views": args.teacher_views, "student_args": student_args(), "teacher_run": str(teacher),
-        "models": rows, "wall_seconds": seconds, "versions": config["versions"],
+        "teacher_job": plain(trained_teacher.arguments()) if trained_teacher else None,
+        "teacher_views": args.teacher_views, "student_job": plain(students.arguments()), "teacher_run": str(teacher),
+        "models": rows, "wall_seconds": seconds, "versions": versions(),
     })
     print(write_table_and_plot(rows, args.out))
     print(f"wall time: {seconds}; wrote {args.out}.json, .md and .png")

@@ -1,7 +1,7 @@
 """How realistic are the synthetic maps? Train a small CNN on synthetic maps only, test on real ones.
 
-    python benchmarks/synthetic_to_real.py                  # ~3 min on 2 CPU cores
-    python benchmarks/synthetic_to_real.py --train-maps 7600 --epochs 12 --real-maps 2000   # ~1 min
+    python -m benchmarks.synthetic_to_real                  # wall time: results .json
+    python -m benchmarks.synthetic_to_real --train-maps 7600 --epochs 12 --real-maps 2000   # a smaller run
 
 Reads `../shared/data/mixedwm38_dev.npz` (or `--data`) and writes
 `benchmarks/results/synthetic_to_real.json`: exact-match accuracy on the real maps
@@ -10,25 +10,20 @@ Reads `../shared/data/mixedwm38_dev.npz` (or `--data`) and writes
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks import DEFAULT_DATA, REPO, repo_relative
+from kd_keras.data import DEFECT_NAMES, NUM_PATTERNS, PATTERN_NAMES, generate_wafer_maps, load_mixedwm38
+from kd_keras.data.pipeline import make_dataset
+from kd_keras.evaluation import maps_read_right
+from kd_keras.fileio import write_json
+from kd_keras.inference import predict
 
-from kd_keras.data import (  # noqa: E402
-    DEFECT_NAMES, NUM_PATTERNS, PATTERN_NAMES, generate_wafer_maps, load_mixedwm38,
-)
-from kd_keras.data.pipeline import make_dataset  # noqa: E402
-from kd_keras.fileio import write_json  # noqa: E402
-
-import keras  # noqa: E402  (after kd_keras, which quiets TensorFlow's start-up logging)
-
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = REPO.parent / "shared" / "data" / "mixedwm38_dev.npz"
 
 
 def probe_cnn(seed):
@@ -77,17 +72,17 @@ def main(argv=None):
         epochs=args.epochs, verbose=2,
     )
 
-    predicted = (model.predict(make_dataset(real.maps), verbose=0) > 0).astype(np.uint8)
-    correct = (predicted == real.labels).all(axis=1)
+    predicted = (predict(model, real.maps) > 0).astype(np.uint8)
+    correct = maps_read_right(predicted, real.labels)
     ids = real.pattern_ids
     counts = np.bincount(ids, minlength=NUM_PATTERNS)
     results = {
-        "command": "python benchmarks/synthetic_to_real.py " + " ".join(argv or sys.argv[1:]),
+        "command": "python -m benchmarks.synthetic_to_real " + " ".join(argv or sys.argv[1:]),
         "train_maps_synthetic": args.train_maps,
         "epochs": args.epochs,
         "seed": args.seed,
         "real_maps": len(real),
-        "real_data": os.path.relpath(args.data, REPO),
+        "real_data": repo_relative(args.data),
         "exact_match_accuracy": float(correct.mean()),
         "chance_exact_match": float(counts.max() / len(real)),
         "per_defect_recall": {

@@ -1,4 +1,4 @@
-"""What the command lines share: common arguments, strategies, and the one error boundary.
+"""What the command lines share: common arguments, and the one error boundary.
 
 Every command runs through `run_command`: an expected failure (a bad file, a refused run
 directory, a full disk, ...) becomes one line on stderr naming the file and the problem,
@@ -21,7 +21,6 @@ import sys
 from pathlib import Path
 
 from kd_keras.errors import ToolkitError
-from kd_keras.runs import DEFAULT_SYNTHETIC_MAPS
 
 # Failures a user can cause and fix; anything else is a bug, and keeps its traceback.
 EXPECTED_ERRORS = (ToolkitError, OSError, ValueError, MemoryError)
@@ -52,23 +51,26 @@ def add_debug_argument(parser):
     parser.add_argument("--debug", action="store_true", help="on an error, show its traceback")
 
 
-def add_common_arguments(parser, *, epochs, learning_rate, augment):
+def add_common_arguments(parser, defaults):
+    """The data and training arguments of a training command; `defaults`: its `kd_keras.jobs` job."""
     data = parser.add_argument_group("data")
     data.add_argument("--data", type=Path, default=None,
                       help="MixedWM38-layout .npz (e.g. Wafer_Map_Datasets.npz); default: synthetic maps")
-    data.add_argument("--synthetic-maps", type=positive_int, default=DEFAULT_SYNTHETIC_MAPS,
-                      help=f"how many synthetic maps without --data (default {DEFAULT_SYNTHETIC_MAPS})")
-    data.add_argument("--seed", type=int, default=0,
+    data.add_argument("--synthetic-maps", type=positive_int, default=defaults.synthetic_maps,
+                      help=f"how many synthetic maps without --data (default {defaults.synthetic_maps})")
+    data.add_argument("--seed", type=int, default=defaults.seed,
                       help="seed of the data split, initial weights, shuffling and augmentation (default 0)")
     training = parser.add_argument_group("training")
-    training.add_argument("--epochs", type=positive_int, default=epochs, help=f"at most (default {epochs})")
-    training.add_argument("--batch-size", type=positive_int, default=128, help="default 128")
-    training.add_argument("--lr", type=float, default=learning_rate,
-                          help=f"peak learning rate, cosine-decayed to 0 (default {learning_rate})")
-    training.add_argument("--patience", type=positive_int, default=10,
+    training.add_argument("--epochs", type=positive_int, default=defaults.epochs,
+                          help=f"at most (default {defaults.epochs})")
+    training.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
+                          help=f"default {defaults.batch_size}")
+    training.add_argument("--lr", type=float, default=defaults.lr,
+                          help=f"peak learning rate, cosine-decayed to 0 (default {defaults.lr})")
+    training.add_argument("--patience", type=positive_int, default=defaults.patience,
                           help="stop after this many epochs without a better validation exact match "
-                               "(default 10)")
-    training.add_argument("--augment", action=argparse.BooleanOptionalAction, default=augment,
+                               f"(default {defaults.patience})")
+    training.add_argument("--augment", action=argparse.BooleanOptionalAction, default=defaults.augment,
                           help="random rotations and flips of the training maps")
     existing = training.add_mutually_exclusive_group()
     existing.add_argument("--resume", action="store_true",
@@ -76,29 +78,9 @@ def add_common_arguments(parser, *, epochs, learning_rate, augment):
                                "only prints its results)")
     existing.add_argument("--overwrite", action="store_true",
                           help="remove the run that --out holds and start again")
-    training.add_argument("--strategy", choices=("default", "mirrored"), default="default",
+    training.add_argument("--strategy", choices=("default", "mirrored"), default=defaults.strategy,
                           help="mirrored: train on all GPUs (or all logical CPUs) at once")
     add_debug_argument(parser)
-
-
-# Arguments that say where or how a run is shown, not what it computes: a resumed run may change them.
-NOT_RESULT_ARGUMENTS = ("out", "resume", "overwrite", "debug")
-
-
-def data_description(args):
-    if args.data is None:
-        return f"{args.synthetic_maps} synthetic maps (seed {args.seed}), split 80/10/10"
-    return f"{args.data}, seeded 80/10/10 split (seed {args.seed})"
-
-
-def make_strategy(name):
-    """None for the default device, or a MirroredStrategy over every GPU (else every logical CPU)."""
-    if name == "default":
-        return None
-    import tensorflow as tf
-
-    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-    return tf.distribute.MirroredStrategy([d.name for d in devices])
 
 
 def describe_error(error):

@@ -9,11 +9,11 @@ Losses, all on logits (teacher z_t, student z_s, per defect; means over defects 
 - Supervised mix: `Distiller(..., distillation_weight=w)` trains on
   (1 - w) * BCE(labels, sigmoid(z_s)) + w * distillation; w = 1 is label-free.
 
-Both losses subclass `keras.distillation.DistillationLoss`. The `Distiller` is our own small
-`keras.Model` with a custom `compute_loss`, not `keras.distillation.Distiller`: that one runs
-the teacher on every batch, while here the teacher's logits on the (fixed) training maps are
-computed once and read from each batch's targets. It runs the teacher only when the batch
-carries no cached logits (with augmentation, the teacher must see the augmented map).
+Both losses subclass `keras.distillation.DistillationLoss`. The `Distiller` (a
+`StudentTrainer`, see there why not `keras.distillation.Distiller`) reads the teacher's
+logits on the (fixed) training maps, computed once, from each batch's targets. It runs the
+teacher only when the batch carries no cached logits (with augmentation, the teacher must
+see the augmented map).
 
 Example:
 
@@ -24,15 +24,19 @@ Example:
 """
 
 import contextlib
-import hashlib
 from pathlib import Path
 
 import keras
 import numpy as np
 from keras import ops
 
+from kd_keras.data import MAP_SIZE, VIEWS
 from kd_keras.data.cache import read_arrays, write_arrays
+from kd_keras.inference import predict
+from kd_keras.models import DihedralMean, build_student
 from kd_keras.rundir import digest
+from kd_keras.tasks import CLASSIFY
+from kd_keras.training import cosine_adamw, fit_splits, load_model, multilabel_metrics, steps_for
 
 LOSSES = ("paper", "hinton", "mixed")
 TEACHER_LOGITS = "teacher_logits"
@@ -93,7 +97,29 @@ def make_loss(name, alpha=0.5, beta=0.5, temperature=4.0, distillation_weight=No
     raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
 
 
-class Distiller(keras.Model):
+class StudentTrainer(keras.Model):
+    """A student trained under a frozen teacher: `call` runs the student alone; a subclass's
+    `compute_loss` says what the teacher's outputs and the hard targets add up to. Keras'
+    own `keras.distillation.Distiller` runs the teacher on every batch and distils one
+    output with one loss: ours read cached teacher logits, mix in hard targets, and, for
+    Paper 2, distil two outputs and a feature projection."""
+
+    def __init__(self, student, teacher=None, **kwargs):
+        super().__init__(**kwargs)
+        self.student = student
+        self.teacher = teacher
+        if teacher is not None:
+            teacher.trainable = False
+
+    def call(self, inputs, training=None):
+        return self.student(inputs, training=training)
+
+    def with_student_losses(self, loss):
+        """`loss` plus the student's own (weight regularization)."""
+        return loss + ops.sum(self.student.losses) if self.student.losses else loss
+
+
+class Distiller(StudentTrainer):
     """Trains `student` on a teacher's logits, optionally mixed with the true labels.
 
     Batches are (maps, {"teacher_logits": ..., "labels": ...}). Without "teacher_logits"
@@ -108,19 +134,12 @@ class Distiller(keras.Model):
     """
 
     def __init__(self, student, distillation_loss, teacher=None, distillation_weight=1.0, **kwargs):
-        super().__init__(**kwargs)
         if not 0 <= distillation_weight <= 1:
             raise ValueError(f"distillation_weight must lie in [0, 1], got {distillation_weight}")
-        self.student = student
-        self.teacher = teacher
-        if teacher is not None:
-            teacher.trainable = False
+        super().__init__(student, teacher, **kwargs)
         self.distillation_loss = distillation_loss
         self.distillation_weight = float(distillation_weight)
         self.hard_loss = keras.losses.BinaryCrossentropy(from_logits=True)
-
-    def call(self, inputs, training=None):
-        return self.student(inputs, training=training)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         if TEACHER_LOGITS in y:
@@ -133,24 +152,16 @@ class Distiller(keras.Model):
         if self.distillation_weight < 1:
             hard = self.hard_loss(ops.cast(y[LABELS], "float32"), y_pred)
             loss = self.distillation_weight * loss + (1 - self.distillation_weight) * hard
-        if self.student.losses:
-            loss = loss + ops.sum(self.student.losses)
-        return loss
+        return self.with_student_losses(loss)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         return super().compute_metrics(x, y[LABELS], y_pred, sample_weight)
 
 
-TEACHER_VIEWS = (1, 8)
-
-
 def load_teacher(teacher_path, views=1):
     """The teacher model; with `views=8`, its mean over the 8 rotations/flips (`DihedralMean`)."""
-    from kd_keras.models import DihedralMean
-    from kd_keras.training import load_model
-
-    if views not in TEACHER_VIEWS:
-        raise ValueError(f"teacher views must be one of {TEACHER_VIEWS}, got {views}")
+    if views not in VIEWS:
+        raise ValueError(f"teacher views must be one of {VIEWS}, got {views}")
     teacher = load_model(teacher_path)
     return DihedralMean(teacher) if views == 8 else teacher
 
@@ -160,20 +171,14 @@ def teacher_logits_cached(teacher_path, parts, cache_path, splits=("train", "val
 
     `views=8` averages them over the 8 rotations/flips of each map. The cache is keyed by
     a hash of the teacher file, the views and the maps: anything else recomputes it."""
-    from kd_keras.runs import predict_logits
-
-    sha = hashlib.sha256(Path(teacher_path).read_bytes())
-    sha.update(f"views={views}".encode())
-    for split in splits:
-        sha.update(np.ascontiguousarray(parts[split].maps).data)
-    key = sha.hexdigest()
+    key = digest(Path(teacher_path).read_bytes(), f"views={views}".encode(), *(parts[split].maps for split in splits))
     if Path(cache_path).is_file():
         arrays, attrs = read_arrays(cache_path)
         if attrs.get("key") == key:
             return arrays
     teacher = load_teacher(teacher_path, views)
     print(f"computing the teacher's logits once, for {', '.join(splits)} (cached in {cache_path})")
-    arrays = {split: predict_logits(teacher, parts[split].maps, verbose="auto") for split in splits}
+    arrays = {split: predict(teacher, parts[split].maps, verbose="auto") for split in splits}
     write_arrays(cache_path, arrays, {"key": key, "teacher": str(teacher_path)})
     return arrays
 
@@ -185,8 +190,8 @@ def distill_student(student_name, parts, out_dir, teacher_path, teacher_logits, 
     """Distil the teacher into a new `student_name` student; return the best student.
 
     Args:
-        parts: splits from `runs.load_splits`.
-        out_dir: this student's training directory (`<student_name>.keras`, history, backup).
+        parts: splits from `kd_keras.data.load_splits`.
+        out_dir: this student's training directory (`<student_name>.keras`, history, checkpoint).
         teacher_path: the teacher's `.keras` file (run on each batch when `augment` is on).
         teacher_logits: {"train": ..., "val": ...} cached teacher logits
             (see `teacher_logits_cached`, made with the same `teacher_views`).
@@ -198,40 +203,25 @@ def distill_student(student_name, parts, out_dir, teacher_path, teacher_logits, 
     With a label-free loss the training labels never reach the loss: they only feed the
     training-set exact-match shown in the progress bar.
     """
-    from kd_keras.data.pipeline import make_dataset
-    from kd_keras.models import build_student
-    from kd_keras.training import (
-        cosine_adamw, fit_resumable, load_model, multilabel_metrics, steps_for,
-    )
-
     distillation_loss, weight = make_loss(loss, alpha, beta, temperature, distillation_weight)
     train, val = parts["train"], parts["val"]
-    out_dir = Path(out_dir)
     with strategy.scope() if strategy else contextlib.nullcontext():
         student = build_student(student_name, seed=seed)
         run_teacher = augment and teacher_views == 1
         teacher = load_teacher(teacher_path) if run_teacher else None
         distiller = Distiller(student, distillation_loss, teacher, weight)
-        distiller(np.zeros((1, 52, 52, 1), "float32"))  # build it: resuming loads weights into it
+        distiller(np.zeros((1, MAP_SIZE, MAP_SIZE, 1), "float32"))  # build it: resuming loads weights into it
         distiller.compile(cosine_adamw(learning_rate, steps_for(len(train), batch_size, epochs)),
                           metrics=multilabel_metrics())
-    train_targets = {LABELS: train.labels.astype("float32")}
+    targets = {"train": {LABELS: CLASSIFY.targets(train)}, "val": {LABELS: CLASSIFY.targets(val),
+                                                                  TEACHER_LOGITS: teacher_logits["val"]}}
     if not run_teacher:
-        train_targets[TEACHER_LOGITS] = teacher_logits["train"]
-    val_targets = {LABELS: val.labels.astype("float32"), TEACHER_LOGITS: teacher_logits["val"]}
-    best_path = out_dir / f"{student_name}.keras"
-    fit_resumable(
-        distiller,
-        make_dataset(train.maps, train_targets, batch_size=batch_size, shuffle=True, augment=augment, seed=seed),
-        make_dataset(val.maps, val_targets, batch_size=batch_size),
-        out_dir, epochs, patience=patience, best_path=best_path, model_to_save=student,
+        targets["train"][TEACHER_LOGITS] = teacher_logits["train"]
+    return fit_splits(
+        distiller, parts, targets, out_dir, epochs=epochs, batch_size=batch_size, augment=augment, seed=seed,
+        best_path=Path(out_dir) / f"{student_name}.keras", model_to_save=student, patience=patience,
         resume=resume, overwrite=overwrite, extra_callbacks=extra_callbacks, verbose=verbose,
         settings={"student": student_name, "loss": loss, "alpha": alpha, "beta": beta, "temperature": temperature,
-                  "distillation_weight": weight, "batch_size": batch_size, "learning_rate": learning_rate,
-                  "augment": augment, "teacher_views": teacher_views, "seed": seed,
+                  "distillation_weight": weight, "learning_rate": learning_rate, "teacher_views": teacher_views,
                   "teacher": digest(Path(teacher_path).read_bytes()) if run_teacher else None,
-                  "teacher_logits": digest(*(logits for logits in teacher_logits.values() if logits is not None)),
-                  "data": digest(train.maps, train.labels, val.maps, val.labels)},
-        batch_norm_maps=make_dataset(train.maps, batch_size=batch_size, shuffle=True, seed=seed),
-    )
-    return load_model(best_path)
+                  "teacher_logits": digest(*(logits for logits in teacher_logits.values() if logits is not None))})

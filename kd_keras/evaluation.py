@@ -42,6 +42,35 @@ def pattern_ids_or_invalid(multihot):
     return np.where(ids < 0, INVALID, ids)
 
 
+def maps_read_right(predicted, labels):
+    """Per map: are all 8 defect flags right? (Exact match; `training.ExactMatch` is the same
+    inside a Keras graph.)"""
+    return (np.asarray(predicted) == np.asarray(labels)).all(axis=1)
+
+
+THRESHOLD_GRID = np.arange(-3.0, 3.01, 0.25)
+
+
+def tune_thresholds(logits, labels, grid=THRESHOLD_GRID, rounds=2):
+    """Per-defect logit thresholds that maximize exact match on (logits, labels), one defect
+    at a time (coordinate ascent); ties go to the threshold nearest 0.
+
+    >>> logits = np.array([[1.0, -1.0], [0.5, -1.5]])
+    >>> tune_thresholds(logits, np.array([[1, 0], [0, 0]]), grid=np.array([0.0, 0.75]), rounds=1).tolist()
+    [0.75, 0.0]
+    """
+    logits, labels = np.asarray(logits), np.asarray(labels)
+    thresholds = np.zeros(logits.shape[1])
+    for _ in range(rounds):
+        for defect in range(len(thresholds)):
+            def score(value, defect=defect):
+                trial = thresholds.copy()
+                trial[defect] = value
+                return maps_read_right(logits > trial, labels).mean(), -abs(value)
+            thresholds[defect] = max(grid, key=score)
+    return thresholds
+
+
 def evaluate(logits, labels, decoding="threshold"):
     """All the metrics of a run, as plain Python numbers (JSON-ready).
 
@@ -51,7 +80,7 @@ def evaluate(logits, labels, decoding="threshold"):
     true pattern; columns: predicted pattern, the last one for invalid predictions)."""
     labels = np.asarray(labels).astype(np.uint8)
     predicted = decode(logits, decoding)
-    exact = (predicted == labels).all(axis=1)
+    exact = maps_read_right(predicted, labels)
     true_ids, predicted_ids = encode_patterns(labels), pattern_ids_or_invalid(predicted)
     tp = (predicted & labels).sum(axis=0).astype(float)
     precision = np.divide(tp, predicted.sum(axis=0), out=np.zeros(8), where=predicted.sum(axis=0) > 0)

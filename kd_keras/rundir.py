@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kd_keras.data import DEFAULT_SYNTHETIC_MAPS
 from kd_keras.errors import FileFormatError, RunDirectoryError
 from kd_keras.fileio import listing, read_json, write_json
 
@@ -131,7 +132,7 @@ def is_finished(directory):
 
 def changed_settings(stored, wanted, ignored=()):
     """'name old -> new, ...' for the settings that differ (a key one side lacks counts), or ''."""
-    stored, wanted = _plain(stored), _plain(wanted)
+    stored, wanted = plain(stored), plain(wanted)
     missing = object()
     changes = []
     for key in sorted(set(stored) | set(wanted)):
@@ -142,15 +143,15 @@ def changed_settings(stored, wanted, ignored=()):
     return ", ".join(changes)
 
 
-def _plain(settings):
-    """Settings as config.json stores them: paths as strings, tuples as lists."""
-    def plain(value):
+def plain(settings):
+    """Settings as JSON holds them: paths as strings, tuples as lists."""
+    def value_of(value):
         if isinstance(value, Path):
             return str(value)
         if isinstance(value, (tuple, list)):
-            return [plain(v) for v in value]
+            return [value_of(v) for v in value]
         return value
-    return {key: plain(value) for key, value in settings.items()}
+    return {key: value_of(value) for key, value in settings.items()}
 
 
 def versions():
@@ -164,7 +165,7 @@ def versions():
 def write_config(run_dir, arguments):
     """config.json: the arguments, the command line, when, and the package versions."""
     write_json(Path(run_dir) / CONFIG_FILE, {
-        "arguments": _plain(arguments),
+        "arguments": plain(arguments),
         "command": " ".join(sys.argv),
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
         "versions": versions(),
@@ -177,6 +178,25 @@ def read_config(path):
     if not isinstance(config, dict) or not isinstance(config.get("arguments"), dict):
         raise FileFormatError(f"{path}: not a run configuration (expected an object with an \"arguments\" object)")
     return config
+
+
+def run_data_settings(model_path):
+    """{"data", "synthetic_maps", "seed"} of the run that made a model file (the config.json in
+    its directory or the one above), or None for a model made elsewhere."""
+    model_path = Path(model_path)
+    for directory in (model_path.parent, model_path.parent.parent):
+        path = directory / CONFIG_FILE
+        if path.is_file():
+            arguments = read_config(path)["arguments"]
+            settings = {"data": arguments.get("data"), "synthetic_maps": arguments.get("synthetic_maps",
+                                                                                   DEFAULT_SYNTHETIC_MAPS),
+                        "seed": arguments.get("seed", 0)}
+            for field, kinds in (("data", (str, type(None))), ("synthetic_maps", int), ("seed", int)):
+                value = settings[field]
+                if not isinstance(value, kinds) or isinstance(value, bool):
+                    raise FileFormatError(f"{path}: field 'arguments.{field}' has the wrong type ({value!r})")
+            return {**settings, "data": None if settings["data"] in (None, "None") else Path(settings["data"])}
+    return None
 
 
 def digest(*items):

@@ -32,10 +32,14 @@ import keras
 import numpy as np
 from keras import ops
 
-from kd_keras.models.segclass import FEATURES
+from kd_keras.data import MAP_SIZE
+from kd_keras.distillation import StudentTrainer
+from kd_keras.models import build_segclass_model
+from kd_keras.models.segclass import FEATURES, MASK, PATTERN
 from kd_keras.rundir import digest
+from kd_keras.tasks import SEGCLASS
+from kd_keras.training import fit_splits, load_model, steps_for
 
-MASK, PATTERN = "mask", "pattern"
 DICE_SMOOTHING = 1.0  # keeps the Dice of an empty mask predicted empty at 1, not 0/0
 
 
@@ -106,7 +110,7 @@ class MaskDice(keras.metrics.Mean):
         return super().update_state(dice, sample_weight)
 
 
-class SegClassDistiller(keras.Model):
+class SegClassDistiller(StudentTrainer):
     """Trains a segmentation + classification `student` on hard targets and a `teacher`.
 
     Batches are (maps, {"pattern": ids, "mask": masks}). Reports `exact_match` (pattern
@@ -121,7 +125,6 @@ class SegClassDistiller(keras.Model):
 
     def __init__(self, student, teacher=None, *, alpha_cls=0.7, alpha_seg=0.5, alpha_feat=0.3,
                  temperature=4.0, **kwargs):
-        super().__init__(**kwargs)
         for name, value in (("alpha_cls", alpha_cls), ("alpha_seg", alpha_seg)):
             if not 0 <= value <= 1:
                 raise ValueError(f"{name} must lie in [0, 1], got {value}")
@@ -131,12 +134,9 @@ class SegClassDistiller(keras.Model):
             raise ValueError(f"temperature must be positive, got {temperature}")
         if teacher is None and (alpha_cls or alpha_seg or alpha_feat):
             raise ValueError("distillation terms (alpha_cls, alpha_seg, alpha_feat > 0) need a teacher")
+        super().__init__(student, teacher, **kwargs)
         self.alpha_cls, self.alpha_seg, self.alpha_feat = float(alpha_cls), float(alpha_seg), float(alpha_feat)
         self.temperature = float(temperature)
-        self.student = student
-        self.teacher = teacher
-        if teacher is not None:
-            teacher.trainable = False
         if self.alpha_feat:
             # The student's pooled features come out of `call` with its outputs, so the
             # student runs once per batch; the projection W is trained with it, never exported.
@@ -165,19 +165,12 @@ class SegClassDistiller(keras.Model):
         loss = loss + segmentation_loss(y[MASK], y_pred[MASK], teacher.get(MASK), self.alpha_seg, self.temperature)
         if self.alpha_feat:
             loss = loss + self.alpha_feat * feature_loss(self.projection(y_pred[FEATURES]), teacher[FEATURES])
-        if self.student.losses:
-            loss = loss + ops.sum(self.student.losses)
-        return loss
+        return self.with_student_losses(loss)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         self.exact_match.update_state(y[PATTERN], y_pred[PATTERN])
         self.dice.update_state(y[MASK], y_pred[MASK])
         return self.get_metrics_result()
-
-
-def segclass_targets(maps):
-    """{"pattern": ids, "mask": failed dies} of a `WaferMaps` split."""
-    return {PATTERN: maps.pattern_ids.astype("int32"), MASK: maps.masks.astype("float32")}
 
 
 def cosine_restarts_adamw(learning_rate, steps_per_epoch, restart_epochs=10, weight_decay=1e-4):
@@ -200,40 +193,19 @@ def train_segclass(model_name, parts, out_dir, *, teacher_path=None, alpha_cls=0
     student, are trained. With it, `SegClassDistiller`'s loss (see the module docstring).
     `resume`, `overwrite`: what to do with a run `out_dir` already holds (see `training.fit_resumable`).
     """
-    from kd_keras.data.pipeline import make_dataset
-    from kd_keras.models import build_segclass_model
-    from kd_keras.training import fit_resumable, load_model, steps_for
-
-    train, val = parts["train"], parts["val"]
-    out_dir = Path(out_dir)
     model = build_segclass_model(model_name, seed=seed)
     teacher = load_model(teacher_path) if teacher_path else None
     distiller = SegClassDistiller(model, teacher, alpha_cls=alpha_cls, alpha_seg=alpha_seg,
                                   alpha_feat=alpha_feat, temperature=temperature)
-    distiller(np.zeros((1, 52, 52, 1), "float32"))  # build it: resuming loads weights into it
+    distiller(np.zeros((1, MAP_SIZE, MAP_SIZE, 1), "float32"))  # build it: resuming loads weights into it
     # A run shorter than one restart period anneals once, to the end of the run.
-    distiller.compile(cosine_restarts_adamw(learning_rate, steps_for(len(train), batch_size, 1),
+    distiller.compile(cosine_restarts_adamw(learning_rate, steps_for(len(parts["train"]), batch_size, 1),
                                             min(restart_epochs, epochs)))
-    best_path = out_dir / (model_file or f"{model_name}.keras")
-    fit_resumable(
-        distiller,
-        make_dataset(train.maps, segclass_targets(train), batch_size=batch_size, shuffle=True,
-                     augment=augment, seed=seed),
-        make_dataset(val.maps, segclass_targets(val), batch_size=batch_size),
-        out_dir, epochs, patience=patience, best_path=best_path, model_to_save=model, resume=resume,
-        overwrite=overwrite,
+    return fit_splits(
+        distiller, parts, {split: SEGCLASS.targets(parts[split]) for split in ("train", "val")}, out_dir,
+        epochs=epochs, batch_size=batch_size, augment=augment, seed=seed,
+        best_path=Path(out_dir) / (model_file or f"{model_name}.keras"), model_to_save=model, patience=patience,
+        resume=resume, overwrite=overwrite, extra_callbacks=extra_callbacks, verbose=verbose,
         settings={"model": model_name, "teacher": digest(Path(teacher_path).read_bytes()) if teacher_path else None,
                   "alpha_cls": alpha_cls, "alpha_seg": alpha_seg, "alpha_feat": alpha_feat,
-                  "temperature": temperature, "batch_size": batch_size, "learning_rate": learning_rate,
-                  "restart_epochs": restart_epochs, "augment": augment, "seed": seed,
-                  "data": digest(train.maps, train.labels, val.maps, val.labels)},
-        batch_norm_maps=make_dataset(train.maps, batch_size=batch_size, shuffle=True, seed=seed),
-        extra_callbacks=extra_callbacks, verbose=verbose,
-    )
-    return load_model(best_path)
-
-
-def predict_segclass(model, maps, batch_size=256):
-    """(pattern logits (N, 38), mask logits (N, 52, 52)) of a model on raw die maps."""
-    outputs = model.predict(np.asarray(maps, np.float32)[..., None], batch_size=batch_size, verbose=0)
-    return outputs[PATTERN], outputs[MASK][..., 0]
+                  "temperature": temperature, "learning_rate": learning_rate, "restart_epochs": restart_epochs})

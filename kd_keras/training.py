@@ -31,10 +31,14 @@ import zlib
 from pathlib import Path
 
 import keras
+import tensorflow as tf
 
+from kd_keras.data.pipeline import make_dataset
 from kd_keras.errors import FileFormatError, RunDirectoryError
 from kd_keras.fileio import atomic_path, read_json, write_json, write_text
+from kd_keras.models import build_teacher
 from kd_keras.rundir import changed_settings, digest, locked
+from kd_keras.tasks import CLASSIFY
 
 MONITOR = "val_exact_match"
 TEACHER_FILE = "teacher.keras"
@@ -94,9 +98,9 @@ class BatchNormRecalibration(keras.callbacks.Callback):
     """Before each validation, set BatchNorm's moving statistics to the mean over `batches`
     training batches under the current weights ("precise BN").
 
-    Measured here: mid-training, a ResNet-18 teacher scored 54% on validation maps with
-    Keras' moving averages (momentum 0.99, lagging behind weights that move fast) and 90%
-    once recalibrated. Keras has no such callback."""
+    Keras' moving averages (momentum 0.99) lag behind weights that move fast: mid-training,
+    a ResNet-18 teacher read validation maps far worse with them than with recalibrated
+    statistics. Keras has no such callback."""
 
     def __init__(self, maps, batches=20):
         super().__init__()
@@ -149,7 +153,6 @@ class RunCheckpoint(keras.callbacks.Callback):
             if state["best"] is None or value > state["best"]:
                 with atomic_path(self.best_path) as tmp:
                     (self.model_to_save or self.model).save(tmp)
-                write_json(Path(f"{self.best_path}.json"), {"best": value, "epoch": epoch + 1, "monitor": MONITOR})
                 state.update(best=value, best_epoch=epoch + 1, wait=0)
             else:
                 state["wait"] += 1
@@ -207,7 +210,7 @@ def _start_state(run_dir, settings, best_path, *, resume, overwrite):
         hint = "continue it with --resume, start it again" if state else "start it again"
         raise RunDirectoryError(f"{run_dir} holds {what} training run; {hint} with --overwrite, or choose "
                                 "another directory")
-    for name in (STATE_FILE, CHECKPOINT_DIR, *leftovers, f"{Path(best_path).name}.json"):
+    for name in (STATE_FILE, CHECKPOINT_DIR, *leftovers):
         path = run_dir / name
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
     return {"settings": settings, "epoch": 0, "finished": False, "stopped": False, "best": None, "best_epoch": None,
@@ -280,39 +283,57 @@ def _train(model, train, val, run_dir, epochs, state, best_path, model_to_save, 
     shutil.rmtree(run_dir / CHECKPOINT_DIR, ignore_errors=True)
 
 
+def make_strategy(name):
+    """None for the default device, or a MirroredStrategy over every GPU (else every logical CPU)."""
+    if name == "default":
+        return None
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([d.name for d in devices])
+
+
+def fit_splits(model, parts, targets, run_dir, *, epochs, batch_size, augment, seed, best_path, model_to_save=None,
+               patience=None, settings=None, resume=False, overwrite=False, extra_callbacks=(), verbose="auto"):
+    """`fit_resumable` on a run's splits; return the best model, loaded.
+
+    The training maps are shuffled (and, with `augment`, rotated/flipped) each epoch with
+    `targets["train"]`; validation uses `targets["val"]`; BatchNorm statistics are
+    recalibrated on training maps. `settings` (what else the result depends on) gets the
+    data's digest, so resuming on other data is refused."""
+    train, val = parts["train"], parts["val"]
+    fit_resumable(
+        model,
+        make_dataset(train.maps, targets["train"], batch_size=batch_size, shuffle=True, augment=augment, seed=seed),
+        make_dataset(val.maps, targets["val"], batch_size=batch_size),
+        run_dir, epochs, patience=patience, best_path=best_path, model_to_save=model_to_save, resume=resume,
+        overwrite=overwrite, extra_callbacks=extra_callbacks, verbose=verbose,
+        settings={**(settings or {}), "batch_size": batch_size, "augment": augment, "seed": seed,
+                  "data": digest(train.maps, train.labels, val.maps, val.labels)},
+        batch_norm_maps=make_dataset(train.maps, batch_size=batch_size, shuffle=True, seed=seed),
+    )
+    return load_model(best_path)
+
+
 def train_teacher(parts, run_dir, *, arch="resnet18", epochs=20, batch_size=128, learning_rate=2e-3,
                   augment=True, patience=None, seed=0, resume=False, overwrite=False, strategy=None,
                   verbose="auto"):
     """Train a teacher on labelled maps; return the best model (by validation exact match).
 
     Args:
-        parts: splits from `runs.load_splits` ('train' and 'val' are used).
+        parts: splits from `kd_keras.data.load_splits` ('train' and 'val' are used).
         run_dir: the run directory; the best model is saved as `teacher.keras` there.
         arch: a registered teacher architecture (`kd_keras.models.teacher_names()`).
         resume, overwrite: what to do with a run `run_dir` already holds (see `fit_resumable`).
         strategy: a `tf.distribute` strategy to build and train under (None: the default device).
     """
-    from kd_keras.data.pipeline import make_dataset
-    from kd_keras.models import build_teacher
-
     run_dir = Path(run_dir)
-    train, val = parts["train"], parts["val"]
     with strategy.scope() if strategy else contextlib.nullcontext():
         model = build_teacher(arch, seed=seed)
-        model.compile(cosine_adamw(learning_rate, steps_for(len(train), batch_size, epochs)),
+        model.compile(cosine_adamw(learning_rate, steps_for(len(parts["train"]), batch_size, epochs)),
                       keras.losses.BinaryCrossentropy(from_logits=True), metrics=multilabel_metrics())
-    fit_resumable(
-        model,
-        make_dataset(train.maps, train.labels.astype("float32"), batch_size=batch_size,
-                     shuffle=True, augment=augment, seed=seed),
-        make_dataset(val.maps, val.labels.astype("float32"), batch_size=batch_size),
-        run_dir, epochs, patience=patience, best_path=run_dir / TEACHER_FILE, resume=resume, overwrite=overwrite,
-        settings={"teacher": arch, "batch_size": batch_size, "learning_rate": learning_rate, "augment": augment,
-                  "seed": seed, "data": digest(train.maps, train.labels, val.maps, val.labels)},
-        batch_norm_maps=make_dataset(train.maps, batch_size=batch_size, shuffle=True, seed=seed),
-        verbose=verbose,
-    )
-    return load_model(run_dir / TEACHER_FILE)
+    return fit_splits(model, parts, {split: CLASSIFY.targets(parts[split]) for split in ("train", "val")}, run_dir,
+                      epochs=epochs, batch_size=batch_size, augment=augment, seed=seed,
+                      best_path=run_dir / TEACHER_FILE, patience=patience, resume=resume, overwrite=overwrite,
+                      settings={"teacher": arch, "learning_rate": learning_rate}, verbose=verbose)
 
 
 def load_model(path):

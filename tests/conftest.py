@@ -1,10 +1,55 @@
-"""Shared fixtures: small synthetic data, and the real dev set when it is present."""
+"""The test pyramid's shared pieces: markers, the real data, and session fixtures.
 
-from pathlib import Path
+Markers (pyproject.toml registers them; every test has exactly one of the first four, its own
+or, failing that, its module's `TIER`):
 
+- `unit`: plain functions on small inputs, in seconds (the doctests of kd_keras/ and tflite/ too);
+- `integration`: trains or converts small models in this process;
+- `e2e`: whole commands and benchmarks, in their own processes or end to end;
+- `firmware`: builds the firmware stub's C++ (needs g++ and arm-none-eabi-g++);
+- `real_data`: needs the real MixedWM38 dev set (skipped, saying why, where it is absent).
+
+`python -m pytest -m unit` is the fast loop; `python -m pytest` runs everything CI runs.
+
+The session fixtures are built once per test run, for every module that asks: the synthetic
+splits, a stand-in teacher trained on them, Net-1 trained on them and converted to int8, and
+a small segmentation + classification student, converted too.
+"""
+
+import keras
 import pytest
 
-REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "mixedwm38_dev.npz"
+from kd_keras.data import load_splits
+from kd_keras.data.pipeline import make_dataset
+from kd_keras.distillation import teacher_logits_cached
+from kd_keras.models import build_student
+from kd_keras.models.students import plain_cnn
+from kd_keras.segclass_distillation import train_segclass
+from kd_keras.training import cosine_adamw, multilabel_metrics, steps_for
+from tests.helpers import REPO, npz_of
+from tflite.budget import BUDGETS
+from tflite.export import export_model
+
+REAL_DATA = REPO.parent / "shared" / "data" / "mixedwm38_dev.npz"
+
+
+TIERS = ("unit", "integration", "e2e", "firmware")
+
+
+def pytest_collection_modifyitems(items):
+    """Give each test its tier: its own marker, else its module's `TIER`; doctests are unit tests."""
+    for item in items:
+        own = [mark.name for mark in item.own_markers if mark.name in TIERS]
+        if not own:
+            tier = "unit" if isinstance(item, pytest.DoctestItem) else getattr(item.module, "TIER", None)
+            if tier not in TIERS:
+                raise pytest.UsageError(f"{item.nodeid}: no tier; mark it, or set its module's TIER, to one of "
+                                        f"{', '.join(TIERS)}")
+            item.add_marker(tier)
+        elif len(own) > 1:
+            raise pytest.UsageError(f"{item.nodeid} has the tier markers {own}: give it one of {', '.join(TIERS)}")
+        if "real_data_path" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.real_data)
 
 
 @pytest.fixture(scope="session")
@@ -13,3 +58,71 @@ def real_data_path():
     if not REAL_DATA.is_file():
         pytest.skip(f"real MixedWM38 data not found at {REAL_DATA} (only CI and team machines have it)")
     return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def small_parts():
+    """380 synthetic maps, split 304/38/38 (and the 38 test maps turned): for what runs, not what learns."""
+    return load_splits(None, synthetic_maps=380, seed=0)
+
+
+@pytest.fixture(scope="session")
+def parts():
+    """3,800 synthetic maps, split 80/10/10: enough for a model to learn something measurable."""
+    return load_splits(None, synthetic_maps=3800, seed=0)
+
+
+@pytest.fixture(scope="session")
+def small_npz(small_parts, tmp_path_factory):
+    """The 380 synthetic maps (train and test splits) as a file."""
+    return npz_of(tmp_path_factory.mktemp("data") / "small.npz", small_parts["train"], small_parts["test"])
+
+
+@pytest.fixture(scope="session")
+def stand_in_teacher(parts, tmp_path_factory):
+    """A CNN trained on the labels for 10 epochs: a fast stand-in for ResNet-18 (its .keras path)."""
+    keras.utils.set_random_seed(0)
+    teacher = plain_cnn((16, 32, 64), (2, 2, 2), hidden_units=64, name="stand_in_teacher")
+    train = parts["train"]
+    teacher.compile(cosine_adamw(3e-3, steps_for(len(train), 64, 10)),
+                    keras.losses.BinaryCrossentropy(from_logits=True), metrics=multilabel_metrics())
+    teacher.fit(make_dataset(train.maps, train.labels.astype("float32"), batch_size=64, shuffle=True),
+                epochs=10, verbose=0, shuffle=False)
+    path = tmp_path_factory.mktemp("teacher") / "teacher.keras"
+    teacher.save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def teacher_logits(stand_in_teacher, parts, tmp_path_factory):
+    return teacher_logits_cached(stand_in_teacher, parts, tmp_path_factory.mktemp("cache") / "cache.h5")
+
+
+@pytest.fixture(scope="session")
+def trained_student(parts, tmp_path_factory):
+    """Net-1 trained on the labels for 20 epochs, saved, and converted to int8 for the 248 KB
+    budget: (model, its directory, the `ModelCard`); the int8 model is in `directory / "out"`."""
+    keras.utils.set_random_seed(0)
+    model = build_student("net1", seed=0)
+    train = parts["train"]
+    model.compile(cosine_adamw(3e-3, steps_for(len(train), 64, 20)),
+                  keras.losses.BinaryCrossentropy(from_logits=True), metrics=multilabel_metrics())
+    model.fit(make_dataset(train.maps, train.labels.astype("float32"), batch_size=64, shuffle=True, augment=True),
+              epochs=20, verbose=0, shuffle=False)
+    root = tmp_path_factory.mktemp("net1")
+    model.save(root / "net1.keras")
+    card = export_model(model, root / "out", train.maps, name="net1", budget=BUDGETS["248KB"],
+                        source_model=root / "net1.keras")
+    return model, root, card
+
+
+@pytest.fixture(scope="session")
+def segclass_student(small_parts, tmp_path_factory):
+    """LightWaferSegClassNet, 3 epochs on the hard targets of 304 synthetic maps (seconds), converted:
+    (model, its directory, the `ModelCard`, the splits); the int8 model is in `directory / "out"`."""
+    root = tmp_path_factory.mktemp("segclass")
+    model = train_segclass("lightwafer", small_parts, root, alpha_cls=0, alpha_seg=0, alpha_feat=0, epochs=3,
+                           learning_rate=3e-3, verbose=0)
+    card = export_model(model, root / "out", small_parts["train"].maps, name="lightwafer", budget=BUDGETS["248KB"],
+                        source_model=root / "lightwafer.keras")
+    return model, root, card, small_parts

@@ -1,27 +1,21 @@
-"""`benchmarks/best_per_budget.py --quick`: every stage runs end to end (on 380 synthetic maps,
+"""`python -m benchmarks.best_per_budget --quick`: every stage runs end to end (on 380 synthetic maps,
 one epoch each) and writes its results, run directories and shipped models where it is told."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
+import pytest
 
-from best_per_budget import markdown  # noqa: E402
+from benchmarks.best_per_budget import main, markdown
+
+TIER = "e2e"  # tests marked with no tier of their own (conftest.py)
 STAGES = ["teacher", "teacher logits (8 views)", "questions", "size sweep", "paper 1 students", "our students",
           "conversion"]
 
 
 def test_quick_benchmark_writes_results_runs_and_shipped_models(tmp_path):
     out = tmp_path / "results" / "best"
-    result = subprocess.run(
-        [sys.executable, "benchmarks/best_per_budget.py", "--quick", "--runs", tmp_path / "runs",
-         "--models", tmp_path / "models", "--out", out],
-        cwd=REPO, capture_output=True, text=True, timeout=900,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert main(["--quick", "--runs", str(tmp_path / "runs"), "--models", str(tmp_path / "models"),
+                 "--out", str(out)]) == 0
     results = json.loads(out.with_suffix(".json").read_text())
     assert list(results["wall_seconds"]) == STAGES
     assert len(results["questions"]) == 6 and results["chosen_recipe"] in results["questions"]
@@ -38,6 +32,7 @@ def test_quick_benchmark_writes_results_runs_and_shipped_models(tmp_path):
         assert (tmp_path / "models" / "kd-21kb" / name).is_file(), name
     card = json.loads((tmp_path / "models" / "kd-248kb" / "model_card.json").read_text())
     assert card["flash_bytes"] == results["final"]["kd-248kb"]["flash_bytes"] and card["views"] == 1
+    assert card["budget"] == {"name": "248KB", "flash_bytes": 253_952, "arena_bytes": 65_536, "accuracy_target": 0.99}
     # The 21 KB student's seed (of 3) and views (1 or 8 inferences a map) are chosen on validation.
     small = results["final"]["kd-21kb"]
     by_seed = small["int8_val_exact_match_by_seed"]
@@ -59,9 +54,8 @@ def test_quick_benchmark_writes_results_runs_and_shipped_models(tmp_path):
     assert (tmp_path / "runs" / "kd-21kb" / "metrics.json").is_file()
 
 
-def test_an_unknown_teacher_is_refused_before_any_work(tmp_path):
-    result = subprocess.run([sys.executable, "benchmarks/best_per_budget.py", "--quick", "--teacher", "vgg8",
-                             "--runs", tmp_path / "runs", "--out", tmp_path / "best"],
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and "--teacher: invalid choice: 'vgg8'" in result.stderr
+def test_an_unknown_teacher_is_refused_before_any_work(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--quick", "--teacher", "vgg8", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "best")])
+    assert exit_info.value.code == 2 and "--teacher: invalid choice: 'vgg8'" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())

@@ -1,23 +1,29 @@
-"""The `python -m kd_keras.data` command line, run as a user runs it."""
+"""The `python -m kd_keras.data` command line, in this process (tests/test_cli_smoke.py runs it as a user does)."""
 
 import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from kd_keras.data import __main__ as data_cli
 from kd_keras.data import load_mixedwm38
 
-REPO = Path(__file__).resolve().parents[1]
+TIER = "unit"  # tests marked with no tier of their own (conftest.py)
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "kd_keras.data", *map(str, args)],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+@pytest.fixture
+def run_cli(capsys):
+    """`python -m kd_keras.data ARGS` run here: a CompletedProcess (returncode, stdout, stderr)."""
+    def run(*args):
+        try:
+            status = data_cli.main([str(arg) for arg in args])
+        except SystemExit as exit_info:  # argparse
+            status = exit_info.code
+        return subprocess.CompletedProcess(args, status, *capsys.readouterr())
+    return run
 
 
-def test_synth_then_inspect_then_show(tmp_path):
+def test_synth_then_inspect_then_show(run_cli, tmp_path):
     out = tmp_path / "synthetic.npz"
     result = run_cli("synth", "--n", 76, "--seed", 2, "--out", out)
     assert result.returncode == 0, result.stderr
@@ -37,14 +43,14 @@ def test_synth_then_inspect_then_show(tmp_path):
     assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and grid.stat().st_size > 10_000
 
 
-def test_synth_is_deterministic(tmp_path):
+def test_synth_is_deterministic(run_cli, tmp_path):
     a, b = tmp_path / "a.npz", tmp_path / "b.npz"
     for path in (a, b):
         assert run_cli("synth", "--n", 38, "--seed", 7, "--out", path).returncode == 0
     assert np.array_equal(load_mixedwm38(a).maps, load_mixedwm38(b).maps)
 
 
-def test_inspect_bad_file_exits_non_zero_with_the_reason(tmp_path):
+def test_inspect_bad_file_exits_non_zero_with_the_reason(run_cli, tmp_path):
     bad = tmp_path / "bad.npz"
     labels = np.zeros((2, 8), np.int32)
     labels[1] = 1
@@ -54,7 +60,7 @@ def test_inspect_bad_file_exits_non_zero_with_the_reason(tmp_path):
     assert f"error: {bad} [arr_1] row 1: label [1, 1, 1, 1, 1, 1, 1, 1] is not one of the 38" in result.stderr
 
 
-def test_show_of_a_bad_file_writes_nothing(tmp_path):
+def test_show_of_a_bad_file_writes_nothing(run_cli, tmp_path):
     bad, grid = tmp_path / "bad.npz", tmp_path / "grid.png"
     bad.write_text("not a zip")
     result = run_cli("show", bad, "--out", grid)
@@ -67,6 +73,6 @@ def test_show_of_a_bad_file_writes_nothing(tmp_path):
     (("synth", "--n", "10"), "the following arguments are required: --out"),
     (("frobnicate",), "invalid choice: 'frobnicate'"),
 ])
-def test_bad_arguments_exit_2_with_usage(args, message):
+def test_bad_arguments_exit_2_with_usage(run_cli, args, message):
     result = run_cli(*args)
     assert result.returncode == 2 and message in result.stderr

@@ -3,60 +3,33 @@
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
-from kd_keras.data.pipeline import make_dataset
+from kd_keras import distill, train_teacher
 from kd_keras.distillation import distill_student, teacher_logits_cached
 from kd_keras.errors import RunDirectoryError
 from kd_keras.evaluation import evaluate
+from kd_keras.inference import predict
 from kd_keras.models import build_student
-from kd_keras.models.students import plain_cnn
-from kd_keras.runs import load_splits, predict_logits
-from kd_keras.training import cosine_adamw, load_model, multilabel_metrics, steps_for
+from kd_keras.training import load_model
+from tests.helpers import CHANCE, REPO
 
-REPO = Path(__file__).resolve().parents[1]
-CHANCE = 1 / 38  # the synthetic patterns are balanced
-
-
-@pytest.fixture(scope="module")
-def parts():
-    return load_splits(None, synthetic_maps=3800, seed=0)
-
-
-@pytest.fixture(scope="module")
-def teacher_path(parts, tmp_path_factory):
-    """A CNN trained on the labels for 10 epochs (~25 s): a fast stand-in for ResNet-18."""
-    keras.utils.set_random_seed(0)
-    teacher = plain_cnn((16, 32, 64), (2, 2, 2), hidden_units=64, name="stand_in_teacher")
-    train = parts["train"]
-    teacher.compile(cosine_adamw(3e-3, steps_for(len(train), 64, 10)),
-                    keras.losses.BinaryCrossentropy(from_logits=True), metrics=multilabel_metrics())
-    teacher.fit(make_dataset(train.maps, train.labels.astype("float32"), batch_size=64, shuffle=True),
-                epochs=10, verbose=0, shuffle=False)
-    path = tmp_path_factory.mktemp("teacher") / "teacher.keras"
-    teacher.save(path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def logits(teacher_path, parts, tmp_path_factory):
-    return teacher_logits_cached(teacher_path, parts, tmp_path_factory.mktemp("cache") / "cache.h5")
+TIER = "integration"  # tests marked with no tier of their own (conftest.py)
 
 
 def exact_match(model, split):
-    return evaluate(predict_logits(model, split.maps), split.labels)["exact_match"]
+    return evaluate(predict(model, split.maps), split.labels)["exact_match"]
 
 
-def test_teacher_learned(teacher_path, parts):
-    assert exact_match(load_model(teacher_path), parts["test"]) > 10 * CHANCE
+def test_teacher_learned(stand_in_teacher, parts):
+    assert exact_match(load_model(stand_in_teacher), parts["test"]) > 10 * CHANCE
 
 
-def test_label_free_distillation_learns(parts, teacher_path, logits, tmp_path):
-    student = distill_student("net1", parts, tmp_path, teacher_path, logits, epochs=15, verbose=0)
+def test_label_free_distillation_learns(parts, stand_in_teacher, teacher_logits, tmp_path):
+    student = distill_student("net1", parts, tmp_path, stand_in_teacher, teacher_logits, epochs=15, verbose=0)
     accuracy = exact_match(student, parts["test"])
     untrained = exact_match(build_student("net1", seed=1), parts["test"])
     assert accuracy > 3 * CHANCE, accuracy
@@ -64,20 +37,20 @@ def test_label_free_distillation_learns(parts, teacher_path, logits, tmp_path):
     assert (tmp_path / "net1.keras").is_file() and (tmp_path / "history.csv").is_file()
 
 
-def test_teacher_logits_are_cached_and_recomputed_for_another_teacher(parts, teacher_path, logits, tmp_path,
-                                                                    monkeypatch):
+def test_teacher_logits_are_cached_and_recomputed_for_another_teacher(parts, stand_in_teacher, teacher_logits,
+                                                                    tmp_path, monkeypatch):
     cache = tmp_path / "cache.h5"
-    first = teacher_logits_cached(teacher_path, parts, cache)
-    np.testing.assert_allclose(first["val"], logits["val"], rtol=1e-5)
+    first = teacher_logits_cached(stand_in_teacher, parts, cache)
+    np.testing.assert_allclose(first["val"], teacher_logits["val"], rtol=1e-5)
     assert first["train"].shape == (len(parts["train"]), 8)
 
-    import kd_keras.training
+    import kd_keras.distillation
 
     def refuse(path):
         raise AssertionError("the cache should have been used")
 
-    monkeypatch.setattr(kd_keras.training, "load_model", refuse)
-    teacher_logits_cached(teacher_path, parts, cache)
+    monkeypatch.setattr(kd_keras.distillation, "load_model", refuse)
+    teacher_logits_cached(stand_in_teacher, parts, cache)
     monkeypatch.undo()
 
     other = tmp_path / "other.keras"
@@ -96,9 +69,9 @@ class InterruptAfter(keras.callbacks.Callback):
             raise KeyboardInterrupt
 
 
-def test_interrupted_run_keeps_its_best_model_and_resumes_exactly(parts, teacher_path, logits, tmp_path):
+def test_interrupted_run_keeps_its_best_model_and_resumes_exactly(parts, stand_in_teacher, teacher_logits, tmp_path):
     def run(out, **kwargs):
-        return distill_student("net2", parts, out, teacher_path, logits, epochs=4, verbose=0, **kwargs)
+        return distill_student("net2", parts, out, stand_in_teacher, teacher_logits, epochs=4, verbose=0, **kwargs)
 
     out = tmp_path / "interrupted"
     with pytest.raises(KeyboardInterrupt):
@@ -128,9 +101,9 @@ MIRRORED = """
 import sys, tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from kd_keras.cli import make_strategy
+from kd_keras.data import load_splits
 from kd_keras.distillation import distill_student, teacher_logits_cached
-from kd_keras.runs import load_splits
+from kd_keras.training import make_strategy
 strategy = make_strategy("mirrored")
 parts = load_splits(None, synthetic_maps=380, seed=0)
 logits = teacher_logits_cached(sys.argv[1], parts, sys.argv[2] + "/cache.h5")
@@ -143,30 +116,26 @@ print("teacher parameters", teacher.count_params())  # ResNet-18: BatchNorm reca
 """
 
 
-def test_mirrored_strategy_trains_on_two_logical_cpus(teacher_path, tmp_path):
-    result = subprocess.run([sys.executable, "-c", MIRRORED, str(teacher_path), str(tmp_path)],
+@pytest.mark.e2e  # its own process: logical devices are set before TensorFlow starts
+def test_mirrored_strategy_trains_on_two_logical_cpus(stand_in_teacher, tmp_path):
+    result = subprocess.run([sys.executable, "-c", MIRRORED, str(stand_in_teacher), str(tmp_path)],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "replicas 2 parameters 5556" in result.stdout
     assert "teacher parameters 11183944" in result.stdout
 
 
-def run_cli(module, *args):
-    return subprocess.run([sys.executable, "-m", module, *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
-
-
-def test_distill_cli_writes_a_complete_run_directory(teacher_path, tmp_path):
+def test_distill_writes_a_complete_run_directory(stand_in_teacher, tmp_path, capsys):
     out = tmp_path / "run"
-    result = run_cli("kd_keras.distill", "--synthetic-maps", 380, "--teacher", teacher_path,
-                     "--student", "net2", "--epochs", 2, "--out", out)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "| net2 | 5,556 |" in result.stdout
+    assert distill.main(["--synthetic-maps", "380", "--teacher", str(stand_in_teacher), "--student", "net2",
+                         "--epochs", "2", "--out", str(out)]) == 0
+    assert "| net2 | 5,556 |" in capsys.readouterr().out
     for name in ("config.json", "metrics.json", "report.md", "teacher_cache.h5", "net2/net2.keras",
                  "net2/history.csv", "net2/curves.png", "net2/confusion.png"):
         assert (out / name).is_file(), name
     config = json.loads((out / "config.json").read_text())
     assert config["arguments"]["seed"] == 0 and config["arguments"]["loss"] == "paper"
+    assert config["arguments"]["teacher_model"] == str(stand_in_teacher)
     assert config["versions"]["keras"] == keras.__version__
     metrics = json.loads((out / "metrics.json").read_text())
     assert set(metrics["models"]) == {"teacher (stand_in_teacher)", "net2"}  # named after the model given
@@ -175,11 +144,10 @@ def test_distill_cli_writes_a_complete_run_directory(teacher_path, tmp_path):
 
 
 @pytest.mark.parametrize("arch, parameters, title", [("resnet18", 11_183_944, "ResNet-18"), ("vgg7", 293_336, "vgg7")])
-def test_train_teacher_cli(arch, parameters, title, tmp_path):
-    result = run_cli("kd_keras.train_teacher", "--synthetic-maps", 380, "--epochs", 1, "--arch", arch,
-                     "--out", tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "teacher: exact-match accuracy" in result.stdout
+def test_train_teacher_writes_a_run(arch, parameters, title, tmp_path, capsys):
+    assert train_teacher.main(["--synthetic-maps", "380", "--epochs", "1", "--arch", arch, "--out",
+                               str(tmp_path)]) == 0
+    assert "teacher: exact-match accuracy" in capsys.readouterr().out
     assert load_model(tmp_path / "teacher.keras").count_params() == parameters
     assert (tmp_path / "report.md").read_text().startswith(f"# {title} teacher")
     assert (tmp_path / "curves.png").is_file()
@@ -191,35 +159,38 @@ def test_train_teacher_cli(arch, parameters, title, tmp_path):
     (("--data", "missing.npz"), "missing.npz: no such file"),
     (("--teacher", "no/such/run"), "no teacher model at no/such/run"),
 ])
-def test_distill_cli_errors(args, message):
-    result = run_cli("kd_keras.distill", *args)
-    assert result.returncode == 1 and message in result.stderr, result.stderr[-2000:]
+def test_distill_errors(args, message, capsys):
+    assert distill.main(list(args)) == 1
+    assert message in capsys.readouterr().err
 
 
-def test_distill_help_documents_the_options():
-    result = run_cli("kd_keras.distill", "--help")
-    assert result.returncode == 0
+def test_distill_help_documents_the_options(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        distill.main(["--help"])
+    assert exit_info.value.code == 0
+    printed = capsys.readouterr().out
     for option in ("--data", "--teacher", "--student", "--loss", "--alpha", "--beta", "--temperature",
-                   "--kd-weight", "--teacher-views", "--augment", "--resume", "--strategy", "--seed"):
-        assert option in result.stdout
+                   "--kd-weight", "--teacher-views", "--augment", "--resume", "--overwrite", "--strategy", "--seed",
+                   "--debug"):
+        assert option in printed
 
 
-def test_augmented_distillation_runs_the_teacher_on_each_batch(parts, teacher_path, logits, tmp_path):
+def test_augmented_distillation_runs_the_teacher_on_each_batch(parts, stand_in_teacher, teacher_logits, tmp_path):
     # With augmentation the cached training logits are never read: the teacher sees the rotated maps.
-    student = distill_student("net2", parts, tmp_path, teacher_path, {"train": None, "val": logits["val"]},
+    student = distill_student("net2", parts, tmp_path, stand_in_teacher, {"train": None, "val": teacher_logits["val"]},
                               epochs=1, augment=True, verbose=0)
     assert student.count_params() == 5_556
     history = np.genfromtxt(tmp_path / "history.csv", delimiter=",", names=True)
     assert np.isfinite(history["loss"]) and 0 <= history["val_exact_match"] <= 1
 
 
-def test_eight_view_teacher_logits_are_rotation_invariant_and_serve_augmentation(parts, teacher_path, tmp_path):
+def test_eight_view_teacher_logits_are_rotation_invariant_and_serve_augmentation(parts, stand_in_teacher, tmp_path):
     small = {"train": parts["train"].subset(np.arange(128)), "val": parts["val"]}
-    eight = teacher_logits_cached(teacher_path, small, tmp_path / "cache.h5", views=8)
+    eight = teacher_logits_cached(stand_in_teacher, small, tmp_path / "cache.h5", views=8)
     turned = {split: part.rotated() for split, part in small.items()}
-    turned_eight = teacher_logits_cached(teacher_path, turned, tmp_path / "turned.h5", views=8)
+    turned_eight = teacher_logits_cached(stand_in_teacher, turned, tmp_path / "turned.h5", views=8)
     np.testing.assert_allclose(turned_eight["val"], eight["val"], atol=1e-4)
-    plain = teacher_logits_cached(teacher_path, small, tmp_path / "cache.h5")  # other views: recomputed
+    plain = teacher_logits_cached(stand_in_teacher, small, tmp_path / "cache.h5")  # other views: recomputed
     assert np.abs(plain["val"] - eight["val"]).max() > 1e-2
     # With 8 views the cached logits hold for every rotation/flip: no teacher runs (none exists here).
     distill_student("net2", small, tmp_path / "net2", tmp_path / "absent.keras", eight, epochs=1,

@@ -4,6 +4,8 @@ import pytest
 from kd_keras.data import PATTERN_NAMES, decode_patterns, parse_pattern_name
 from kd_keras.evaluation import INVALID, decode, evaluate, pattern_ids_or_invalid, worst_mistakes
 
+TIER = "unit"  # tests marked with no tier of their own (conftest.py)
+
 
 def logits_for(multihot, margin=3.0):
     return np.where(np.asarray(multihot) == 1, margin, -margin)

@@ -5,6 +5,8 @@ import pytest
 
 from kd_keras.fileio import atomic_path, write_text
 
+TIER = "unit"  # tests marked with no tier of their own (conftest.py)
+
 
 def test_success_renames_into_place_with_ordinary_permissions(tmp_path):
     out = tmp_path / "sub" / "artifact.txt"

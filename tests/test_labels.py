@@ -6,6 +6,8 @@ from kd_keras.data import (
     decode_patterns, encode_patterns, parse_pattern_name, pattern_name,
 )
 
+TIER = "unit"  # tests marked with no tier of their own (conftest.py)
+
 
 def test_there_are_38_distinct_patterns_with_distinct_names():
     assert NUM_PATTERNS == 38 == len(PATTERN_NAMES) == len(set(PATTERN_NAMES))

@@ -6,6 +6,8 @@ import pytest
 from kd_keras.distillation import Distiller, MultiLabelHintonLoss, PaperLoss, make_loss
 from kd_keras.models import build_student
 
+TIER = "unit"  # tests marked with no tier of their own (conftest.py)
+
 TEACHER = np.array([[2.0, -1.0, 0.5, -3.0], [0.0, 4.0, -2.0, 1.0]])
 STUDENT = np.array([[1.0, -2.0, 1.5, -1.0], [0.5, 2.0, -1.0, -1.0]])
 LABELS = np.array([[1, 0, 1, 0], [0, 1, 0, 1]], dtype=float)

@@ -10,6 +10,8 @@ from kd_keras.data import (
 )
 from kd_keras.data import cache, mixedwm38
 
+TIER = "unit"  # tests marked with no tier of their own (conftest.py)
+
 
 def _write(path, **arrays):
     np.savez(path, **arrays)
@@ -104,7 +106,8 @@ def _bad_file(tmp_path, mutate):
         (lambda m, lab: {"arr_0": m[:0], "arr_1": lab[:0]}, r"\[arr_1\]: holds no wafer maps"),
         (lambda m, lab: {"arr_0": np.where(np.arange(4)[:, None, None] == 2, m + 0.5, m), "arr_1": lab},
          r"\[arr_0\] row 2: die values must be integers, found 0.5"),
-        (lambda m, lab: {"arr_0": m.astype(str), "arr_1": lab}, r"\[arr_0\]: die values must be integers, got dtype <U"),
+        (lambda m, lab: {"arr_0": m.astype(str), "arr_1": lab},
+         r"\[arr_0\]: die values must be integers, got dtype <U"),
         (lambda m, lab: {"arr_0": np.where(np.arange(4)[:, None, None] == 3, 5 * (m > 0), m), "arr_1": lab},
          r"\[arr_0\] row 3: die \(1, 21\) has value 5; expected 0 \(off-wafer\)"),
         (lambda m, lab: {"arr_0": m - (np.arange(4)[:, None, None] == 1), "arr_1": lab},

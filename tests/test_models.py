@@ -2,10 +2,16 @@ import keras
 import numpy as np
 import pytest
 
+from kd_keras.data import generate_wafer_maps
 from kd_keras.models import (
     DihedralMean, build_student, build_teacher, register_student, resnet18, student_names, teacher_names,
     teacher_title,
 )
+from tflite.budget import BUDGETS
+from tflite.export import int8_flatbuffer
+from tflite.micro import Int8Model
+
+TIER = "unit"  # tests marked with no tier of their own (conftest.py)
 
 
 @pytest.mark.parametrize("name, parameters", [("net1", 61_316), ("net2", 5_556)])
@@ -17,21 +23,18 @@ def test_paper_students_have_the_expected_size(name, parameters):
     assert model(np.zeros((3, 52, 52, 1), "float32")).shape == (3, 8)
 
 
-@pytest.mark.parametrize("name, parameters, budget, arena, ops", [
-    ("separable8k", 8_784, 21 * 1024, 16 * 1024, {"CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED"}),
-    ("vgg225k", 224_918, 248 * 1024, 64 * 1024, {"CONV_2D", "MEAN", "FULLY_CONNECTED"}),
+@pytest.mark.integration
+@pytest.mark.parametrize("name, parameters, budget, ops", [
+    ("separable8k", 8_784, BUDGETS["21KB"], {"CONV_2D", "DEPTHWISE_CONV_2D", "MEAN", "FULLY_CONNECTED"}),
+    ("vgg225k", 224_918, BUDGETS["248KB"], {"CONV_2D", "MEAN", "FULLY_CONNECTED"}),
 ])
-def test_our_students_fit_their_budget_and_arena_as_int8(name, parameters, budget, arena, ops):
-    from kd_keras.data import generate_wafer_maps
-    from tflite.micro import measure_arena_bytes
-    from tflite.quantize import convert_int8, op_names, strip_names
-
+def test_our_students_fit_their_budget_and_arena_as_int8(name, parameters, budget, ops):
     model = build_student(name, seed=0)
     assert model.count_params() == parameters
     assert model(np.zeros((3, 52, 52, 1), "float32")).shape == (3, 8)
-    flatbuffer = strip_names(convert_int8(model, generate_wafer_maps(38, seed=0).maps))
-    assert len(flatbuffer) <= budget and measure_arena_bytes(flatbuffer) <= arena
-    assert set(op_names(flatbuffer)) == ops
+    int8 = Int8Model(int8_flatbuffer(model, generate_wafer_maps(38, seed=0).maps))
+    assert len(int8.flatbuffer) <= budget.flash_bytes and int8.arena_bytes() <= budget.arena_bytes
+    assert set(int8.ops) == ops
 
 
 def test_teacher_is_resnet18():

@@ -7,6 +7,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
+TIER = "e2e"  # tests marked with no tier of their own (conftest.py)
+
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
 
@@ -51,7 +53,8 @@ def test_quickstart_runs_the_whole_pipeline(tmp_path):
 def test_mixedwm38_notebook_on_synthetic_maps(tmp_path):
     notebook = execute("02_mixedwm38.ipynb", {"DATA": None, "SYNTHETIC_MAPS": 380, "WORK_DIR": str(tmp_path)})
     text = printed(notebook)
-    assert re.search(r"paper1-net1: [\d,]+ bytes of flash, [\d,]+ bytes of arena; exact match [\d.]+% on 38 test maps", text)
+    assert re.search(r"paper1-net1: [\d,]+ bytes of flash, [\d,]+ bytes of arena; exact match [\d.]+% "
+                     r"on 38 test maps", text)
     assert re.search(r"lightwafer-segclass: [\d,]+ bytes of flash, [\d,]+ bytes of arena; \d of 6 patterns right, "
                      r"mask Dice [\d.]+", text)
     for figure in ("pattern_counts", "patterns", "per_pattern", "confusion", "mistakes", "masks"):

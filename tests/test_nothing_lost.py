@@ -4,7 +4,8 @@ Each case asserts the exit status, a one-line message naming the file, and that 
 that was there before changed (hashes before and after; the lock file, which records the
 directory's holder, aside). The kill -9 test interrupts a small distillation at 20+
 instants, during training and inside checkpoint writes, and resumes it each time: it must
-end with the same models and histories as the same run never interrupted.
+end with the same models and histories as the same run never interrupted. (Tests marked
+e2e run commands in their own processes: a kill, a file-size limit, a pipe that closes.)
 """
 
 import errno
@@ -29,15 +30,13 @@ import pytest
 
 from kd_keras import distill
 from kd_keras.data import generate_wafer_maps, save_mixedwm38
-from kd_keras.data.pipeline import make_dataset
 from kd_keras.models import build_student
-from kd_keras.models.students import plain_cnn
 from kd_keras.rundir import LOCK_FILE
-from kd_keras.runs import load_splits
-from kd_keras.training import cosine_adamw, load_model, multilabel_metrics, steps_for
-from tflite import convert, evaluate
+from kd_keras.training import load_model
+from tests.helpers import REPO
+from tflite import convert, evaluate, export
 
-REPO = Path(__file__).resolve().parents[1]
+TIER = "integration"  # tests marked with no tier of their own (conftest.py)
 MAPS = 760  # synthetic maps of the training runs: enough for the students to improve now and then
 
 
@@ -208,7 +207,7 @@ def test_the_two_rename_swap_works_where_the_system_cannot_exchange(workspace, c
 def test_ctrl_c_in_convert_does_not_suggest_resume(workspace, tmp_path, monkeypatch, capsys):
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
-    monkeypatch.setattr(convert, "export_model", interrupt)
+    monkeypatch.setattr(export, "export_model", interrupt)  # what convert_student calls
     assert convert_into(workspace, tmp_path / "net2") == 130
     message = capsys.readouterr().err
     assert "nothing was written" in message and "--resume" not in message
@@ -336,6 +335,7 @@ def set_member_flags(path, name, method=None, encrypted=False):
     path.write_bytes(bytes(raw))
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("fault, words", [
     ("zip bomb", "declares an array of shape (1000000000, 8) (32,000,000,000 bytes) but holds"),
     ("encrypted member", "is encrypted"),
@@ -370,6 +370,7 @@ def test_inspect_refuses_hostile_archives_in_one_line_and_little_memory(tmp_path
     assert words in one_line_error(result.stderr, path)
 
 
+@pytest.mark.e2e
 def test_a_reader_that_goes_away_is_no_error(workspace):
     child = subprocess.Popen([sys.executable, "-m", "kd_keras.data", "inspect", str(workspace / "maps.npz")],
                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -383,19 +384,9 @@ def test_a_reader_that_goes_away_is_no_error(workspace):
 
 
 @pytest.fixture(scope="module")
-def teacher(tmp_path_factory):
-    """A small CNN trained on the labels (~15 s): a stand-in teacher the students learn a little from."""
-    parts = load_splits(None, synthetic_maps=MAPS, seed=0)
-    keras.utils.set_random_seed(0)
-    model = plain_cnn((8, 16, 32), (2, 2, 2), hidden_units=32, name="stand_in_teacher")
-    train = parts["train"]
-    model.compile(cosine_adamw(3e-3, steps_for(len(train), 32, 15)), keras.losses.BinaryCrossentropy(from_logits=True),
-                  metrics=multilabel_metrics())
-    model.fit(make_dataset(train.maps, train.labels.astype("float32"), batch_size=32, shuffle=True), epochs=15,
-              verbose=0, shuffle=False)
-    path = tmp_path_factory.mktemp("teacher") / "teacher.keras"
-    model.save(path)
-    return path
+def teacher(stand_in_teacher):
+    """The session's stand-in teacher: the students learn a little from it."""
+    return stand_in_teacher
 
 
 def distill_args(teacher, out, *extra, epochs=8):
@@ -408,9 +399,7 @@ def distill_args(teacher, out, *extra, epochs=8):
 def reference_run(teacher, tmp_path_factory):
     """The run the interrupted ones must equal: the same command, never interrupted."""
     out = tmp_path_factory.mktemp("reference") / "run"
-    result = subprocess.run([sys.executable, "-m", "kd_keras.distill", *distill_args(teacher, out)], cwd=REPO,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert distill.main(distill_args(teacher, out)) == 0
     return out
 
 
@@ -599,6 +588,7 @@ def run_until_killed(argv, fault, rng):
 INJECTED = ("weights", "best", "commit", "history")
 
 
+@pytest.mark.e2e
 def test_kill_9_at_random_instants_then_resume_ends_as_the_uninterrupted_run(teacher, reference_run, tmp_path):
     """At least 20 kills, at least two inside each step of a checkpoint write. A run that
     finishes before enough kills have landed is checked, and a new one is killed."""
@@ -631,6 +621,7 @@ def test_kill_9_at_random_instants_then_resume_ends_as_the_uninterrupted_run(tea
             (reference_run / "metrics.json").read_text().replace(str(reference_run), "")
 
 
+@pytest.mark.e2e
 def test_a_full_disk_during_training_is_one_line_and_the_run_resumes(teacher, reference_run, tmp_path):
     run = tmp_path / "run"
 

@@ -1,30 +1,23 @@
-"""`benchmarks/paper1_mixedwm38.py --quick`: teacher, Paper 1's two students and their int8
+"""`python -m benchmarks.paper1_mixedwm38 --quick`: teacher, Paper 1's two students and their int8
 conversion run end to end (380 synthetic maps, one epoch each) and land where they are told."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
+import pytest
 
-from paper1_mixedwm38 import markdown  # noqa: E402
+from benchmarks.paper1_mixedwm38 import main, markdown
 
-
-def run_benchmark(*args):
-    return subprocess.run([sys.executable, "benchmarks/paper1_mixedwm38.py", *map(str, args)],
-                          cwd=REPO, capture_output=True, text=True, timeout=900)
+TIER = "e2e"  # tests marked with no tier of their own (conftest.py)
 
 
 def test_quick_run_with_an_8_view_vgg_teacher_writes_results_and_models(tmp_path):
     out, models = tmp_path / "results" / "paper1", tmp_path / "models"
-    result = run_benchmark("--quick", "--teacher-arch", "vgg7", "--teacher-views", "8", "--runs", tmp_path / "runs",
-                           "--models", models, "--out", out)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert main(["--quick", "--teacher-arch", "vgg7", "--teacher-views", "8", "--runs", str(tmp_path / "runs"),
+                 "--models", str(models), "--out", str(out)]) == 0
     results = json.loads(out.with_suffix(".json").read_text())
-    assert results["command"] == "python benchmarks/paper1_mixedwm38.py --teacher-arch vgg7 --teacher-views 8"
-    assert results["teacher_args"][:2] == ["--arch", "vgg7"] and results["teacher_views"] == 8
+    assert results["command"] == "python -m benchmarks.paper1_mixedwm38 --teacher-arch vgg7 --teacher-views 8"
+    assert results["teacher_job"]["arch"] == "vgg7" and results["teacher_views"] == 8
+    assert results["student_job"]["student"] == ["net1", "net2"] and results["student_job"]["loss"] == "paper"
     assert list(results["models"]) == ["teacher (vgg7, mean of 8 views)", "net1", "net2"]
     teacher = results["models"]["teacher (vgg7, mean of 8 views)"]
     assert teacher["paper_accuracy"] == 0.98 and "flash_bytes" not in teacher
@@ -44,8 +37,9 @@ def test_quick_run_with_an_8_view_vgg_teacher_writes_results_and_models(tmp_path
     assert (tmp_path / "runs" / "paper1-mixedwm38-views8" / "teacher_cache.h5").is_file()
 
 
-def test_a_missing_teacher_directory_is_refused_before_any_work(tmp_path):
-    result = run_benchmark("--quick", "--teacher", tmp_path / "nowhere", "--runs", tmp_path / "runs")
-    assert result.returncode == 2
-    assert f"--teacher {tmp_path / 'nowhere'}: no such run directory" in result.stderr
+def test_a_missing_teacher_directory_is_refused_before_any_work(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--quick", "--teacher", str(tmp_path / "nowhere"), "--runs", str(tmp_path / "runs")])
+    assert exit_info.value.code == 2
+    assert f"--teacher {tmp_path / 'nowhere'}: no such run directory" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()

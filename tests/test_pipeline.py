@@ -4,6 +4,8 @@ import pytest
 from kd_keras.data import generate_wafer_maps
 from kd_keras.data.pipeline import make_dataset
 
+TIER = "unit"  # tests marked with no tier of their own (conftest.py)
+
 
 @pytest.fixture(scope="module")
 def data():

@@ -6,6 +6,8 @@ import pytest
 from kd_keras import plots
 from kd_keras.data import NUM_PATTERNS, PATTERN_NAMES, generate_wafer_maps
 
+TIER = "unit"  # tests marked with no tier of their own (conftest.py)
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

@@ -5,6 +5,8 @@ import pytest
 
 from kd_keras.data import NUM_PATTERNS, load_mixedwm38, parse_pattern_name, split_data
 
+TIER = "integration"  # tests marked with no tier of their own (conftest.py)
+
 
 @pytest.fixture(scope="module")
 def real(real_data_path):

@@ -1,24 +1,24 @@
 """Paper 2: segmentation + classification models, their losses and metrics, and distillation."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
+from kd_keras import distill
+from kd_keras.data import load_splits
 from kd_keras.evaluation import evaluate_segclass
 from kd_keras.models import build_segclass_model, register_segclass_model
 from kd_keras.models.segclass import light_wafer_segclass_net, part_parameter_counts
-from kd_keras.runs import evaluate_segclass_model, load_splits
+from kd_keras.reports import evaluate_model
 from kd_keras.segclass_distillation import (
     SegClassDistiller, classification_loss, dice_loss, feature_loss, segmentation_loss, train_segclass,
 )
+from kd_keras.tasks import SEGCLASS
+from tests.helpers import CHANCE
 
-REPO = Path(__file__).resolve().parents[1]
-CHANCE = 1 / 38  # the synthetic patterns are balanced
+TIER = "unit"  # tests marked with no tier of their own (conftest.py)
 
 
 @register_segclass_model("stand_in_segclass_teacher")
@@ -133,6 +133,7 @@ def parts():
     return load_splits(None, synthetic_maps=1140, seed=0)
 
 
+@pytest.mark.integration
 def test_multitask_distillation_learns_both_tasks(parts, tmp_path):
     """A stand-in teacher on the hard targets, then the student with every loss term on."""
     train_segclass("stand_in_segclass_teacher", parts, tmp_path / "teacher", alpha_cls=0, alpha_seg=0,
@@ -140,24 +141,20 @@ def test_multitask_distillation_learns_both_tasks(parts, tmp_path):
     student = train_segclass("lightwafer", parts, tmp_path / "student",
                              teacher_path=tmp_path / "teacher" / "stand_in_segclass_teacher.keras",
                              epochs=6, learning_rate=3e-3, verbose=0)
-    learned = evaluate_segclass_model(student, parts)["test"]
-    untrained = evaluate_segclass_model(build_segclass_model("lightwafer", seed=1), parts)["test"]
+    learned = evaluate_model(SEGCLASS, student, parts)["test"]
+    untrained = evaluate_model(SEGCLASS, build_segclass_model("lightwafer", seed=1), parts)["test"]
     assert learned["exact_match"] > max(3 * CHANCE, untrained["exact_match"] + 0.04)
     assert learned["dice"] > 0.9 > untrained["dice"] + 0.3
     assert (tmp_path / "student" / "history.csv").is_file()
 
 
-def run_cli(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "kd_keras.distill", *args], cwd=cwd, capture_output=True,
-                          text=True, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
-
-
-def test_cli_segclass_hard_loss_only_writes_a_run(tmp_path):
+@pytest.mark.integration
+def test_segclass_hard_loss_only_writes_a_run(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # where a teacher would go (runs/): none is needed
     out = tmp_path / "run"
-    result = run_cli("--task", "segclass", "--a-cls", "0", "--a-seg", "0", "--a-feat", "0",
-                     "--synthetic-maps", "380", "--epochs", "1", "--out", str(out), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "| lightwafer | 62,736 |" in result.stdout
+    assert distill.main(["--task", "segclass", "--a-cls", "0", "--a-seg", "0", "--a-feat", "0", "--synthetic-maps",
+                         "380", "--epochs", "1", "--out", str(out)]) == 0
+    assert "| lightwafer | 62,736 |" in capsys.readouterr().out
     for name in ("config.json", "metrics.json", "report.md", "lightwafer/lightwafer.keras",
                  "lightwafer/masks.png", "lightwafer/confusion.png", "lightwafer/curves.png"):
         assert (out / name).is_file(), name
@@ -167,14 +164,13 @@ def test_cli_segclass_hard_loss_only_writes_a_run(tmp_path):
     assert not (tmp_path / "runs").exists()  # no teacher was needed
 
 
-def test_cli_rejects_a_classification_student_for_segclass(tmp_path):
-    result = run_cli("--task", "segclass", "--student", "net1", "--synthetic-maps", "380", cwd=tmp_path)
-    assert result.returncode == 1
-    assert "--student net1 is not a model for --task segclass; choose from" in result.stderr
+def test_a_classification_student_is_refused_for_segclass(capsys):
+    assert distill.main(["--task", "segclass", "--student", "net1", "--synthetic-maps", "380"]) == 1
+    assert "--student net1 is not a model for --task segclass; choose from" in capsys.readouterr().err
 
 
-def test_cli_says_when_there_are_too_few_maps_to_split(tmp_path):
-    result = run_cli("--task", "segclass", "--a-cls", "0", "--a-seg", "0", "--a-feat", "0",
-                     "--synthetic-maps", "190", cwd=tmp_path)
-    assert result.returncode == 1
-    assert "190 maps leave the val and test split(s) empty" in result.stderr
+def test_too_few_maps_to_split_are_refused(tmp_path, capsys):
+    assert distill.main(["--task", "segclass", "--a-cls", "0", "--a-seg", "0", "--a-feat", "0",
+                         "--synthetic-maps", "190", "--out", str(tmp_path / "run")]) == 1
+    assert "190 maps leave the val and test split(s) empty" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()  # refused before the run directory is made

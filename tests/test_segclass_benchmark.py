@@ -1,25 +1,21 @@
-"""`benchmarks/segclass_mixedwm38.py --quick`: teacher, distilled and hard-loss students, int8
+"""`python -m benchmarks.segclass_mixedwm38 --quick`: teacher, distilled and hard-loss students, int8
 conversion and TFLite Micro on both test splits, end to end on 380 synthetic maps."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+
+from benchmarks.segclass_mixedwm38 import main
+
+TIER = "e2e"  # tests marked with no tier of their own (conftest.py)
 
 
 def run_benchmark(tmp_path):
-    return subprocess.run(
-        [sys.executable, "benchmarks/segclass_mixedwm38.py", "--quick", "--runs", tmp_path / "runs",
-         "--models", tmp_path / "models", "--out", tmp_path / "results" / "segclass"],
-        cwd=REPO, capture_output=True, text=True, timeout=900,
-    )
+    return main(["--quick", "--runs", str(tmp_path / "runs"), "--models", str(tmp_path / "models"),
+                 "--out", str(tmp_path / "results" / "segclass")])
 
 
-def test_quick_benchmark_writes_the_table_and_the_shipped_model(tmp_path):
-    result = run_benchmark(tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
+def test_quick_benchmark_writes_the_table_and_the_shipped_model(tmp_path, capsys):
+    assert run_benchmark(tmp_path) == 0
     results = json.loads((tmp_path / "results" / "segclass.json").read_text())
     assert list(results["wall_seconds"]) == ["kd", "hard", "conversion and TFLite Micro"]
     rows = results["models"]
@@ -41,9 +37,9 @@ def test_quick_benchmark_writes_the_table_and_the_shipped_model(tmp_path):
     assert (tmp_path / "runs" / "segclass-teacher-synthetic380-seed0" / "teacher.keras").is_file()
 
     # Run again: every finished stage is reused, and the figures come out the same.
-    again = run_benchmark(tmp_path)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert again.stdout.count("holds a finished run: nothing left to train") == 2
+    capsys.readouterr()
+    assert run_benchmark(tmp_path) == 0
+    assert capsys.readouterr().out.count("holds a finished run: nothing left to train") == 2
     rerun = json.loads((tmp_path / "results" / "segclass.json").read_text())
     assert rerun["models"]["kd"]["float"] == rows["kd"]["float"]
     assert rerun["wall_seconds"]["kd"] == rerun["wall_seconds"]["hard"] == "reused"

@@ -3,6 +3,8 @@ import pytest
 
 from kd_keras.data import generate_wafer_maps, split_data, stratified_split
 
+TIER = "unit"  # tests marked with no tier of their own (conftest.py)
+
 
 @pytest.fixture(scope="module")
 def ids():

@@ -4,6 +4,8 @@ import pytest
 from kd_keras.data import PATTERNS, draw_wafer_map, generate_wafer_maps, parse_pattern_name
 from kd_keras.data.synthetic import DEFECT_BACKGROUND, WAFER
 
+TIER = "unit"  # tests marked with no tier of their own (conftest.py)
+
 RADIUS = np.hypot(*(np.mgrid[:52, :52] - 26.0))
 ANGLE = np.arctan2(*(np.mgrid[:52, :52] - 26.0))
 

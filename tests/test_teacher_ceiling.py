@@ -1,19 +1,16 @@
-"""`benchmarks/teacher_ceiling.py`: teachers trained from several seeds, their ensemble, the
+"""`python -m benchmarks.teacher_ceiling`: teachers trained from several seeds, their ensemble, the
 validation maps they all get wrong, and thresholds tuned on validation."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
+import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-
-from teacher_ceiling import exact_match, markdown, tune_thresholds  # noqa: E402
+from benchmarks.teacher_ceiling import exact_match, main, markdown
+from kd_keras.evaluation import tune_thresholds
 
 
+@pytest.mark.unit
 def test_tuned_thresholds_fix_a_defect_read_too_eagerly_and_leave_the_rest_at_zero():
     labels = np.random.default_rng(0).integers(0, 2, (50, 8)).astype("float32")
     logits = np.where(labels > 0, 2.0, -2.0)
@@ -24,12 +21,11 @@ def test_tuned_thresholds_fix_a_defect_read_too_eagerly_and_leave_the_rest_at_ze
     assert exact_match(logits, labels, thresholds) == 1
 
 
+@pytest.mark.e2e
 def test_quick_run_writes_consistent_figures_table_and_gallery(tmp_path):
     out = tmp_path / "results" / "ceiling"
-    result = subprocess.run([sys.executable, "benchmarks/teacher_ceiling.py", "--quick", "--arch", "vgg7",
-                             "--seeds", "0", "1", "--runs", tmp_path / "runs", "--out", out],
-                            cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert main(["--quick", "--arch", "vgg7", "--seeds", "0", "1", "--runs", str(tmp_path / "runs"),
+                 "--out", str(out)]) == 0
     results = json.loads(out.with_suffix(".json").read_text())
     assert list(results["teachers"]) == ["0", "1"] and list(results["wall_seconds"]) == ["teacher seed 0",
                                                                                          "teacher seed 1"]
@@ -42,14 +38,15 @@ def test_quick_run_writes_consistent_figures_table_and_gallery(tmp_path):
     assert results["tuned_thresholds"]["val_exact_match"] >= results["ensemble"]["val_exact_match"]
     assert list(results["tuned_thresholds"]["per_defect"]) == ["C", "D", "EL", "ER", "L", "NF", "S", "R"]
     assert out.with_suffix(".md").read_text() == markdown(results)
-    assert "`python benchmarks/teacher_ceiling.py --arch vgg7 --seeds 0 1`" in markdown(results)
+    assert "`python -m benchmarks.teacher_ceiling --arch vgg7 --seeds 0 1`" in markdown(results)
     assert out.with_suffix(".png").is_file() == (results["maps_wrong_by_every_teacher"]["val"] > 0)
     for seed in (0, 1):
         assert (tmp_path / "runs" / f"vgg7-seed{seed}" / "teacher.keras").is_file()
 
 
-def test_a_repeated_seed_is_refused(tmp_path):
-    result = subprocess.run([sys.executable, "benchmarks/teacher_ceiling.py", "--quick", "--seeds", "3", "3",
-                             "--out", tmp_path / "x"], cwd=REPO, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and "at least two seeds, all different; got [3, 3]" in result.stderr
+@pytest.mark.unit
+def test_a_repeated_seed_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--quick", "--seeds", "3", "3", "--out", str(tmp_path / "x")])
+    assert exit_info.value.code == 2 and "at least two seeds, all different; got [3, 3]" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())

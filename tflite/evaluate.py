@@ -10,8 +10,8 @@ inference. --compare also runs the float Keras model (--model, default: the one 
 names) and LiteRT's reference kernels: TFLite Micro vs LiteRT max difference (int8 units,
 expected 0), int8 vs float accuracy drop and disagreement rate; where the float model is not
 at hand (a fresh clone ships only the int8 models), only the LiteRT comparison is made, and
-it says so. --budget: exit 1 when
-model.tflite is over it, saying by how much and which layers weigh most. A model converted
+it says so. --budget (default: the one the card records): exit 1 when model.tflite is over
+it, saying by how much and which layers weigh most. A model converted
 with `--views 8` is run as its firmware runs it: on all 8 rotations/flips of each map, its
 outputs summed (the --compare figures stay single-view).
 """
@@ -23,10 +23,10 @@ from pathlib import Path
 
 from kd_keras.cli import add_debug_argument, argument_type, run_command
 from kd_keras.data import PATTERN_NAMES, load_mixedwm38
-from kd_keras.runs import per_defect_table
 from kd_keras.training import load_model
-from tflite.export import check_budget, load_converted, parse_budget
-from tflite.harness import compare_with_references, micro_outputs, output_metrics
+from tflite.budget import parse_budget
+from tflite.export import load_converted
+from tflite.harness import compare_with_references
 
 
 def build_parser():
@@ -36,7 +36,8 @@ def build_parser():
     parser.add_argument("--data", type=Path, required=True, help="MixedWM38-layout .npz to run over")
     parser.add_argument("--compare", action="store_true", help="also run LiteRT and the float model")
     parser.add_argument("--model", type=Path, default=None, help="the float .keras model for --compare")
-    parser.add_argument("--budget", type=argument_type(parse_budget), default=None, help="21KB, 248KB or bytes")
+    parser.add_argument("--budget", type=argument_type(parse_budget), default=None,
+                        help="21KB, 248KB or bytes (default: the budget the model card records)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
     add_debug_argument(parser)
     return parser
@@ -53,36 +54,32 @@ def confusion_lines(confusion):
 
 
 def run(args):
-    card, flatbuffer = load_converted(args.model_dir)
+    card, int8 = load_converted(args.model_dir)
     data = load_mixedwm38(args.data)
-    views = card.get("views", 1)  # cards written before --views existed are single-view
-    result = {"model": str(args.model_dir), "data": str(args.data),
-              "flash_bytes": card["flash_bytes"], "arena_bytes": card["arena_bytes"],
-              "macs_per_inference": card["macs_per_inference"], "views": views,
-              "metrics": output_metrics(micro_outputs(flatbuffer, data.maps, views), data)}
+    task = card.task
+    metrics = task.evaluate(int8.outputs(data.maps, card.views), data)
+    budget = args.budget or card.budget
+    result = {"model": str(args.model_dir), "data": str(args.data), "flash_bytes": card.flash_bytes,
+              "arena_bytes": card.arena_bytes, "macs_per_inference": card.macs_per_inference, "views": card.views,
+              "budget": budget and budget.to_dict(), "metrics": metrics}
     if args.compare:
-        model_path = args.model or (Path(card["source_model"]) if card.get("source_model") else None)
+        model_path = args.model or (Path(card.source_model) if card.source_model else None)
         float_model = None
         if args.model is not None or (model_path is not None and model_path.is_file()):
             float_model = load_model(model_path)
         else:
             result["float_model_missing"] = (f"the float model its card names ({model_path}) is not here"
                                              if model_path else "its card names no float model")
-        result["compare"] = compare_with_references(flatbuffer, float_model, data)
+        result["compare"] = compare_with_references(int8, float_model, data)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        metrics = result["metrics"]
-        print(f"{args.model_dir}: {card['flash_bytes']:,} bytes of flash, {card['arena_bytes']:,} bytes of arena, "
-              f"{card['macs_per_inference']:,} MACs per inference")
-        summed = f", outputs summed over {views} rotations/flips" if views > 1 else ""
+        print(f"{args.model_dir}: {card.flash_bytes:,} bytes of flash, {card.arena_bytes:,} bytes of arena, "
+              f"{card.macs_per_inference:,} MACs per inference")
+        summed = f", outputs summed over {card.views} rotations/flips" if card.views > 1 else ""
         print(f"TFLite Micro, int8, {metrics['maps']} maps of {args.data}{summed}: "
               f"exact-match accuracy {100 * metrics['exact_match']:.2f}%\n")
-        if "dice" in metrics:  # a segmentation + classification model
-            print(f"macro F1 {metrics['macro_f1']:.4f}; defect mask: Dice {metrics['dice']:.4f}, "
-                  f"IoU {metrics['iou']:.4f}, pixel accuracy {100 * metrics['pixel_accuracy']:.2f}%\n")
-        else:
-            print(per_defect_table(metrics) + "\n")
+        print(task.details(metrics) + "\n")
         print("\n".join(confusion_lines(metrics["confusion"])))
         if args.compare:
             c = result["compare"]
@@ -97,10 +94,10 @@ def run(args):
                       f"{100 * c['disagreement_rate']:.2f}% of maps")
             if "float_dice" in c:
                 print(f"mask Dice: float {c['float_dice']:.4f} -> int8 {c['int8_dice']:.4f}")
-    if args.budget is not None:
-        layers = [(layer["layer"], layer["parameters"]) for layer in card["heaviest_layers"]]
-        check_budget(card["flash_bytes"], args.budget, layers)
-        print(f"within the budget: {card['flash_bytes']:,} of {args.budget:,} bytes")
+    if budget is not None:
+        budget.check_flash(card.flash_bytes, [(layer["layer"], layer["parameters"]) for layer in card.heaviest_layers])
+        if not args.json:
+            print(f"within the {budget.title} budget: {card.flash_bytes:,} of {budget.flash_bytes:,} bytes")
 
 
 def main(argv=None):

@@ -1,57 +1,47 @@
-"""Turn a trained Keras student into a deployable directory, atomically.
+"""Turn a trained Keras student into a deployable directory, atomically; read one back.
 
 The directory holds `model.tflite` (full int8), `model_data.cc` / `model_data.h` (the C array),
-`model_settings.h` and `model_card.json`. It is written to a temporary directory first and
-renamed into place, so a conversion that fails (over budget, an op TFLite Micro cannot
-run, ...) leaves nothing behind and an existing directory untouched.
+`model_settings.h` and `model_card.json` (`tflite.card.ModelCard`). It is written beside its
+place and swapped in whole (`kd_keras.fileio.write_directory`), so a conversion that fails
+(over budget, an op TFLite Micro cannot run, ...) leaves the old directory as it was. It
+must be new, empty, or a model directory converted before, whose other files are kept.
 
 Example:
 
 >>> import os, tempfile, numpy as np
 >>> from kd_keras.models import build_student
+>>> from tflite.budget import BUDGETS
 >>> out = os.path.join(tempfile.mkdtemp(), "net2")
 >>> card = export_model(build_student("net2", seed=0), out, np.ones((8, 52, 52), np.uint8),
-...                     name="net2", budget_bytes=21 * 1024)
+...                     name="net2", budget=BUDGETS["21KB"])
 >>> sorted(os.listdir(out))
 ['model.tflite', 'model_card.json', 'model_data.cc', 'model_data.h', 'model_settings.h']
->>> card["flash_bytes"] == os.path.getsize(os.path.join(out, "model.tflite"))
-True
+>>> card.flash_bytes == os.path.getsize(os.path.join(out, "model.tflite")), card.budget.name
+(True, '21KB')
 """
 
 import errno
-import json
 from pathlib import Path
 
+import keras
 import numpy as np
 
+from kd_keras.data import DEFAULT_SYNTHETIC_MAPS, DIE_VALUE_NAMES, MAP_SIZE, load_splits
 from kd_keras.data.labels import DEFECT_NAMES, PATTERN_NAMES
-from kd_keras.errors import FileFormatError, ToolkitError
-from kd_keras.fileio import listing, read_json, write_directory, write_text
+from kd_keras.errors import FileFormatError
+from kd_keras.fileio import listing, write_directory
+from kd_keras.rundir import run_data_settings
+from kd_keras.tasks import MULTILABEL, OUTPUT_SHAPES, PATTERN, check_views
+from kd_keras.training import load_model
+from tflite.budget import ConversionError
 from tflite.c_sources import RESOLVER_METHODS, check_c_identifier, model_data_cc, model_data_h, model_settings_h
-from tflite.harness import VIEWS, check_views
-from tflite.micro import (
-    MULTILABEL, OUTPUT_KINDS, PATTERN, input_quantization, measure_arena_bytes, micro_interpreter, output_kinds,
-    output_quantizations, quantize_maps,
-)
-from tflite.quantize import convert_int8, op_names, strip_names
+from tflite.card import CARD_FILE, InputSpec, ModelCard, OutputSpec
+from tflite.harness import accuracy_figures
+from tflite.micro import Int8Model
+from tflite.quantize import convert_int8, strip_names
 
-BUDGETS = {"21KB": 21 * 1024, "248KB": 248 * 1024}
 ARENA_MARGIN = 1.10  # the firmware's arena: the measured bytes plus 10%, rounded up to 16
-OUTPUT_SHAPES = {kind: shape for shape, kind in OUTPUT_KINDS.items()}
-
-
-class ConversionError(ToolkitError, ValueError):
-    """A model that cannot be deployed as asked; the message says why."""
-
-
-def parse_budget(text):
-    """'21KB', '248KB' or a number of bytes -> bytes."""
-    key = str(text).upper().replace(" ", "")
-    if key in BUDGETS:
-        return BUDGETS[key]
-    if key.isdigit() and int(key) > 0:
-        return int(key)
-    raise ValueError(f"budget {text!r}: expected 21KB, 248KB or a positive number of bytes")
+TFLITE_FILE = "model.tflite"
 
 
 def heaviest_layers(model, count=3):
@@ -62,8 +52,6 @@ def heaviest_layers(model, count=3):
 
 def macs_per_inference(model):
     """Multiply-accumulates of one inference, counted over Conv2D, DepthwiseConv2D and Dense layers."""
-    import keras
-
     total = 0
     for layer in model.layers:
         if isinstance(layer, keras.layers.DepthwiseConv2D):
@@ -79,15 +67,6 @@ def macs_per_inference(model):
     return int(total)
 
 
-def check_budget(flash_bytes, budget_bytes, layers):
-    """Raise `ConversionError` saying by how much and which layers weigh most, if over budget."""
-    if flash_bytes > budget_bytes:
-        heaviest = ", ".join(f"{layer} ({params:,} parameters)" for layer, params in layers)
-        raise ConversionError(
-            f"model.tflite is {flash_bytes:,} bytes, {flash_bytes - budget_bytes:,} bytes over the budget "
-            f"of {budget_bytes:,}; the heaviest layers: {heaviest}")
-
-
 def _check_ops(ops):
     unsupported = [op for op in ops if op not in RESOLVER_METHODS]
     if unsupported:
@@ -95,44 +74,42 @@ def _check_ops(ops):
                               f"in TFLite Micro (supported: {', '.join(sorted(RESOLVER_METHODS))})")
 
 
-def _output_entry(index, kind, quantization):
+def _output_spec(index, kind, quantization):
     """The model card's description of one int8 output."""
     scale, zero_point = quantization
     # Logit 0 in int8 units: a defect is present (or a die in the mask) when its output is above it.
     threshold = int(np.clip(np.round(zero_point), -128, 127))
-    entry = {"index": index, "kind": kind, "shape": list(OUTPUT_SHAPES[kind]), "dtype": "int8",
-             "scale": float(scale), "zero_point": int(zero_point)}
+    spec = {"index": index, "kind": kind, "shape": list(OUTPUT_SHAPES[kind]), "dtype": "int8",
+            "scale": float(scale), "zero_point": int(zero_point)}
     if kind == MULTILABEL:
-        return {**entry, "labels": list(DEFECT_NAMES), "threshold_int8": threshold}
+        return OutputSpec(**spec, labels=list(DEFECT_NAMES), threshold_int8=threshold)
     if kind == PATTERN:  # softmax logits: the pattern is the largest output
-        return {**entry, "labels": list(PATTERN_NAMES)}
-    return {**entry, "meaning": "defect mask logits: a die is in the mask when its output is above threshold_int8",
-            "threshold_int8": threshold}
+        return OutputSpec(**spec, labels=list(PATTERN_NAMES))
+    return OutputSpec(**spec, meaning="defect mask logits: a die is in the mask when its output is above "
+                                      "threshold_int8", threshold_int8=threshold)
 
 
-def build_card(model, flatbuffer, name, ops, arena_bytes, accuracy=None):
-    input_scale, input_zero_point = input_quantization(flatbuffer)
-    outputs = [_output_entry(index, kind, quantization) for index, (kind, quantization)
-               in enumerate(zip(output_kinds(flatbuffer), output_quantizations(flatbuffer), strict=True))]
-    return {
-        "name": name,
-        "input": {
-            "shape": [1, 52, 52, 1],
-            "dtype": "int8",
-            "encoding": {"0": [0.0], "1": [1.0], "2": [2.0]},
-            "quantization": {"scale": float(input_scale), "zero_point": int(input_zero_point)},
-            "die_value_int8": quantize_maps(np.array([0, 1, 2]), (input_scale, input_zero_point)).tolist(),
-        },
-        "outputs": outputs,
-        "flash_bytes": len(flatbuffer),
-        "arena_bytes": arena_bytes,
-        "tensor_arena_size": int(-(-arena_bytes * ARENA_MARGIN // 16) * 16),
-        "ops": ops,
-        "parameters": int(model.count_params()),
-        "macs_per_inference": macs_per_inference(model),
-        "heaviest_layers": [{"layer": layer, "parameters": params} for layer, params in heaviest_layers(model)],
-        "accuracy": accuracy or {},
-    }
+def build_card(model, int8, name, arena_bytes, **fields):
+    """The model card of `model` converted to `int8` (an `Int8Model`); `fields`: the rest."""
+    scale, zero_point = int8.input_quantization
+    die_values = np.array(list(DIE_VALUE_NAMES))
+    return ModelCard(
+        name=name,
+        input=InputSpec(shape=[1, MAP_SIZE, MAP_SIZE, 1], dtype="int8",
+                        encoding={str(value): [float(value)] for value in die_values},
+                        quantization={"scale": float(scale), "zero_point": int(zero_point)},
+                        die_value_int8=int8.quantize(die_values).tolist()),
+        outputs=[_output_spec(index, kind, quantization) for index, (kind, quantization)
+                 in enumerate(zip(int8.kinds, int8.output_quantizations, strict=True))],
+        flash_bytes=len(int8.flatbuffer),
+        arena_bytes=arena_bytes,
+        tensor_arena_size=int(-(-arena_bytes * ARENA_MARGIN // 16) * 16),
+        ops=list(dict.fromkeys(int8.ops)),
+        parameters=int(model.count_params()),
+        macs_per_inference=macs_per_inference(model),
+        heaviest_layers=[{"layer": layer, "parameters": params} for layer, params in heaviest_layers(model)],
+        **fields,
+    )
 
 
 def int8_flatbuffer(model, representative_maps, *, qat_epochs=0, per_channel=True):
@@ -141,7 +118,8 @@ def int8_flatbuffer(model, representative_maps, *, qat_epochs=0, per_channel=Tru
     if qat_epochs and not per_channel:
         raise ConversionError("per-tensor weight scales are available with post-training quantization only, not QAT")
     if qat_epochs:
-        from tflite.qat import quantization_aware_finetune  # switches tf.keras to tf_keras
+        # Imported only on this path: tfmot switches tf.keras to tf_keras for the whole process.
+        from tflite.qat import quantization_aware_finetune
 
         flatbuffer = quantization_aware_finetune(model, representative_maps, epochs=qat_epochs)
     else:
@@ -149,15 +127,15 @@ def int8_flatbuffer(model, representative_maps, *, qat_epochs=0, per_channel=Tru
     return strip_names(flatbuffer)
 
 
-def export_model(model, out_dir, representative_maps, *, name, budget_bytes, accuracy_fn=None,
-                 source_model=None, qat_epochs=0, per_channel=True, views=1, flatbuffer=None):
-    """Convert `model` to int8 and write the deployable directory `out_dir`; return its model card.
+def export_model(model, out_dir, representative_maps, *, name, budget, accuracy_fn=None, source_model=None,
+                 qat_epochs=0, per_channel=True, views=1, int8=None):
+    """Convert `model` to int8 and write the deployable directory `out_dir`; return its `ModelCard`.
 
     Args:
         representative_maps: (N, 52, 52) training maps for calibrating the quantization.
         name: the C identifier in `g_<name>_model_data`.
-        budget_bytes: the largest `.tflite` allowed (flash).
-        accuracy_fn: optional `f(flatbuffer) -> dict` of accuracy figures for the card.
+        budget: a `tflite.budget.Budget`; its flash is the largest `.tflite` allowed. Recorded in the card.
+        accuracy_fn: optional `f(Int8Model) -> dict` of accuracy figures for the card.
         source_model: the float `.keras` file, recorded in the card for later comparisons.
         qat_epochs: if positive, quantization-aware fine-tuning for that many epochs on the
             representative maps (see `tflite.qat`) instead of post-training quantization.
@@ -166,162 +144,61 @@ def export_model(model, out_dir, representative_maps, *, name, budget_bytes, acc
         views: 8 to have the firmware average a classifier's outputs over the 8
             rotations/flips of each map (8 inferences a map; `kNumViews` in model_settings.h).
             The caller's `accuracy_fn` should measure with the same views.
-        flatbuffer: `int8_flatbuffer(model, representative_maps, ...)` when the caller has
-            already converted the model (to measure it before choosing `views`): not converted again.
+        int8: the `Int8Model` of `int8_flatbuffer(model, representative_maps, ...)` when the caller
+            has already converted the model (to measure it before choosing `views`): not converted again.
     Raises:
         ConversionError: over budget, or an op TFLite Micro cannot run.
     """
     check_c_identifier(name)
     check_output_directory(out_dir)
-    if flatbuffer is None:
-        flatbuffer = int8_flatbuffer(model, representative_maps, qat_epochs=qat_epochs, per_channel=per_channel)
-    ops = list(dict.fromkeys(op_names(flatbuffer)))
-    _check_ops(ops)
-    check_views(views, output_kinds(flatbuffer))
-    check_budget(len(flatbuffer), budget_bytes, heaviest_layers(model))
+    if int8 is None:
+        int8 = Int8Model(int8_flatbuffer(model, representative_maps, qat_epochs=qat_epochs, per_channel=per_channel))
+    _check_ops(int8.ops)
+    check_views(int8.task, views)
+    budget.check_flash(len(int8.flatbuffer), heaviest_layers(model))
     try:
-        arena_bytes = measure_arena_bytes(flatbuffer)
+        arena_bytes = int8.arena_bytes()
     except RuntimeError as error:
         raise ConversionError(f"TFLite Micro cannot run the model: {error}") from None
-    card = build_card(model, flatbuffer, name, ops, arena_bytes, accuracy_fn(flatbuffer) if accuracy_fn else None)
-    card["source_model"] = str(source_model) if source_model else None
-    card["quantization"] = f"quantization-aware training, {qat_epochs} epochs" if qat_epochs else "post-training"
-    card["weight_scales"] = "per-channel" if per_channel else "per-tensor"
-    card["views"] = views
+    card = build_card(
+        model, int8, name, arena_bytes, accuracy=accuracy_fn(int8) if accuracy_fn else {},
+        source_model=str(source_model) if source_model else None,
+        quantization=f"quantization-aware training, {qat_epochs} epochs" if qat_epochs else "post-training",
+        weight_scales="per-channel" if per_channel else "per-tensor", views=views, budget=budget)
     write_directory(out_dir, {
-        "model.tflite": flatbuffer,
-        "model_data.cc": model_data_cc(name, flatbuffer),
-        "model_data.h": model_data_h(name, len(flatbuffer)),
-        "model_settings.h": model_settings_h(name, card),
-        "model_card.json": json.dumps(card, indent=2) + "\n",
+        TFLITE_FILE: int8.flatbuffer,
+        "model_data.cc": model_data_cc(name, int8.flatbuffer),
+        "model_data.h": model_data_h(name, len(int8.flatbuffer)),
+        "model_settings.h": model_settings_h(card),
+        CARD_FILE: card.to_json(),
     })
     return card
 
 
-def write_model_readme(model_dir, summary, made_by):
-    """Write `model_dir/README.md` for a shipped model from its card: what it is, its flash,
-    arena, MACs and ops, its accuracy, its input and output, and how to build it in.
-
-    `summary`: a paragraph on what the model is and how it was trained; `made_by`: the
-    command that made the directory."""
-    model_dir = Path(model_dir)
-    card = read_card(model_dir / CARD_FILE)
-    accuracy = card["accuracy"]
-    lines = [
-        f"# {model_dir.name}", "", summary, "",
-        "| flash (model.tflite) | tensor arena (measured) | kTensorArenaSize | MACs per inference | ops |",
-        "| ---: | ---: | ---: | ---: | --- |",
-        f"| {card['flash_bytes']:,} bytes | {card['arena_bytes']:,} bytes | {card['tensor_arena_size']:,} bytes | "
-        f"{card['macs_per_inference']:,} | {', '.join(card['ops'])} |", "",
-    ]
-    if accuracy:
-        sentence = (f"Exact-match accuracy on the {accuracy['test_maps']:,} test maps of its run's split: float "
-                    f"{100 * accuracy['float_exact_match']:.2f}%, int8 in TFLite Micro "
-                    f"{100 * accuracy['int8_exact_match']:.2f}% ({card['quantization']} quantization"
-                    f"{', per-tensor weight scales' if card.get('weight_scales') == 'per-tensor' else ''})")
-        if "int8_exact_match_nearest" in accuracy:  # cards written before nearest decoding lack it
-            sentence += (f"; {100 * accuracy['int8_exact_match_nearest']:.2f}% decoded to the nearest of the 38 "
-                         "patterns (`NearestPattern()` in firmware_stub/patterns.h)")
-        if "int8_dice" in accuracy:
-            sentence += (f"; defect-mask Dice float {accuracy['float_dice']:.4f}, int8 {accuracy['int8_dice']:.4f} "
-                         f"(IoU {accuracy['float_iou']:.4f}, {accuracy['int8_iou']:.4f})")
-        lines += [sentence + ".", ""]
-    if card.get("views", 1) > 1:
-        lines += [f"The firmware runs the model on all {card['views']} rotations/flips of each map and sums its "
-                  f"outputs (`kNumViews` in model_settings.h): {card['views']} inferences, "
-                  f"{card['views'] * card['macs_per_inference']:,} MACs a map; the accuracy above is measured so.", ""]
-    lines += [
-        f"Input: the raw 52x52 die map as int8, die values 0/1/2 -> {card['input']['die_value_int8']} "
-        f"(`kDieValueInt8` in model_settings.h). {_outputs_sentence(card['outputs'])}", "",
-        f"Build it into a firmware: `make -C firmware_stub check MODEL_DIR=../models/{model_dir.name}` "
-        f"(see firmware_stub/README.md). Made by `{made_by}`.",
-    ]
-    write_text(model_dir / "README.md", "\n".join(lines) + "\n")
-
-
-def _outputs_sentence(outputs):
-    """What each output of a model card holds, in words."""
-    said = []
-    for output in outputs:
-        if output["kind"] == MULTILABEL:
-            said.append(f"{len(output['labels'])} int8 defect logits ({', '.join(output['labels'])}); a defect is "
-                        f"present when its output exceeds {output['threshold_int8']}")
-        elif output["kind"] == PATTERN:
-            said.append(f"{len(output['labels'])} int8 pattern logits (the pattern is the largest; names in "
-                        "`kPatternNames`, firmware_stub/patterns.h)")
-        else:
-            said.append(f"the 52x52 defect mask as int8 logits (a die is in the mask when its output exceeds "
-                        f"{output['threshold_int8']})")
-    return f"Output{'s' if len(said) > 1 else ''}: " + "; ".join(
-        f"{output['index']}: {text}" if len(said) > 1 else text for output, text in zip(outputs, said)) + "."
-
-
-CONVERTED_FILES = ("model.tflite", "model_data.cc", "model_data.h", "model_settings.h", "model_card.json")
-CARD_FILE = "model_card.json"
-# What a model card must hold, and of which type, for the toolkit to read it.
-CARD_FIELDS = {"name": str, "input": dict, "outputs": list, "flash_bytes": int, "arena_bytes": int,
-               "tensor_arena_size": int, "ops": list, "parameters": int, "macs_per_inference": int,
-               "heaviest_layers": list, "accuracy": dict}
-OUTPUT_FIELDS = {"index": int, "kind": str, "shape": list, "scale": float, "zero_point": int}
-
-
-def read_card(path):
-    """A model card, checked: every field the toolkit reads is there, with its type.
-
-    Raises `FileFormatError` naming the file and the first wrong field."""
-    card = read_json(path)
-    if not isinstance(card, dict):
-        raise FileFormatError(f"{path}: not a model card (expected a JSON object)")
-    _check_fields(card, CARD_FIELDS, path)
-    if card.get("views", 1) not in VIEWS:
-        raise FileFormatError(f"{path}: field 'views' must be one of {VIEWS}, got {card['views']!r}")
-    for number, output in enumerate(card["outputs"]):
-        if not isinstance(output, dict):
-            raise FileFormatError(f"{path}: outputs[{number}] is not an object")
-        _check_fields(output, OUTPUT_FIELDS, path, f"outputs[{number}].")
-        if output["kind"] not in OUTPUT_SHAPES:
-            raise FileFormatError(f"{path}: outputs[{number}].kind {output['kind']!r} is none of "
-                                  f"{', '.join(OUTPUT_SHAPES)}")
-    return card
-
-
-def _check_fields(record, fields, path, prefix=""):
-    for field, kind in fields.items():
-        value = record.get(field)
-        # JSON has one number type: an int is a fine float, a bool is no int.
-        ok = isinstance(value, (int, float) if kind is float else kind) and not isinstance(value, bool)
-        if not ok:
-            problem = "is missing" if field not in record else f"should be {_TYPE_NAMES[kind]}, got {value!r}"
-            raise FileFormatError(f"{path}: field '{prefix}{field}' {problem}")
-
-
-_TYPE_NAMES = {str: "a string", dict: "an object", list: "a list", int: "an integer", float: "a number"}
-
-
 def load_converted(model_dir):
-    """(model card, flatbuffer bytes) of a directory written by `tflite.convert`, checked:
-    the card is whole, `model.tflite` is the model it describes, and TFLite Micro can load it."""
+    """(`ModelCard`, `Int8Model`) of a directory written by `tflite.convert`, checked: the
+    card is whole, `model.tflite` is the model it describes, and TFLite Micro can load it."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise FileNotFoundError(errno.ENOENT, "no model directory there", str(model_dir))
     if not (model_dir / CARD_FILE).is_file():
         raise FileFormatError(f"{model_dir}: no {CARD_FILE}, not a model directory; convert a model into it with "
                               "python -m tflite.convert")
-    card = read_card(model_dir / CARD_FILE)
-    path = model_dir / "model.tflite"
+    card = ModelCard.read(model_dir / CARD_FILE)
+    path = model_dir / TFLITE_FILE
     flatbuffer = path.read_bytes()
-    if len(flatbuffer) != card["flash_bytes"]:
-        raise FileFormatError(f"{path} is {len(flatbuffer):,} bytes but its card says {card['flash_bytes']:,}: "
+    if len(flatbuffer) != card.flash_bytes:
+        raise FileFormatError(f"{path} is {len(flatbuffer):,} bytes but its card says {card.flash_bytes:,}: "
                               "truncated or replaced")
     try:
-        kinds = output_kinds(flatbuffer)
-        micro_interpreter(flatbuffer)
+        int8 = Int8Model(flatbuffer)
+        int8.run_micro(np.zeros((1, MAP_SIZE, MAP_SIZE), np.uint8))
     except (RuntimeError, ValueError) as error:
         reason = " ".join(str(error).split())[:200]
         raise FileFormatError(f"{path}: not a model TFLite Micro can load ({reason})") from None
-    if kinds != [output["kind"] for output in card["outputs"]]:
-        raise FileFormatError(f"{path}: its outputs ({', '.join(kinds)}) are not those its card describes")
-    return card, flatbuffer
+    if int8.task is not card.task:
+        raise FileFormatError(f"{path}: its outputs ({', '.join(int8.kinds)}) are not those its card describes")
+    return card, int8
 
 
 def check_output_directory(out_dir):
@@ -342,4 +219,42 @@ def check_output_directory(out_dir):
         raise ConversionError(f"{out_dir} is not empty and is not a model directory written by "
                               f"python -m tflite.convert (it holds {listing(out_dir)}); choose a new or empty "
                               "directory")
-    read_card(out_dir / CARD_FILE)
+    ModelCard.read(out_dir / CARD_FILE)
+
+
+def find_model(path):
+    """The .keras file named by `path`: itself, or the only student .keras file in that directory."""
+    path = Path(path)
+    if path.is_dir():
+        candidates = sorted(p for p in path.glob("*.keras") if p.name != "teacher.keras")
+        if len(candidates) != 1:
+            raise FileNotFoundError(f"{path}: expected exactly one student .keras file, "
+                                    f"found {[p.name for p in candidates] or 'none'}")
+        return candidates[0]
+    if path.suffix != ".keras" or not path.is_file():
+        raise FileNotFoundError(f"{path}: no .keras model file there")
+    return path
+
+
+def convert_student(model_path, out_dir, budget, *, data=None, seed=None, name=None, qat_epochs=0,
+                    per_channel=True, views=1, source_model=None):
+    """`python -m tflite.convert`: a student's `.keras` file (or its training directory) to a
+    deployable directory, its accuracy measured on the test split, float and int8 in TFLite
+    Micro; returns the `ModelCard`.
+
+    The calibration and test maps are the split of `data` (a MixedWM38-layout file), or,
+    when the model comes from a run directory, of that run's data and seed. `source_model`:
+    how the card names the float model (default: its path as found from `model_path`)."""
+    check_output_directory(out_dir)  # before any work: refuse a directory that is not ours to replace
+    model_path = find_model(model_path)
+    settings = run_data_settings(model_path)
+    if data is None and settings is None:
+        raise ValueError(f"{model_path} comes from no run directory: pass --data FILE.npz for calibration")
+    settings = settings or {"data": None, "synthetic_maps": DEFAULT_SYNTHETIC_MAPS, "seed": 0}
+    parts = load_splits(data if data is not None else settings["data"], settings["synthetic_maps"],
+                        settings["seed"] if seed is None else seed)
+    model = load_model(model_path)
+    return export_model(model, out_dir, parts["train"].maps, name=name or model_path.stem, budget=budget,
+                        accuracy_fn=lambda int8: accuracy_figures(model, int8, parts["test"], views),
+                        source_model=source_model or model_path, qat_epochs=qat_epochs, per_channel=per_channel,
+                        views=views)

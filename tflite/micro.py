@@ -1,15 +1,17 @@
-"""Run int8 models in TensorFlow Lite Micro's interpreter (and LiteRT's), measure the arena.
+"""An int8 model as the toolkit runs it: in TensorFlow Lite Micro's interpreter, and in LiteRT's.
+
+`Int8Model` reads a full-integer `.tflite` once (its input quantization, each output's kind
+and quantization, its ops, its task) and keeps one interpreter of each kind for all its work.
 
 Example:
 
 >>> import numpy as np
 >>> from kd_keras.models import build_student
 >>> from tflite.quantize import convert_int8
->>> flatbuffer = convert_int8(build_student("net2", seed=0), np.ones((4, 52, 52), np.uint8))
->>> quantize_maps(np.array([[[0, 1, 2]]]), input_quantization(flatbuffer)).tolist()
-[[[-128, -1, 126]]]
->>> arena = measure_arena_bytes(flatbuffer)
->>> 10_000 < arena < 64_000
+>>> model = Int8Model(convert_int8(build_student("net2", seed=0), np.ones((4, 52, 52), np.uint8)))
+>>> model.task.name, model.quantize(np.array([[[0, 1, 2]]])).tolist()
+('classify', [[[-128, -1, 126]]])
+>>> 10_000 < model.arena_bytes() < 64_000
 True
 """
 
@@ -20,45 +22,27 @@ import tempfile
 
 import numpy as np
 
-from kd_keras.data.labels import NUM_DEFECTS, NUM_PATTERNS
-from tflite.quantize import litert_interpreter
+from kd_keras.tasks import task_of_output_shapes
 
-# Arena for measuring: generous, then the recording allocator reports what was used.
+# Arena for measuring and running: generous, then the recording allocator reports what was used.
 MEASURE_ARENA_BYTES = 4 * 1024 * 1024
-# What an int8 output holds, told by its shape: the 8 defect logits of a classifier (Paper 1),
-# or the 38 pattern logits and the 52x52 mask logits of a segmentation + classification model
-# (Paper 2).
-MULTILABEL, PATTERN, MASK = "multilabel_logits", "pattern_logits", "mask_logits"
-OUTPUT_KINDS = {(1, NUM_DEFECTS): MULTILABEL, (1, NUM_PATTERNS): PATTERN, (1, 52, 52, 1): MASK}
+
+
+def litert_interpreter(flatbuffer, reference_kernels=True):
+    """A LiteRT interpreter; reference kernels (no XNNPACK) compute what TFLite Micro computes."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    resolver = OpResolverType.BUILTIN_REF if reference_kernels else OpResolverType.AUTO
+    interpreter = Interpreter(model_content=bytes(flatbuffer), experimental_op_resolver_type=resolver)
+    interpreter.allocate_tensors()
+    return interpreter
 
 
 def micro_interpreter(flatbuffer, arena_size=MEASURE_ARENA_BYTES):
+    """A TensorFlow Lite Micro interpreter (its Python binding) for the model."""
     from tflite_micro.python.tflite_micro import runtime
 
     return runtime.Interpreter.from_bytes(bytes(flatbuffer), arena_size=arena_size)
-
-
-def input_quantization(flatbuffer):
-    """(scale, zero point) of the model's int8 input."""
-    details = litert_interpreter(flatbuffer).get_input_details()[0]
-    return details["quantization"]
-
-
-def output_quantizations(flatbuffer):
-    """[(scale, zero point)] of each int8 output, in output order."""
-    return [d["quantization"] for d in litert_interpreter(flatbuffer).get_output_details()]
-
-
-def output_kinds(flatbuffer):
-    """The kind of each output (an `OUTPUT_KINDS` value), in output order."""
-    kinds = []
-    for detail in litert_interpreter(flatbuffer).get_output_details():
-        shape = tuple(int(n) for n in detail["shape"])
-        if shape not in OUTPUT_KINDS:
-            raise ValueError(f"model output {len(kinds)} has shape {shape}; this toolkit deploys outputs of "
-                             f"shape {', '.join(map(str, OUTPUT_KINDS))}")
-        kinds.append(OUTPUT_KINDS[shape])
-    return kinds
 
 
 def quantize_maps(maps, quantization):
@@ -67,56 +51,91 @@ def quantize_maps(maps, quantization):
     return np.clip(np.round(np.asarray(maps, np.float64) / scale) + zero_point, -128, 127).astype(np.int8)
 
 
-def run_micro(flatbuffer, maps):
-    """int8 outputs of TFLite Micro for each map: a list (one per output) of (N, ...) arrays."""
-    interpreter = micro_interpreter(flatbuffer)
-    inputs = quantize_maps(maps, input_quantization(flatbuffer))[..., None]
-    outputs = [[] for _ in output_quantizations(flatbuffer)]
-    for wafer_map in inputs:
-        interpreter.set_input(wafer_map[None], 0)
-        interpreter.invoke()
-        for index, collected in enumerate(outputs):
-            collected.append(interpreter.get_output(index)[0].copy())
-    return [np.stack(o) for o in outputs]
-
-
-def run_litert(flatbuffer, maps):
-    """int8 outputs of LiteRT with reference kernels, same layout as `run_micro`."""
-    interpreter = litert_interpreter(flatbuffer)
-    inputs = quantize_maps(maps, input_quantization(flatbuffer))[..., None]
-    index = interpreter.get_input_details()[0]["index"]
-    outputs = [[] for _ in interpreter.get_output_details()]
-    for wafer_map in inputs:
-        interpreter.set_tensor(index, wafer_map[None])
-        interpreter.invoke()
-        for collected, detail in zip(outputs, interpreter.get_output_details()):
-            collected.append(interpreter.get_tensor(detail["index"])[0].copy())
-    return [np.stack(o) for o in outputs]
-
-
 def dequantize(values, quantization):
     scale, zero_point = quantization
     return (np.asarray(values, np.float64) - zero_point) * scale
 
 
-def measure_arena_bytes(flatbuffer):
-    """Tensor-arena bytes TFLite Micro's recording allocator used for this model.
+class Int8Model:
+    """A full-integer `.tflite` model and what the toolkit reads off it, parsed once.
 
-    The interpreter prints its allocations to the C-level stderr only, so file
-    descriptor 2 is pointed at a temporary file while it prints."""
-    interpreter = micro_interpreter(flatbuffer)
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            interpreter.print_allocations()
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        captured.seek(0)
-        report = captured.read().decode(errors="replace")
-    match = re.search(r"Arena allocation total (\d+) bytes", report)
-    if match is None:
-        raise RuntimeError(f"TFLite Micro printed no arena total:\n{report}")
-    return int(match.group(1))
+    Attributes: `flatbuffer` (bytes), `input_quantization` ((scale, zero point)),
+    `output_quantizations` (one per output, in output order), `task` (`kd_keras.tasks`,
+    told by the outputs' shapes; its `output_kinds` name the outputs), `ops` (each node's
+    builtin op, in execution order)."""
+
+    def __init__(self, flatbuffer):
+        self.flatbuffer = bytes(flatbuffer)
+        self._litert = litert_interpreter(self.flatbuffer)
+        self._micro = None
+        self.input_quantization = self._litert.get_input_details()[0]["quantization"]
+        details = self._litert.get_output_details()
+        self.task = task_of_output_shapes([tuple(int(n) for n in detail["shape"]) for detail in details])
+        self.output_quantizations = [detail["quantization"] for detail in details]
+        # LiteRT has no public call for the ops; `_get_ops_details` is what its own tools use.
+        self.ops = [op["op_name"] for op in self._litert._get_ops_details()]
+
+    @property
+    def kinds(self):
+        return self.task.output_kinds
+
+    def quantize(self, maps):
+        return quantize_maps(maps, self.input_quantization)
+
+    def run_micro(self, maps):
+        """int8 outputs of TFLite Micro for each map: a list (one per output) of (N, ...) arrays."""
+        if self._micro is None:
+            self._micro = micro_interpreter(self.flatbuffer)
+        outputs = [[] for _ in self.kinds]
+        for wafer_map in self.quantize(maps)[..., None]:
+            self._micro.set_input(wafer_map[None], 0)
+            self._micro.invoke()
+            for index, collected in enumerate(outputs):
+                collected.append(self._micro.get_output(index)[0].copy())
+        return [np.stack(o) for o in outputs]
+
+    def run_litert(self, maps):
+        """int8 outputs of LiteRT with reference kernels, laid out as `run_micro`'s."""
+        index = self._litert.get_input_details()[0]["index"]
+        details = self._litert.get_output_details()
+        outputs = [[] for _ in details]
+        for wafer_map in self.quantize(maps)[..., None]:
+            self._litert.set_tensor(index, wafer_map[None])
+            self._litert.invoke()
+            for collected, detail in zip(outputs, details):
+                collected.append(self._litert.get_tensor(detail["index"])[0].copy())
+        return [np.stack(o) for o in outputs]
+
+    def dequantized(self, int8_outputs):
+        """{kind: float logits} of int8 outputs (a list, in output order)."""
+        return {kind: dequantize(values, quantization) for kind, values, quantization
+                in zip(self.kinds, int8_outputs, self.output_quantizations, strict=True)}
+
+    def outputs(self, maps, views=1):
+        """{kind: float logits} of TFLite Micro on raw die maps (its int8 outputs, dequantized).
+
+        `views=8`: a classifier's logits averaged over the 8 rotations/flips of each map:
+        8 inferences a map, as the firmware runs them when its model_settings.h says kNumViews = 8."""
+        return self.task.average_views(lambda view: self.dequantized(self.run_micro(view)), maps, views)
+
+    def arena_bytes(self):
+        """Tensor-arena bytes TFLite Micro's recording allocator used for this model.
+
+        The interpreter prints its allocations to the C-level stderr only, so file
+        descriptor 2 is pointed at a temporary file while it prints."""
+        interpreter = micro_interpreter(self.flatbuffer)
+        sys.stderr.flush()
+        saved = os.dup(2)
+        with tempfile.TemporaryFile() as captured:
+            os.dup2(captured.fileno(), 2)
+            try:
+                interpreter.print_allocations()
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+            captured.seek(0)
+            report = captured.read().decode(errors="replace")
+        match = re.search(r"Arena allocation total (\d+) bytes", report)
+        if match is None:
+            raise RuntimeError(f"TFLite Micro printed no arena total:\n{report}")
+        return int(match.group(1))

@@ -10,8 +10,8 @@ Example:
 >>> import numpy as np
 >>> from kd_keras.models import build_student
 >>> flatbuffer = convert_int8(build_student("net2", seed=0), np.ones((4, 52, 52), np.uint8))
->>> sorted(set(op_names(flatbuffer)))
-['CONV_2D', 'FULLY_CONNECTED', 'MAX_POOL_2D', 'RESHAPE']
+>>> flatbuffer[4:8]  # a TFLite flatbuffer's file identifier
+b'TFL3'
 """
 
 import contextlib
@@ -20,6 +20,8 @@ import io
 import keras
 import numpy as np
 import tensorflow as tf
+
+from kd_keras.data import MAP_SIZE, model_input
 
 REPRESENTATIVE_MAPS = 500
 # The input range is [0, 2 * 255/254]: its int8 grid (scale 2/254, zero point -128) holds
@@ -36,17 +38,13 @@ def convert_int8(model, representative_maps, seed=0, per_channel=True):
 
     `per_channel=False` gives each weight tensor one scale instead of one per output
     channel. Per channel, the flatbuffer stores a float32 scale and an int64 zero point
-    for the weights and again for the int32 biases: 24 bytes a channel, which in a 21 KB
-    model is a third of the file (measured: separable8k's 19,128 bytes held 6,660 bytes of
-    them; per tensor it is 12,776 bytes, and 0.4 points less accurate in TFLite Micro). The
-    room did not buy accuracy on the dev set: a 14.7K-parameter separable net (conv 6-12,
-    separable 32-64-128) fits 21 KB per tensor, 18,720 bytes, and after the same 60-epoch
-    distillation scored 95.55% in TFLite Micro against separable8k's 96.59% per channel."""
+    for the weights and again for the int32 biases: 24 bytes a channel, a large share of a
+    21 KB model (what that buys in accuracy: README, Deployment)."""
     maps = np.asarray(representative_maps)
-    if maps.ndim != 3 or maps.shape[1:] != (52, 52) or len(maps) == 0:
+    if maps.ndim != 3 or maps.shape[1:] != (MAP_SIZE, MAP_SIZE) or len(maps) == 0:
         raise ValueError(f"representative maps must have shape (N, 52, 52) with N > 0, got {maps.shape}")
     chosen = np.random.default_rng(seed).permutation(len(maps))[:REPRESENTATIVE_MAPS]
-    calibration = maps[chosen].astype(np.float32)[..., None]
+    calibration = model_input(maps[chosen])
     # One corner die (off-wafer on every map) of one map carries the input range's maximum,
     # so the activation ranges stay those of real maps.
     calibration[0, 0, 0, 0] = INPUT_RANGE_MAX
@@ -71,28 +69,10 @@ def convert_int8(model, representative_maps, seed=0, per_channel=True):
 
 
 def strip_names(flatbuffer):
-    """The flatbuffer without its strings (tensor and signature names), which firmware never reads.
-
-    Measured: they were 1.4 KB of Net-2's 9.9 KB and 9 KB of a 46 KB depthwise-separable
-    net, whose long tensor names ('model/block_3/batch_normalization/...;...') add up."""
+    """The flatbuffer without its strings (tensor and signature names), which firmware never
+    reads; with long tensor names ('model/block_3/batch_normalization/...') they add up."""
     from tensorflow.lite.tools import flatbuffer_utils
 
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
     flatbuffer_utils.strip_strings(model)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
-
-
-def litert_interpreter(flatbuffer, reference_kernels=True):
-    """A LiteRT interpreter; reference kernels (no XNNPACK) compute what TFLite Micro computes."""
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-
-    resolver = OpResolverType.BUILTIN_REF if reference_kernels else OpResolverType.AUTO
-    interpreter = Interpreter(model_content=bytes(flatbuffer), experimental_op_resolver_type=resolver)
-    interpreter.allocate_tensors()
-    return interpreter
-
-
-def op_names(flatbuffer):
-    """The builtin op of every node, in execution order (e.g. 'CONV_2D')."""
-    # LiteRT has no public call for this; `_get_ops_details` is what its own tools use.
-    return [op["op_name"] for op in litert_interpreter(flatbuffer)._get_ops_details()]

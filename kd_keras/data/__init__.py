@@ -13,12 +13,14 @@ Example:
 
 from kd_keras.data.cache import load_mixedwm38_cached, read_arrays, write_arrays
 from kd_keras.data.labels import (
-    DEFECT_ABBREVIATIONS, DEFECT_NAMES, NUM_DEFECTS, NUM_PATTERNS, PATTERN_NAMES, PATTERNS,
-    InvalidLabelError, decode_patterns, encode_patterns, flags_name, parse_pattern_name, pattern_name,
+    DEFECT_ABBREVIATIONS, DEFECT_NAMES, NUM_DEFECTS, NUM_PATTERNS, PATTERN_NAMES, PATTERNS, InvalidLabelError,
+    decode_patterns, encode_patterns, flags_name, parse_pattern_name, pattern_name,
 )
 from kd_keras.data.mixedwm38 import (
-    FAILED_DIE, GOOD_DIE, MAP_SIZE, OFF_WAFER, WaferDataError, WaferMaps, describe, dihedral_views,
-    load_mixedwm38, save_mixedwm38, segmentation_masks,
+    DIE_VALUE_NAMES, FAILED_DIE, GOOD_DIE, MAP_SIZE, OFF_WAFER, VIEWS, WaferDataError, WaferMaps, describe,
+    dihedral_views, load_mixedwm38, model_input, save_mixedwm38, segmentation_masks,
 )
-from kd_keras.data.splits import DEFAULT_FRACTIONS, Split, split_data, stratified_split
+from kd_keras.data.splits import (
+    DEFAULT_FRACTIONS, DEFAULT_SYNTHETIC_MAPS, Split, load_splits, split_data, stratified_split,
+)
 from kd_keras.data.synthetic import draw_wafer_map, generate_wafer_maps

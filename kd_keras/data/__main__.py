@@ -12,6 +12,7 @@ from pathlib import Path
 from kd_keras.cli import add_debug_argument, positive_int, run_command
 from kd_keras.data.mixedwm38 import describe, load_mixedwm38, save_mixedwm38
 from kd_keras.data.synthetic import generate_wafer_maps
+from kd_keras.plots import plot_pattern_grid
 
 
 def _inspect(args):
@@ -25,8 +26,6 @@ def _synth(args):
 
 
 def _show(args):
-    from kd_keras.plots import plot_pattern_grid  # matplotlib only when drawing
-
     data = load_mixedwm38(args.file)
     plot_pattern_grid(data.maps, data.pattern_ids, args.out, args.per_pattern, seed=args.seed,
                       title=f"{Path(args.file).name}: {len(data)} maps (red: failed dies)")

@@ -28,9 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kd_keras.data.labels import (
-    NUM_DEFECTS, NUM_PATTERNS, InvalidLabelError, encode_patterns, pattern_name,
-)
+from kd_keras.data.labels import NUM_DEFECTS, NUM_PATTERNS, InvalidLabelError, encode_patterns, pattern_name
 from kd_keras.errors import FileFormatError
 from kd_keras.fileio import atomic_path
 
@@ -106,6 +104,17 @@ class WaferMaps:
         return dataclasses.replace(
             self, maps=rotated, source=f"{self.source} rotated {90 * quarter_turns} degrees"
         )
+
+
+# How many of a map's rotations/reflections a model may be run on and averaged over: the map
+# as it is, or all 8 (`dihedral_views`).
+VIEWS = (1, 8)
+
+
+def model_input(maps):
+    """Raw (N, 52, 52) die maps as a model takes them: float32 (N, 52, 52, 1), values 0, 1, 2.
+    (The `tf.data` pipeline does the same per batch, in TensorFlow.)"""
+    return np.asarray(maps, np.float32)[..., None]
 
 
 def dihedral_views(maps):

@@ -16,7 +16,11 @@ import dataclasses
 
 import numpy as np
 
+from kd_keras.data.mixedwm38 import load_mixedwm38
+from kd_keras.data.synthetic import generate_wafer_maps
+
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
+DEFAULT_SYNTHETIC_MAPS = 3800
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,3 +64,15 @@ def split_data(data, fractions=DEFAULT_FRACTIONS, seed=0):
         "test": test,
         "test_rotated": test.rotated(1),
     }
+
+
+def load_splits(data_path=None, synthetic_maps=DEFAULT_SYNTHETIC_MAPS, seed=0):
+    """A run's splits (see `split_data`): of a MixedWM38-layout file, or of `synthetic_maps`
+    synthetic maps when `data_path` is None."""
+    data = generate_wafer_maps(synthetic_maps, seed=seed) if data_path is None else load_mixedwm38(data_path)
+    parts = split_data(data, seed=seed)
+    empty = [name for name in ("train", "val", "test") if len(parts[name]) == 0]
+    if empty:
+        raise ValueError(f"{data.source}: {len(data)} maps leave the {' and '.join(empty)} split(s) empty "
+                         "(each pattern is split 80/10/10); use more maps")
+    return parts

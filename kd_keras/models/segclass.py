@@ -19,9 +19,10 @@ the MixedWM38 mask is the failed dies, `map == 2`) and "pattern" (38) logits ove
   ConvBlock (max-pool) 32 -> ConvBlock 64 -> GAPConvBlock (average-pool) 64 ->
   TerminalConvBlock (no pool) 64, from 56x56 (padded) down to 7x7; each block two units
   and spatial dropout, its skip taken after the last BatchNorm + ReLU. Decoder: nearest 2x
-  upsampling (a nearest resize), concatenation with the skip, a 1x1 convolution that reduces the channels
-  right after it, then one separable unit. The paper gives per-part parameter counts but not its channel widths; these are ours
-  (`part_parameter_counts` reports ours next to the paper's).
+  upsampling (a nearest resize), concatenation with the skip, a 1x1 convolution that reduces
+  the channels right after it, then one separable unit. The paper gives per-part parameter
+  counts but not its channel widths; these are ours (`part_parameter_counts` reports ours
+  next to the paper's).
 
 Example:
 
@@ -42,6 +43,7 @@ STUDENT_SIZE = 56  # the student pads 52 by 2 dies each side: 3 halvings to 7x7
 TEACHER_SIZE = 64  # the teacher by 6: 4 halvings to 4x4
 REFINE_FILTERS = 16  # the teacher's full-resolution mask refinement
 FEATURES = "features"  # the layer whose pooled output feature distillation compares
+MASK, PATTERN = "mask", "pattern"  # the models' two outputs
 # Paper 2's table ("Revised", the PyTorch student): parameters per part.
 PAPER_PART_PARAMETERS = {"encoder": 35_160, "decoder": 22_569, "classifier": 2_534, "total": 60_263}
 
@@ -53,11 +55,11 @@ def _pad(inputs, size):
 
 def _heads(mask_logits, features):
     """Crop the mask back to 52x52; the pattern head on the pooled encoder features."""
-    mask = keras.layers.Cropping2D((mask_logits.shape[1] - 52) // 2, name="mask")(mask_logits)
+    mask = keras.layers.Cropping2D((mask_logits.shape[1] - 52) // 2, name=MASK)(mask_logits)
     pooled = keras.layers.GlobalAveragePooling2D(name="classifier_pool")(features)
     pooled = keras.layers.Dropout(0.2, name="classifier_dropout")(pooled)
-    pattern = keras.layers.Dense(NUM_PATTERNS, name="pattern")(pooled)
-    return {"mask": mask, "pattern": pattern}
+    pattern = keras.layers.Dense(NUM_PATTERNS, name=PATTERN)(pooled)
+    return {MASK: mask, PATTERN: pattern}
 
 
 # --- Teacher ---------------------------------------------------------------------------------

@@ -81,10 +81,7 @@ def strided_separable_cnn(stem_widths, separable_blocks, name=None):
 @register_student("separable8k")
 def separable8k():
     """A student for the 21 KB budget (8,784 parameters with BatchNorm): conv 8-16, separable 32-48-64.
-
-    Measured (`benchmarks/best_per_budget.py`: distilled label-free from vgg7 with rotations/flips,
-    60 epochs, seed 2 of 3, real dev set): int8 19,128 bytes, tensor arena 16,112 bytes, 96.56% exact
-    match in TFLite Micro, 97.13% with its outputs summed over the 8 rotations/flips of each map."""
+    Shipped as models/kd-21kb (its card and `benchmarks/results/best_per_budget` hold its figures)."""
     return strided_separable_cnn((8, 16), ((32, 1), (48, 2), (64, 1)), name="separable8k")
 
 
@@ -102,7 +99,6 @@ def vgg74k():
 
 @register_student("vgg225k")
 def vgg225k():
-    """A student for the 248 KB budget: `vgg_cnn` 14-28-56-112 (224,918 parameters).
-
-    Untrained, as int8: 239,088 bytes of flash, tensor arena 62,960 bytes (under 64 KB)."""
+    """A student for the 248 KB budget: `vgg_cnn` 14-28-56-112 (224,918 parameters); as int8 it
+    fits the budget's flash and arena (tests/test_models.py). Shipped as models/kd-248kb."""
     return vgg_cnn(14, name="vgg225k")

@@ -4,14 +4,13 @@
   stride-2 conv + 3x3 stride-2 max-pool): a 52x52 map becomes 13x13 before the first block.
   A stride-1 stem is 14x slower on a CPU (see `../shared/stack-notes.md`).
 - `vgg7`: seven 3x3 conv + BatchNorm + ReLU layers, 16 channels at full resolution, then
-  32-64-128 in stride-2/stride-1 pairs (293,336 parameters). Measured on the dev set's test
-  split (supervised, rotations/flips): 97.56% after 16 epochs in 10 minutes on 2 cores,
-  the same as ResNet-18 after 40 epochs in 93 minutes.
+  32-64-128 in stride-2/stride-1 pairs (293,336 parameters): as accurate on the dev set as
+  ResNet-18, many times faster to train.
 - `vgg9`: vgg7 with a second 16-channel layer at 52x52 and a third 32-channel one at 26x26
-  (305,048 parameters, 12 minutes for 20 epochs on 2 cores). On the dev set's validation
-  split, over 8 views: 98.17%, against 97.63-98.03% for three vgg7 seeds
-  (`benchmarks/teacher_ceiling.py`); its students were not better on the whole
-  (`benchmarks/best_per_budget.py --teacher vgg9`).
+  (305,048 parameters).
+
+How they compare on the real dev set: the README, and `benchmarks/results/`
+(`teacher_ceiling`, `best_per_budget`, `paper1_mixedwm38`).
 """
 
 import keras
@@ -84,9 +83,8 @@ class DihedralMean(keras.Model):
     """A model's logits averaged over the 8 rotations and reflections of each input map.
 
     The mean over all 8 is the same for a map and for any rotated or flipped copy of it:
-    a rotation-invariant teacher, and a more accurate one (measured on the dev set's test
-    split: ResNet-18 teachers trained 24 and 40 epochs went from 97.28% to 97.78% and from
-    97.56% to 97.63%). It costs 8 forward passes, so its logits are computed once and cached.
+    a rotation-invariant teacher, and on the dev set a more accurate one (README). It costs
+    8 forward passes, so its logits are computed once and cached.
 
     >>> import numpy as np
     >>> model = keras.Sequential([keras.Input((52, 52, 1)), keras.layers.Conv2D(2, 3),

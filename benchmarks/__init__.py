@@ -1,0 +1,23 @@
+"""Heavy runs and their committed results (`benchmarks/results/`), each a thin script over the
+library: `python -m benchmarks.<name>` from the repository root (`--help` for each).
+
+- `best_per_budget`: our best int8 model per flash budget, and Paper 1's open questions;
+- `paper1_mixedwm38`: Paper 1 reproduced; `segclass_mixedwm38`: Paper 2 reproduced;
+- `teacher_ceiling`: how high a teacher goes on this data; `synthetic_to_real`: how realistic
+  the synthetic maps are.
+"""
+
+# First: kd_keras quiets TensorFlow's C++ start-up logging, before any benchmark imports TensorFlow.
+import kd_keras  # noqa: F401
+
+import os  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+# The real MixedWM38 dev set, where CI and team machines keep it (beside the repository).
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "mixedwm38_dev.npz"
+
+
+def repo_relative(path):
+    """`path` as the results files record it: relative to the repository root (`../` where outside)."""
+    return os.path.relpath(path, REPO)

@@ -1,0 +1,261 @@
+"""The toolkit's two jobs as library functions: train a teacher, and distil students from it.
+
+`python -m kd_keras.train_teacher` and `python -m kd_keras.distill` parse their arguments into
+a `TeacherJob` or a `DistillJob` and call `run_teacher_job` / `run_distill_job`; benchmarks
+build the same objects. A job owns its run directory (`kd_keras.rundir`): one process at a
+time, refused when it already holds a run unless resumed or overwritten, and finished once
+its metrics.json is written.
+
+Example:
+
+>>> job = DistillJob(synthetic_maps=380, out=Path("runs/small"))
+>>> job.student, job.teacher_dir, job.arguments()["loss"]
+(('net1', 'net2'), PosixPath('runs/teacher-synthetic380-seed0'), 'paper')
+>>> DistillJob(task="segclass", student=("net1",))  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+ValueError: --student net1 is not a model for --task segclass; choose from deeplab, lightwafer...
+"""
+
+import dataclasses
+import datetime
+from pathlib import Path
+
+from kd_keras.data import DEFAULT_SYNTHETIC_MAPS, load_splits
+from kd_keras.distillation import distill_student, load_teacher, teacher_logits_cached
+from kd_keras.errors import FileFormatError, RunDirectoryError
+from kd_keras.fileio import read_json, write_json
+from kd_keras.models import teacher_title
+from kd_keras.reports import report_run
+from kd_keras.rundir import (
+    CONFIG_FILE, METRICS_FILE, changed_settings, is_finished, locked, open_run, read_config, write_config,
+)
+from kd_keras.segclass_distillation import train_segclass
+from kd_keras.tasks import CLASSIFY, TASKS
+from kd_keras.training import TEACHER_FILE, load_model, make_strategy, train_teacher
+
+SEGCLASS_TEACHER = "deeplab"
+# Fields that say where a job runs or how it treats an existing run, not what it computes:
+# a resumed run may change them.
+NOT_RESULT_FIELDS = ("out", "resume", "overwrite", "teacher_dir")
+
+
+@dataclasses.dataclass(frozen=True)
+class Job:
+    """What every training job is told: its data, its training settings, its run directory."""
+
+    out: Path | None = None
+    data: Path | None = None
+    synthetic_maps: int = DEFAULT_SYNTHETIC_MAPS
+    seed: int = 0
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 3e-3
+    patience: int = 10
+    augment: bool = False
+    resume: bool = False
+    overwrite: bool = False
+    strategy: str = "default"
+
+    def arguments(self):
+        """What the result depends on: recorded in config.json, compared on --resume."""
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
+                if field.name not in NOT_RESULT_FIELDS}
+
+    def data_description(self):
+        if self.data is None:
+            return f"{self.synthetic_maps} synthetic maps (seed {self.seed}), split 80/10/10"
+        return f"{self.data}, seeded 80/10/10 split (seed {self.seed})"
+
+    def splits(self):
+        return load_splits(self.data, self.synthetic_maps, self.seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherJob(Job):
+    """`python -m kd_keras.train_teacher`: a teacher trained on the labels."""
+
+    arch: str = "resnet18"
+    epochs: int = 20
+    lr: float = 2e-3
+    augment: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillJob(Job):
+    """`python -m kd_keras.distill`: students distilled from a teacher, given or trained here.
+
+    `teacher_dir`: where a teacher is reused or trained when `teacher` is None (default
+    runs/<teacher|segclass-teacher>-<data>-seed<S>/ under the working directory)."""
+
+    task: str = "classify"
+    teacher: Path | None = None
+    teacher_dir: Path | None = None
+    teacher_epochs: int = 8
+    student: tuple | None = None
+    loss: str = "paper"
+    alpha: float = 0.5
+    beta: float = 0.5
+    temperature: float = 4.0
+    kd_weight: float | None = None
+    teacher_views: int = 1
+    a_cls: float = 0.7
+    a_seg: float = 0.5
+    a_feat: float = 0.3
+
+    def __post_init__(self):
+        task = TASKS[self.task]
+        students = tuple(self.student or task.default_students)
+        wrong = [name for name in students if name not in task.students()]
+        if wrong:
+            raise ValueError(f"--student {' '.join(wrong)} is not a model for --task {self.task}; choose from "
+                             f"{', '.join(task.students())}")
+        if self.resume and self.out is None:
+            raise ValueError("--resume needs the --out directory of the run to continue")
+        object.__setattr__(self, "student", students)
+        if self.out is None:
+            object.__setattr__(self, "out", Path("runs") / datetime.datetime.now().strftime("distill-%Y%m%d-%H%M%S"))
+        if self.teacher_dir is None:
+            data = f"synthetic{self.synthetic_maps}" if self.data is None else Path(self.data).stem
+            kind = "segclass-teacher" if self.task == "segclass" else "teacher"
+            object.__setattr__(self, "teacher_dir", Path("runs") / f"{kind}-{data}-seed{self.seed}")
+
+    @property
+    def hard_only(self):
+        """A segmentation + classification student on the hard targets alone: no teacher."""
+        return self.task == "segclass" and not (self.a_cls or self.a_seg or self.a_feat)
+
+    def teacher_arguments(self):
+        """What a teacher trained for this job depends on."""
+        return {"task": self.task, "data": self.data, "synthetic_maps": self.synthetic_maps, "seed": self.seed,
+                "epochs": self.teacher_epochs, "batch_size": self.batch_size, "augment": True,
+                "strategy": self.strategy}
+
+
+def run_teacher_job(job, verbose="auto"):
+    """Train (or resume, or find finished) a teacher in `job.out`; its row of the run's metrics."""
+    parts = job.splits()
+    with locked(job.out):
+        mode = open_run(job.out, job.arguments(), resume=job.resume, overwrite=job.overwrite)
+        if mode == "resume" and is_finished(job.out):
+            print(f"{job.out} holds a finished run: nothing left to train")
+            return stored_rows(job.out)["teacher"]
+        if mode == "new":
+            write_config(job.out, job.arguments())
+        teacher = train_teacher(parts, job.out, arch=job.arch, epochs=job.epochs, batch_size=job.batch_size,
+                                learning_rate=job.lr, augment=job.augment, patience=job.patience, seed=job.seed,
+                                resume=mode == "resume", strategy=make_strategy(job.strategy), verbose=verbose)
+        return report_run(job.out, f"{teacher_title(teacher)} teacher", {"teacher": (teacher, job.out)}, parts,
+                          job.data_description(), CLASSIFY)["teacher"]
+
+
+def run_distill_job(job, verbose="auto"):
+    """Distil the job's students (training or reusing its teacher); {name: metrics row} of the run.
+
+    A run the directory holds is refused unless `job.resume` (which goes on where it stopped;
+    a finished run only returns its rows) or `job.overwrite`."""
+    given_teacher = None if job.teacher is None else teacher_file(job.teacher)  # a wrong path fails before any work
+    parts = job.splits()
+    with locked(job.out):
+        mode = open_run(job.out, job.arguments(), resume=job.resume, overwrite=job.overwrite,
+                        ignored=("teacher_model",))
+        if mode == "resume" and is_finished(job.out):
+            print(f"{job.out} holds a finished run: nothing left to train")
+            return stored_rows(job.out)
+        if mode == "new":
+            write_config(job.out, job.arguments())
+        strategy = make_strategy(job.strategy)
+        teacher_path = given_teacher or (None if job.hard_only else resolve_teacher(job, parts, strategy, verbose))
+        config = read_config(job.out / CONFIG_FILE)
+        write_json(job.out / CONFIG_FILE, {**config, "arguments": {**config["arguments"], "teacher_model":
+                                                                   teacher_path and str(teacher_path)}})
+        title, models = STUDENTS[job.task](job, parts, teacher_path, mode == "resume", strategy, verbose)
+        return report_run(job.out, title, models, parts, job.data_description(), TASKS[job.task])
+
+
+def _classifiers(job, parts, teacher_path, resume, strategy, verbose):
+    """(report title, {name: (model, directory)}) of a classify job: its teacher and distilled students."""
+    logits = teacher_logits_cached(teacher_path, parts, job.out / "teacher_cache.h5", views=job.teacher_views)
+    teacher = load_teacher(teacher_path, job.teacher_views)
+    models = {f"teacher ({teacher_title(teacher)})": (teacher, teacher_path.parent)}
+    for name in job.student:
+        print(f"distilling {name} ({job.loss} loss)")
+        models[name] = (distill_student(
+            name, parts, job.out / name, teacher_path, logits, loss=job.loss, alpha=job.alpha, beta=job.beta,
+            temperature=job.temperature, distillation_weight=job.kd_weight, epochs=job.epochs,
+            batch_size=job.batch_size, learning_rate=job.lr, augment=job.augment, teacher_views=job.teacher_views,
+            patience=job.patience, seed=job.seed, resume=resume, strategy=strategy, verbose=verbose),
+            job.out / name)
+    return f"Distillation ({job.loss} loss)", models
+
+
+def _segclass_models(job, parts, teacher_path, resume, strategy, verbose):
+    """(report title, {name: (model, directory)}) of a segclass job: its teacher and students."""
+    models = {} if job.hard_only else {"teacher (DeepLabV3+)": (load_model(teacher_path), teacher_path.parent)}
+    for name in job.student:
+        print(f"training {name} ({'hard loss only' if job.hard_only else 'distillation'})")
+        models[name] = (train_segclass(
+            name, parts, job.out / name, teacher_path=teacher_path, alpha_cls=job.a_cls, alpha_seg=job.a_seg,
+            alpha_feat=job.a_feat, temperature=job.temperature, epochs=job.epochs, batch_size=job.batch_size,
+            learning_rate=job.lr, augment=job.augment, patience=job.patience, seed=job.seed, resume=resume,
+            verbose=verbose), job.out / name)
+    return "Segmentation + classification, " + ("hard loss only" if job.hard_only else "distillation"), models
+
+
+STUDENTS = {"classify": _classifiers, "segclass": _segclass_models}
+
+
+def teacher_file(teacher):
+    """The .keras file of a teacher given as a run directory or as the file itself."""
+    path = teacher / TEACHER_FILE if teacher.is_dir() else teacher
+    if not path.is_file():
+        raise FileNotFoundError(f"no teacher model at {path}; train one with python -m kd_keras.train_teacher")
+    return path
+
+
+def resolve_teacher(job, parts, strategy, verbose="auto"):
+    """Path of the job's own teacher .keras file: reused, continued, or trained now.
+
+    The job's teacher directory is reused only when it was trained with the job's teacher
+    arguments; an unfinished one is continued where it stopped."""
+    teacher_dir, arguments = job.teacher_dir, job.teacher_arguments()
+    with locked(teacher_dir):
+        if (teacher_dir / CONFIG_FILE).is_file():
+            changes = changed_settings(read_config(teacher_dir / CONFIG_FILE)["arguments"], arguments)
+            if changes:
+                raise RunDirectoryError(f"{teacher_dir} holds a teacher trained with other arguments: {changes}; "
+                                        f"use it with --teacher {teacher_dir}, or move it away to train a new one")
+            if is_finished(teacher_dir):
+                print(f"reusing the teacher in {teacher_dir}")
+                return teacher_dir / TEACHER_FILE
+            print(f"continuing the unfinished teacher in {teacher_dir}")
+        else:
+            open_run(teacher_dir, arguments)  # refuses a directory that holds anything else
+            print(f"training a teacher in {teacher_dir} ({job.teacher_epochs} epochs)")
+            write_config(teacher_dir, arguments)
+        teacher, title = TEACHERS[job.task](job, parts, teacher_dir, strategy, verbose)
+        report_run(teacher_dir, title, {"teacher": (teacher, teacher_dir)}, parts, job.data_description(),
+                   TASKS[job.task])
+    return teacher_dir / TEACHER_FILE
+
+
+# How a job trains its own teacher when given none: (teacher, report title).
+TEACHERS = {
+    "classify": lambda job, parts, teacher_dir, strategy, verbose: (train_teacher(
+        parts, teacher_dir, epochs=job.teacher_epochs, batch_size=job.batch_size, augment=True, seed=job.seed,
+        resume=True, strategy=strategy, verbose=verbose), "ResNet-18 teacher"),
+    "segclass": lambda job, parts, teacher_dir, strategy, verbose: (train_segclass(
+        SEGCLASS_TEACHER, parts, teacher_dir, alpha_cls=0, alpha_seg=0, alpha_feat=0, epochs=job.teacher_epochs,
+        batch_size=job.batch_size, seed=job.seed, resume=True, model_file=TEACHER_FILE, verbose=verbose),
+        "DeepLabV3+ teacher"),
+}
+
+
+def stored_rows(run_dir):
+    """The models' rows of a finished run's metrics.json."""
+    path = Path(run_dir) / METRICS_FILE
+    metrics = read_json(path)
+    rows = metrics.get("models") if isinstance(metrics, dict) else None
+    if not isinstance(rows, dict):
+        raise FileFormatError(f"{path}: no \"models\" object: not the metrics of a run")
+    return rows
