@@ -112,6 +112,13 @@ class ClassifyTask(Task):
         """Each map's reading: its 8 thresholded flags."""
         return decode(outputs[MULTILABEL])
 
+    def reads_right(self, outputs, data):
+        """Whether each map is read right as the firmware's demo prints it: the detected defects
+        (thresholded) and the nearest of the 38 patterns both equal its label."""
+        labels = data.labels
+        return ((decode(outputs[MULTILABEL]) == labels).all(axis=1)
+                & (decode(outputs[MULTILABEL], "nearest") == labels).all(axis=1))
+
     def table(self, rows):
         """A Markdown table of a run's {name: {"parameters", "metrics"}} rows."""
         lines = ["| model | parameters | float32 KiB | exact match | exact match (nearest) | rotated test | macro F1 | "
@@ -200,6 +207,10 @@ class SegClassTask(Task):
 
     def predicted_patterns(self, outputs):
         return outputs[PATTERN].argmax(axis=1)[:, None]
+
+    def reads_right(self, outputs, data):
+        """Whether each map's largest pattern logit is its pattern, as the firmware's demo prints it."""
+        return outputs[PATTERN].argmax(axis=1) == data.pattern_ids
 
     def table(self, rows):
         lines = ["| model | parameters | accuracy | macro F1 | AUC (one vs rest) | Dice | IoU | pixel accuracy | "

@@ -1,6 +1,7 @@
 """Small helpers the test modules share (fixtures live in conftest.py)."""
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -28,3 +29,11 @@ def require(*tools):
         pytest.skip(f"{', '.join(missing)} not installed (apt-get install g++ gcc-arm-none-eabi "
                     "libnewlib-arm-none-eabi); CI installs them")
     assert not missing, f"CI must have {missing}: .ci/run installs them"
+
+
+def read_sample_map(model_dir):
+    """(die map, pattern name) of a model directory's sample_map.h."""
+    header = (Path(model_dir) / "sample_map.h").read_text()
+    pattern = re.search(r'kSampleMapPattern = "([^"]+)"', header).group(1)
+    dies = [int(v) for v in re.findall(r"\d+", header.split("= {", 1)[1].split("}")[0])]
+    return np.array(dies, np.uint8).reshape(52, 52), pattern

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from kd_keras.data import generate_wafer_maps
-from tflite.c_sources import model_settings_h
-from tflite.export import load_converted
+from tflite.c_sources import model_settings_h, sample_map_h
+from tflite.export import demo_sample, load_converted
 
 TIER = "integration"  # tests marked with no tier of their own (conftest.py)
 
@@ -23,6 +23,9 @@ def test_shipped_model_is_consistent(model_dir):
     assert f"constexpr unsigned int g_{card.name}_model_data_size = {len(array)};" in \
         (model_dir / "model_data.h").read_text()
     assert (model_dir / "model_settings.h").read_text() == model_settings_h(card)
+    sample = demo_sample(int8, card.views)
+    assert sample[2], "the firmware demo's sample map should be one the model reads right"
+    assert (model_dir / "sample_map.h").read_text() == sample_map_h(*sample)
     assert int8.arena_bytes() == card.arena_bytes
     maps = generate_wafer_maps(38, seed=0).maps
     micro, litert = int8.run_micro(maps), int8.run_litert(maps)

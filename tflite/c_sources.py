@@ -224,12 +224,15 @@ inline int LargestOutput(const int8_t* outputs, int count) {{
 """
 
 
-def sample_map_h(wafer_map, pattern):
-    """A header holding one raw 52x52 die map (values 0/1/2), for the firmware stub's demo."""
+def sample_map_h(wafer_map, pattern, read_right=True):
+    """A header holding one raw 52x52 die map (values 0/1/2), for the firmware stub's demo;
+    `read_right`: whether the model it is written for reads it right (said in a comment)."""
     rows = [", ".join(str(int(v)) for v in row) for row in wafer_map]
     body = ",\n  ".join(rows)
+    reading = ("which this model reads right in TFLite Micro" if read_right else
+               "which this model reads WRONG: it reads none of the candidate synthetic maps right")
     return (f"#ifndef SAMPLE_MAP_H_\n#define SAMPLE_MAP_H_\n\n#include <cstdint>\n\n"
-            f"// A synthetic wafer map of pattern {pattern} (0 off-wafer, 1 good, 2 failed die).\n"
+            f"// A synthetic wafer map of pattern {pattern} (0 off-wafer, 1 good, 2 failed die),\n// {reading}.\n"
             f'constexpr const char* kSampleMapPattern = "{pattern}";\n'
             f"constexpr uint8_t kSampleMap[{len(wafer_map)} * {len(wafer_map[0])}] = {{\n  {body}\n}};\n\n"
             f"#endif  // SAMPLE_MAP_H_\n")

@@ -25,6 +25,7 @@ from kd_keras.errors import FileFormatError
 from kd_keras.fileio import read_json, write_text
 from kd_keras.tasks import MASK, MULTILABEL, OUTPUT_SHAPES, PATTERN, task_for_kinds
 from tflite.budget import BUDGETS, Budget
+from tflite.firmware import firmware_lines
 
 CARD_FILE = "model_card.json"
 
@@ -75,6 +76,10 @@ class ModelCard:
     weight_scales: str | None = None
     views: int = 1  # cards written before views existed are single-view
     budget: Budget | None = None  # cards written before budgets were recorded have none
+    # The Cortex-M4 firmware image measured whole, per kernel set ({"reference": {...},
+    # "cmsis_nn": {...}}: `tflite.firmware.ImageFootprint.to_card`); written by
+    # `python -m benchmarks.firmware_footprint --update-cards`, absent before it ran.
+    firmware: dict | None = None
 
     @property
     def task(self):
@@ -203,9 +208,12 @@ def write_model_readme(model_dir, summary, made_by):
     lines += [
         f"Input: the raw 52x52 die map as int8, die values 0/1/2 -> {card.input.die_value_int8} "
         f"(`kDieValueInt8` in model_settings.h). {outputs_sentence(card.outputs)}", "",
-        f"Build it into a firmware: `make -C firmware_stub check MODEL_DIR=../models/{model_dir.name}` "
-        f"(see firmware_stub/README.md). Made by `{made_by}`.",
+        f"Build it into a firmware and run it on an emulated Cortex-M4: `make -C firmware_stub cortex-m "
+        f"MODEL_DIR=../models/{model_dir.name} KERNELS=cmsis_nn` (see firmware_stub/README.md). Made by `{made_by}`.",
     ]
+    if card.firmware:
+        lines += ["", "Measured by `python -m benchmarks.firmware_footprint`:", "",
+                  *(f"- {line}" for line in firmware_lines(card))]
     write_text(model_dir / "README.md", "\n".join(lines) + "\n")
 
 

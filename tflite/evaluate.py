@@ -26,6 +26,7 @@ from kd_keras.data import PATTERN_NAMES, load_mixedwm38
 from kd_keras.training import load_model
 from tflite.budget import parse_budget
 from tflite.export import load_converted
+from tflite.firmware import firmware_lines
 from tflite.harness import compare_with_references
 
 
@@ -61,7 +62,7 @@ def run(args):
     budget = args.budget or card.budget
     result = {"model": str(args.model_dir), "data": str(args.data), "flash_bytes": card.flash_bytes,
               "arena_bytes": card.arena_bytes, "macs_per_inference": card.macs_per_inference, "views": card.views,
-              "budget": budget and budget.to_dict(), "metrics": metrics}
+              "budget": budget and budget.to_dict(), "firmware": card.firmware, "metrics": metrics}
     if args.compare:
         model_path = args.model or (Path(card.source_model) if card.source_model else None)
         float_model = None
@@ -76,6 +77,8 @@ def run(args):
     else:
         print(f"{args.model_dir}: {card.flash_bytes:,} bytes of flash, {card.arena_bytes:,} bytes of arena, "
               f"{card.macs_per_inference:,} MACs per inference")
+        for line in firmware_lines(card):
+            print(line)
         summed = f", outputs summed over {card.views} rotations/flips" if card.views > 1 else ""
         print(f"TFLite Micro, int8, {metrics['maps']} maps of {args.data}{summed}: "
               f"exact-match accuracy {100 * metrics['exact_match']:.2f}%\n")

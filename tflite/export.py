@@ -1,7 +1,8 @@
 """Turn a trained Keras student into a deployable directory, atomically; read one back.
 
 The directory holds `model.tflite` (full int8), `model_data.cc` / `model_data.h` (the C array),
-`model_settings.h` and `model_card.json` (`tflite.card.ModelCard`). It is written beside its
+`model_settings.h`, `sample_map.h` (the firmware demo's map, one the model reads right) and
+`model_card.json` (`tflite.card.ModelCard`). It is written beside its
 place and swapped in whole (`kd_keras.fileio.write_directory`), so a conversion that fails
 (over budget, an op TFLite Micro cannot run, ...) leaves the old directory as it was. It
 must be new, empty, or a model directory converted before, whose other files are kept.
@@ -15,7 +16,7 @@ Example:
 >>> card = export_model(build_student("net2", seed=0), out, np.ones((8, 52, 52), np.uint8),
 ...                     name="net2", budget=BUDGETS["21KB"])
 >>> sorted(os.listdir(out))
-['model.tflite', 'model_card.json', 'model_data.cc', 'model_data.h', 'model_settings.h']
+['model.tflite', 'model_card.json', 'model_data.cc', 'model_data.h', 'model_settings.h', 'sample_map.h']
 >>> card.flash_bytes == os.path.getsize(os.path.join(out, "model.tflite")), card.budget.name
 (True, '21KB')
 """
@@ -26,15 +27,16 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kd_keras.data import DEFAULT_SYNTHETIC_MAPS, DIE_VALUE_NAMES, MAP_SIZE, load_splits
-from kd_keras.data.labels import DEFECT_NAMES, PATTERN_NAMES
+from kd_keras.data import DEFAULT_SYNTHETIC_MAPS, DIE_VALUE_NAMES, MAP_SIZE, generate_wafer_maps, load_splits
+from kd_keras.data.labels import DEFECT_NAMES, PATTERN_NAMES, pattern_name
 from kd_keras.errors import FileFormatError
 from kd_keras.fileio import listing, write_directory
 from kd_keras.rundir import run_data_settings
 from kd_keras.tasks import MULTILABEL, OUTPUT_SHAPES, PATTERN, check_views
 from kd_keras.training import load_model
 from tflite.budget import ConversionError
-from tflite.c_sources import RESOLVER_METHODS, check_c_identifier, model_data_cc, model_data_h, model_settings_h
+from tflite.c_sources import (RESOLVER_METHODS, check_c_identifier, model_data_cc, model_data_h, model_settings_h,
+                              sample_map_h)
 from tflite.card import CARD_FILE, InputSpec, ModelCard, OutputSpec
 from tflite.harness import accuracy_figures
 from tflite.micro import Int8Model
@@ -42,6 +44,10 @@ from tflite.quantize import convert_int8, strip_names
 
 ARENA_MARGIN = 1.10  # the firmware's arena: the measured bytes plus 10%, rounded up to 16
 TFLITE_FILE = "model.tflite"
+SAMPLE_MAP_FILE = "sample_map.h"
+# The demo's sample: the first of one synthetic map of each pattern (seed 0) that the model reads
+# right, trying C+L first (the one map every model's demo showed before).
+SAMPLE_CANDIDATES, FIRST_SAMPLE = 38, "C+L"
 
 
 def heaviest_layers(model, count=3):
@@ -112,6 +118,17 @@ def build_card(model, int8, name, arena_bytes, **fields):
     )
 
 
+def demo_sample(int8, views=1):
+    """(die map, pattern name, read right) of the firmware demo's sample map for `int8` (an
+    `Int8Model` run in TFLite Micro over `views` rotations/flips, decoded as the demo decodes it)."""
+    data = generate_wafer_maps(SAMPLE_CANDIDATES, seed=0)
+    names = [pattern_name(p) for p in data.pattern_ids]
+    order = sorted(range(len(names)), key=lambda i: names[i] != FIRST_SAMPLE)
+    right = int8.task.reads_right(int8.outputs(data.maps, views), data)
+    chosen = next((i for i in order if right[i]), order[0])
+    return data.maps[chosen], names[chosen], bool(right[chosen])
+
+
 def int8_flatbuffer(model, representative_maps, *, qat_epochs=0, per_channel=True):
     """`model` as the full-integer int8 `.tflite` bytes that `export_model` writes (tensor
     names stripped). For the arguments, see `export_model`."""
@@ -170,6 +187,7 @@ def export_model(model, out_dir, representative_maps, *, name, budget, accuracy_
         "model_data.cc": model_data_cc(name, int8.flatbuffer),
         "model_data.h": model_data_h(name, len(int8.flatbuffer)),
         "model_settings.h": model_settings_h(card),
+        SAMPLE_MAP_FILE: sample_map_h(*demo_sample(int8, views)),
         CARD_FILE: card.to_json(),
     })
     return card

@@ -1,0 +1,96 @@
+"""The firmware stub built with TensorFlow Lite Micro from source and run: natively, and on the
+emulated Cortex-M4 board with the reference and CMSIS-NN kernels. Its int8 outputs must equal
+the Python TFLite Micro interpreter's, byte for byte, and its demo must read its sample map
+right, for every shipped model.
+
+Each library variant is built once (cached in firmware_stub/build/tflm/) and every model links
+against it."""
+
+import functools
+
+import numpy as np
+import pytest
+
+from kd_keras.data import dihedral_views, generate_wafer_maps, load_mixedwm38
+from kd_keras.data.labels import DEFECT_NAMES, PATTERN_NAMES, PATTERNS
+from tests.conftest import REAL_DATA
+from tests.helpers import REPO, read_sample_map, require
+from tflite.export import load_converted
+from tflite.firmware import Firmware, FirmwareError
+
+TIER = "firmware"  # tests marked with no tier of their own (conftest.py)
+SHIPPED = sorted(p for p in (REPO / "models").iterdir() if p.is_dir())
+# Maps replayed per target and kernel set. TFLite Micro's reference kernels execute 16 to 29 times
+# more instructions than CMSIS-NN's (benchmarks/results/firmware_footprint.md; kd-248kb 1.9G an
+# inference), so 200 maps of every model would keep the emulated board busy for about half an hour;
+# it replays 20 there. The host build runs the same reference kernels' C++ on 200.
+REPLAYED_MAPS = {("host", "reference"): 200, ("cortex-m", "reference"): 20, ("cortex-m", "cmsis_nn"): 200}
+
+
+@pytest.fixture(scope="module")
+def maps():
+    """200 real dev-set maps where the dev set is here, else 200 synthetic ones."""
+    count = max(REPLAYED_MAPS.values())
+    data = load_mixedwm38(REAL_DATA) if REAL_DATA.is_file() else generate_wafer_maps(count, seed=1)
+    chosen = np.random.default_rng(0).choice(len(data.maps), count, replace=False)
+    return data.maps[np.sort(chosen)]
+
+
+def tools_for(target):
+    require("make", "g++", *(("arm-none-eabi-g++", "qemu-system-arm") if target == "cortex-m" else ()))
+
+
+@pytest.fixture(scope="module")
+def python_outputs(maps):
+    """model_dir -> (card, the Python TFLite Micro interpreter's int8 outputs on every view of
+    `maps`, map-major): computed once a model, shared by the three builds."""
+    @functools.cache
+    def outputs(model_dir):
+        card, int8 = load_converted(model_dir)
+        views = np.stack(dihedral_views(maps)[:card.views], axis=1).reshape(-1, *maps.shape[1:])
+        return card, int8.run_micro(views)
+    return outputs
+
+
+@pytest.mark.parametrize("target,kernels", REPLAYED_MAPS, ids=lambda v: v)
+@pytest.mark.parametrize("model_dir", SHIPPED, ids=lambda p: p.name)
+def test_firmware_outputs_equal_the_python_interpreter(model_dir, target, kernels, maps, python_outputs):
+    tools_for(target)
+    card, expected = python_outputs(model_dir)
+    count = REPLAYED_MAPS[target, kernels]
+    printed = Firmware(model_dir, target, kernels).replay(maps[:count], card.views, [o.shape[1:] for o in expected])
+    for want, got in zip(expected, printed, strict=True):
+        want = want[:count * card.views]
+        assert got.shape == want.shape
+        assert np.array_equal(got, want), (f"{np.mean(got != want):.4%} of outputs differ, by at most "
+                                           f"{np.abs(got.astype(int) - want).max()}")
+
+
+@pytest.mark.parametrize("model_dir", SHIPPED, ids=lambda p: p.name)
+def test_the_demo_reads_its_sample_map_right(model_dir):
+    tools_for("host")
+    card, _ = load_converted(model_dir)
+    _, pattern = read_sample_map(model_dir)
+    printed = Firmware(model_dir).demo()
+    assert f"wafer map of pattern {pattern};" in printed
+    if card.task.name == "segclass":
+        assert f"predicted pattern: {pattern}\n" in printed
+    else:
+        defects = [name for name, present in zip(DEFECT_NAMES, PATTERNS[PATTERN_NAMES.index(pattern)]) if present]
+        views = f"{card.views} view{'s' if card.views > 1 else ''}"
+        assert f"detected defects ({views}): {' '.join(defects) or 'none (Normal)'}\n" in printed
+        assert f"nearest pattern: {pattern}\n" in printed
+
+
+def test_a_missing_source_is_named_not_a_wall_of_make_output(tmp_path):
+    tools_for("host")
+    firmware = Firmware(REPO / "models" / "kd-21kb", build_dir=tmp_path)
+    with pytest.raises(FirmwareError, match=r"TensorFlow Lite Micro's sources are not at /nowhere/tflite-micro"):
+        firmware.make("host", extra=["THIRD_PARTY=/nowhere"])
+
+
+def test_a_missing_cross_compiler_is_named(tmp_path):
+    tools_for("host")
+    firmware = Firmware(REPO / "models" / "kd-21kb", "cortex-m", build_dir=tmp_path)
+    with pytest.raises(FirmwareError, match=r"no-such-arm-g\+\+ not found: apt-get install gcc-arm-none-eabi"):
+        firmware.make("cortex-m", extra=["ARM_CXX=no-such-arm-g++"])
