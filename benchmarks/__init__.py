@@ -4,7 +4,9 @@ library: `python -m benchmarks.<name>` from the repository root (`--help` for ea
 - `best_per_budget`: our best int8 model per flash budget, and Paper 1's open questions;
 - `paper1_mixedwm38`: Paper 1 reproduced; `segclass_mixedwm38`: Paper 2 reproduced;
 - `teacher_ceiling`: how high a teacher goes on this data; `synthetic_to_real`: how realistic
-  the synthetic maps are.
+  the synthetic maps are;
+- `firmware_footprint`: the whole firmware image per model; `wm811k_cross_domain`: how models
+  trained on one source read the other (real WM-811K fab maps, MixedWM38).
 """
 
 # First: kd_keras quiets TensorFlow's C++ start-up logging, before any benchmark imports TensorFlow.
@@ -16,6 +18,7 @@ from pathlib import Path  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 # The real MixedWM38 dev set, where CI and team machines keep it (beside the repository).
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "mixedwm38_dev.npz"
+DEFAULT_FAB_DATA = REPO.parent / "shared" / "data" / "wm811k_dev.npz"  # real fab maps, WM-811K layout
 
 
 def repo_relative(path):

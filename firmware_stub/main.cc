@@ -7,8 +7,9 @@
 // classification model (WAFER_MODEL_HAS_MASK) prints its pattern and its defect mask as text.
 //
 // Built with WAFER_REPLAY defined (`make host-replay MAPS=file`, `make cortex-m-replay MAPS=file`),
-// it reads die maps from the file its first argument names instead (kInputHeight x kInputWidth
-// characters '0', '1' or '2' each; other characters are skipped) and prints, for every map and
+// it reads die maps from the file its first argument names instead (each map: its rows and
+// columns, then that many characters '0', '1' or '2', other characters skipped; a map of another
+// grid is brought to the input's by the model's resize method, resize_map.h), and prints, for every map and
 // view, every int8 output of the model: what the toolkit compares with its own interpreters
 // (tflite/firmware.py). On the emulated board the file is the host's, read through semihosting,
 // which carries files reliably where the emulator's standard input drops characters.
@@ -20,6 +21,7 @@
 #include "mask_art.h"
 #include "model_settings.h"
 #include "patterns.h"
+#include "resize_map.h"
 #ifndef WAFER_REPLAY
 #include "sample_map.h"  // the demo's map
 #endif
@@ -55,15 +57,32 @@ bool RunViews(tflite::MicroInterpreter& interpreter, const uint8_t* die_map, OnV
 }
 
 #ifdef WAFER_REPLAY
-// Reads the next map from `input` into `die_map`; false at the end of the input.
-bool ReadMap(FILE* input, uint8_t* die_map) {
+#ifndef WAFER_RESIZE_METHOD
+#define WAFER_RESIZE_METHOD kResizeNearest  // settings written before model cards named a method
+#endif
+constexpr int kMaxReplayDies = 256 * 256;  // WM-811K's largest map has 212 x 204 dies
+
+// Reads the next map from `input` and brings it to the input's grid in `die_map`: 1 when it
+// did, 0 at the end of the input, -1 (having said why) on a map it cannot read.
+int ReadMap(FILE* input, uint8_t* die_map) {
+  static uint8_t source[kMaxReplayDies];
+  int rows, cols;
+  if (fscanf(input, "%d %d", &rows, &cols) != 2) return 0;
+  if (rows < 1 || cols < 1 || rows * cols > kMaxReplayDies) {
+    printf("a map of %d x %d dies: expected 1 to %d dies\n", rows, cols, kMaxReplayDies);
+    return -1;
+  }
   int dies = 0;
   for (int c = fgetc(input); c != EOF; c = fgetc(input)) {
     if (c < '0' || c > '2') continue;
-    die_map[dies++] = static_cast<uint8_t>(c - '0');
-    if (dies == kMapDies) return true;
+    source[dies++] = static_cast<uint8_t>(c - '0');
+    if (dies == rows * cols) {
+      ResizeMap(source, rows, cols, kInputWidth, WAFER_RESIZE_METHOD, die_map);
+      return 1;
+    }
   }
-  return false;
+  printf("the maps file ends inside a map of %d x %d dies\n", rows, cols);
+  return -1;
 }
 
 int Replay(tflite::MicroInterpreter& interpreter, const char* path) {
@@ -74,7 +93,8 @@ int Replay(tflite::MicroInterpreter& interpreter, const char* path) {
   }
   static uint8_t die_map[kMapDies];
   int maps = 0;
-  while (ReadMap(input, die_map)) {
+  int read;
+  while ((read = ReadMap(input, die_map)) == 1) {
     const bool ok = RunViews(interpreter, die_map, [&](int view) {
       for (size_t output = 0; output < interpreter.outputs_size(); ++output) {
         const TfLiteTensor* tensor = interpreter.output(output);
@@ -87,6 +107,7 @@ int Replay(tflite::MicroInterpreter& interpreter, const char* path) {
     ++maps;
   }
   fclose(input);
+  if (read < 0) return 1;
   printf("replayed %d maps; %llu timer ticks in %d inferences\n", maps, invoke_ticks, invokes);
   return 0;
 }

@@ -20,6 +20,7 @@ import os
 import sys
 from pathlib import Path
 
+from kd_keras.data.resize import RESIZE_METHODS
 from kd_keras.errors import ToolkitError
 
 # Failures a user can cause and fix; anything else is a bug, and keeps its traceback.
@@ -55,7 +56,11 @@ def add_common_arguments(parser, defaults):
     """The data and training arguments of a training command; `defaults`: its `kd_keras.jobs` job."""
     data = parser.add_argument_group("data")
     data.add_argument("--data", type=Path, default=None,
-                      help="MixedWM38-layout .npz (e.g. Wafer_Map_Datasets.npz); default: synthetic maps")
+                      help="wafer maps: a MixedWM38-layout .npz (e.g. Wafer_Map_Datasets.npz) or a WM-811K-layout "
+                           "one (any die grid); default: synthetic maps")
+    data.add_argument("--resize", choices=RESIZE_METHODS, default=defaults.resize,
+                      help="how maps of other grids become the model's 52x52 input, recorded in the model card "
+                           f"(default {defaults.resize}; see kd_keras.data.resize)")
     data.add_argument("--synthetic-maps", type=positive_int, default=defaults.synthetic_maps,
                       help=f"how many synthetic maps without --data (default {defaults.synthetic_maps})")
     data.add_argument("--seed", type=int, default=defaults.seed,

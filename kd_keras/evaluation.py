@@ -18,6 +18,7 @@ import numpy as np
 from kd_keras.data.labels import (
     DEFECT_NAMES, NUM_PATTERNS, PATTERN_NAMES, PATTERNS, encode_patterns, pattern_ids_or_none,
 )
+from kd_keras.data.wm811k import CLASS_NAMES, classes_of_labels
 
 DECODINGS = ("threshold", "nearest")
 INVALID = NUM_PATTERNS  # confusion-matrix column for predictions that are none of the 38
@@ -174,3 +175,49 @@ def evaluate_segclass(pattern_logits, pattern_ids, mask_logits, masks):
         "per_pattern": per_pattern,
         "confusion": confusion.tolist(),
     }
+
+
+def class_report(true_classes, predicted_classes, class_names, balanced=False):
+    """Single-class metrics: accuracy, macro F1 over `class_names`, per-class precision/recall/F1
+    and a K x (K + 1) confusion matrix (rows: true class; columns: predicted class, the last for
+    a prediction that is none of them, e.g. a mixture on a WM-811K map, which counts as wrong).
+
+    `balanced`: every class weighs the same, each map 1 / its class's count, as on a test set
+    with as many maps of each class (a model predicting the commonest class everywhere scores
+    its natural share on accuracy but 1/K balanced); accuracy is then the mean recall.
+
+    >>> report = class_report([0, 0, 0, 1], [0, 0, 0, 0], ["none", "Center"])
+    >>> report["accuracy"], round(report["macro_f1"], 3), class_report([0, 0, 0, 1], [0, 0, 0, 0],
+    ...     ["none", "Center"], balanced=True)["accuracy"]
+    (0.75, 0.429, 0.5)
+    """
+    true_classes, predicted_classes = np.asarray(true_classes), np.asarray(predicted_classes)
+    k = len(class_names)
+    support = np.bincount(true_classes, minlength=k)
+    weights = 1.0 / support[true_classes] if balanced else np.ones(len(true_classes))
+    confusion = np.zeros((k, k + 1))
+    np.add.at(confusion, (true_classes, predicted_classes), weights)
+    hits = np.diag(confusion[:, :k])
+    predicted, actual = confusion[:, :k].sum(axis=0), confusion.sum(axis=1)
+    precision = np.divide(hits, predicted, out=np.zeros(k), where=predicted > 0)
+    recall = np.divide(hits, actual, out=np.zeros(k), where=actual > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k), where=precision + recall > 0)
+    present = support > 0
+    return {
+        "maps": int(len(true_classes)),
+        "balanced": bool(balanced),
+        "accuracy": float(hits.sum() / confusion.sum()),
+        "macro_f1": float(f1[present].mean()),
+        "per_class": {name: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+                      for name, p, r, f, s in zip(class_names, precision, recall, f1, support)},
+        "confusion": confusion.round(6).tolist() if balanced else confusion.astype(int).tolist(),
+    }
+
+
+def fab_class_figures(readings, labels):
+    """How (N, 8) thresholded readings read maps that have one WM-811K class each (`labels`: their
+    (N, 8) flags): each reading as a class (`none` for no defect; a mixture is wrong), on the natural
+    class distribution and class-balanced (`class_report`)."""
+    true, predicted = classes_of_labels(labels), classes_of_labels(readings)
+    return {"natural": class_report(true, predicted, CLASS_NAMES),
+            "balanced": class_report(true, predicted, CLASS_NAMES, balanced=True)}

@@ -21,7 +21,7 @@ import dataclasses
 import datetime
 from pathlib import Path
 
-from kd_keras.data import DEFAULT_SYNTHETIC_MAPS, load_splits
+from kd_keras.data import DEFAULT_RESIZE, DEFAULT_SYNTHETIC_MAPS, file_layout, load_splits
 from kd_keras.distillation import distill_student, load_teacher, teacher_logits_cached
 from kd_keras.errors import FileFormatError, RunDirectoryError
 from kd_keras.fileio import read_json, write_json
@@ -38,6 +38,14 @@ SEGCLASS_TEACHER = "deeplab"
 # Fields that say where a job runs or how it treats an existing run, not what it computes:
 # a resumed run may change them.
 NOT_RESULT_FIELDS = ("out", "resume", "overwrite", "teacher_dir")
+# Fields added after runs were recorded: left out of the record while at their default, so
+# that runs made before them still resume and their teachers are still reused.
+ADDED_LATER = {"resize": DEFAULT_RESIZE}
+
+
+def _recorded(arguments):
+    return {name: value for name, value in arguments.items()
+            if not (name in ADDED_LATER and value == ADDED_LATER[name])}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,6 +56,7 @@ class Job:
     data: Path | None = None
     synthetic_maps: int = DEFAULT_SYNTHETIC_MAPS
     seed: int = 0
+    resize: str = DEFAULT_RESIZE
     epochs: int = 30
     batch_size: int = 128
     lr: float = 3e-3
@@ -59,16 +68,17 @@ class Job:
 
     def arguments(self):
         """What the result depends on: recorded in config.json, compared on --resume."""
-        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)
-                if field.name not in NOT_RESULT_FIELDS}
+        return _recorded({field.name: getattr(self, field.name) for field in dataclasses.fields(self)
+                          if field.name not in NOT_RESULT_FIELDS})
 
     def data_description(self):
         if self.data is None:
             return f"{self.synthetic_maps} synthetic maps (seed {self.seed}), split 80/10/10"
-        return f"{self.data}, seeded 80/10/10 split (seed {self.seed})"
+        resized = f", maps resized to 52x52 by {self.resize}" if file_layout(self.data) == "wm811k" else ""
+        return f"{self.data}, seeded 80/10/10 split (seed {self.seed}){resized}"
 
     def splits(self):
-        return load_splits(self.data, self.synthetic_maps, self.seed)
+        return load_splits(self.data, self.synthetic_maps, self.seed, self.resize)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +127,7 @@ class DistillJob(Job):
             object.__setattr__(self, "out", Path("runs") / datetime.datetime.now().strftime("distill-%Y%m%d-%H%M%S"))
         if self.teacher_dir is None:
             data = f"synthetic{self.synthetic_maps}" if self.data is None else Path(self.data).stem
+            data += "" if self.resize == DEFAULT_RESIZE else f"-{self.resize}"
             kind = "segclass-teacher" if self.task == "segclass" else "teacher"
             object.__setattr__(self, "teacher_dir", Path("runs") / f"{kind}-{data}-seed{self.seed}")
 
@@ -127,9 +138,9 @@ class DistillJob(Job):
 
     def teacher_arguments(self):
         """What a teacher trained for this job depends on."""
-        return {"task": self.task, "data": self.data, "synthetic_maps": self.synthetic_maps, "seed": self.seed,
-                "epochs": self.teacher_epochs, "batch_size": self.batch_size, "augment": True,
-                "strategy": self.strategy}
+        return _recorded({"task": self.task, "data": self.data, "synthetic_maps": self.synthetic_maps,
+                          "seed": self.seed, "resize": self.resize, "epochs": self.teacher_epochs,
+                          "batch_size": self.batch_size, "augment": True, "strategy": self.strategy})
 
 
 def run_teacher_job(job, verbose="auto"):

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kd_keras.data import DEFAULT_SYNTHETIC_MAPS
+from kd_keras.data import DEFAULT_RESIZE, DEFAULT_SYNTHETIC_MAPS
 from kd_keras.errors import FileFormatError, RunDirectoryError
 from kd_keras.fileio import listing, read_json, write_json
 
@@ -181,8 +181,8 @@ def read_config(path):
 
 
 def run_data_settings(model_path):
-    """{"data", "synthetic_maps", "seed"} of the run that made a model file (the config.json in
-    its directory or the one above), or None for a model made elsewhere."""
+    """{"data", "synthetic_maps", "seed", "resize"} of the run that made a model file (the
+    config.json in its directory or the one above), or None for a model made elsewhere."""
     model_path = Path(model_path)
     for directory in (model_path.parent, model_path.parent.parent):
         path = directory / CONFIG_FILE
@@ -190,8 +190,9 @@ def run_data_settings(model_path):
             arguments = read_config(path)["arguments"]
             settings = {"data": arguments.get("data"), "synthetic_maps": arguments.get("synthetic_maps",
                                                                                    DEFAULT_SYNTHETIC_MAPS),
-                        "seed": arguments.get("seed", 0)}
-            for field, kinds in (("data", (str, type(None))), ("synthetic_maps", int), ("seed", int)):
+                        "seed": arguments.get("seed", 0), "resize": arguments.get("resize", DEFAULT_RESIZE)}
+            for field, kinds in (("data", (str, type(None))), ("synthetic_maps", int), ("seed", int),
+                                 ("resize", str)):
                 value = settings[field]
                 if not isinstance(value, kinds) or isinstance(value, bool):
                     raise FileFormatError(f"{path}: field 'arguments.{field}' has the wrong type ({value!r})")

@@ -7,7 +7,7 @@ or, failing that, its module's `TIER`):
 - `integration`: trains or converts small models in this process;
 - `e2e`: whole commands and benchmarks, in their own processes or end to end;
 - `firmware`: builds the firmware stub's C++ (needs g++ and arm-none-eabi-g++);
-- `real_data`: needs the real MixedWM38 dev set (skipped, saying why, where it is absent).
+- `real_data`: needs the real MixedWM38 or WM-811K dev set (skipped, saying why, where it is absent).
 
 `python -m pytest -m unit` is the fast loop; `python -m pytest` runs everything CI runs.
 
@@ -31,6 +31,7 @@ from tflite.budget import BUDGETS
 from tflite.export import export_model
 
 REAL_DATA = REPO.parent / "shared" / "data" / "mixedwm38_dev.npz"
+REAL_FAB_DATA = REPO.parent / "shared" / "data" / "wm811k_dev.npz"
 
 
 TIERS = ("unit", "integration", "e2e", "firmware")
@@ -48,7 +49,7 @@ def pytest_collection_modifyitems(items):
             item.add_marker(tier)
         elif len(own) > 1:
             raise pytest.UsageError(f"{item.nodeid} has the tier markers {own}: give it one of {', '.join(TIERS)}")
-        if "real_data_path" in getattr(item, "fixturenames", ()):
+        if {"real_data_path", "real_fab_data_path"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.real_data)
 
 
@@ -58,6 +59,14 @@ def real_data_path():
     if not REAL_DATA.is_file():
         pytest.skip(f"real MixedWM38 data not found at {REAL_DATA} (only CI and team machines have it)")
     return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def real_fab_data_path():
+    """Path of the real WM-811K dev set; the test is skipped when this machine lacks it."""
+    if not REAL_FAB_DATA.is_file():
+        pytest.skip(f"real WM-811K data not found at {REAL_FAB_DATA} (only CI and team machines have it)")
+    return REAL_FAB_DATA
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,9 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 
+from kd_keras.data import CLASS_NAMES, save_wm811k
 from tests.helpers import REPO
 
 TIER = "e2e"  # tests marked with no tier of their own (conftest.py)
@@ -29,3 +31,20 @@ def test_the_commands_run_one_after_another(small_npz, stand_in_teacher, tmp_pat
     assert "bytes of flash (budget 21,504)" in printed
     report = json.loads(run("tflite.evaluate", tmp_path / "net2", "--data", small_npz, "--json"))
     assert report["metrics"]["maps"] == 342 and report["budget"]["name"] == "21KB"
+
+
+def test_fab_maps_of_other_grids_go_through_the_chain_with_their_resize(stand_in_teacher, tmp_path):
+    rng = np.random.default_rng(0)
+    grids = rng.integers(15, 90, (180, 2))
+    save_wm811k(tmp_path / "fab.npz", [rng.integers(0, 3, tuple(grid)) for grid in grids],
+                [CLASS_NAMES[i % len(CLASS_NAMES)] for i in range(180)])
+    assert "maps: 180 in " in run("kd_keras.data", "inspect", tmp_path / "fab.npz")
+    run("kd_keras.distill", "--data", tmp_path / "fab.npz", "--resize", "max", "--teacher", stand_in_teacher,
+        "--student", "net2", "--epochs", 1, "--out", tmp_path / "run")
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["arguments"]["resize"] == "max"
+    run("tflite.convert", tmp_path / "run" / "net2", "--out", tmp_path / "net2", "--budget", "21KB")
+    card = json.loads((tmp_path / "net2" / "model_card.json").read_text())
+    assert card["input"]["resize"] == "max" and card["accuracy"]["test_maps"] == 18
+    assert "#define WAFER_RESIZE_METHOD kResizeMax" in (tmp_path / "net2" / "model_settings.h").read_text()
+    printed = run("tflite.evaluate", tmp_path / "net2", "--data", tmp_path / "fab.npz")
+    assert "one class a map (WM-811K's 9): accuracy" in printed and "Near-full" in printed

@@ -9,7 +9,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from kd_keras.data import dihedral_views, generate_wafer_maps, pattern_name
+from kd_keras.data import RESIZE_METHODS, dihedral_views, generate_wafer_maps, pattern_name, resize_map
 from kd_keras.data.labels import encode_patterns
 from kd_keras.evaluation import decode
 from kd_keras.tasks import MASK
@@ -83,6 +83,22 @@ def test_firmware_views_are_the_toolkit_views(tmp_path):
                              text=True, check=True).stdout.split()
     expected = ["".join(map(str, view.ravel())) for view in dihedral_views(die_map[None])]
     assert printed == expected and len(set(printed)) == 8  # 8 different views, in the same order
+
+
+def test_firmware_resize_is_the_toolkit_resize(tmp_path):
+    resize_check = host_check_program(tmp_path, "resize_check")
+    rng = np.random.default_rng(0)
+    # Grids smaller and larger than 52 in either direction, 52 itself, and a single die.
+    shapes = [(27, 27), (15, 212), (212, 204), (52, 52), (53, 51), (1, 1), *rng.integers(1, 220, (40, 2))]
+    lines, expected = [], []
+    for rows, cols in shapes:
+        die_map = rng.integers(0, 3, (rows, cols)).astype(np.uint8)
+        for method_id, method in enumerate(RESIZE_METHODS):
+            lines.append(f"{rows} {cols} {method_id} " + "".join(map(str, die_map.ravel())))
+            expected.append("".join(map(str, resize_map(die_map, 52, method).ravel())))
+    printed = subprocess.run([resize_check], input="\n".join(lines) + "\n", capture_output=True, text=True,
+                             check=True).stdout.split()
+    assert printed == expected
 
 
 def test_segclass_sources_compile_and_the_mask_prints_as_text(segclass_student, tmp_path):

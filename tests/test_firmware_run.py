@@ -6,15 +6,19 @@ right, for every shipped model.
 Each library variant is built once (cached in firmware_stub/build/tflm/) and every model links
 against it."""
 
+import dataclasses
 import functools
+import shutil
 
 import numpy as np
 import pytest
 
-from kd_keras.data import dihedral_views, generate_wafer_maps, load_mixedwm38
+from kd_keras.data import dihedral_views, generate_wafer_maps, load_mixedwm38, resize_maps
 from kd_keras.data.labels import DEFECT_NAMES, PATTERN_NAMES, PATTERNS
 from tests.conftest import REAL_DATA
 from tests.helpers import REPO, read_sample_map, require
+from tflite.c_sources import model_settings_h
+from tflite.card import CARD_FILE, ModelCard
 from tflite.export import load_converted
 from tflite.firmware import Firmware, FirmwareError
 
@@ -64,6 +68,29 @@ def test_firmware_outputs_equal_the_python_interpreter(model_dir, target, kernel
         assert got.shape == want.shape
         assert np.array_equal(got, want), (f"{np.mean(got != want):.4%} of outputs differ, by at most "
                                            f"{np.abs(got.astype(int) - want).max()}")
+
+
+@pytest.mark.parametrize("target,kernels,method", [("host", "reference", "nearest"), ("host", "reference", "max"),
+                                                   ("cortex-m", "cmsis_nn", "max")], ids=lambda v: v)
+def test_the_firmware_resizes_maps_of_other_grids_as_python_does(target, kernels, method, tmp_path):
+    tools_for(target)
+    # kd-21kb as `python -m tflite.convert` would write it for a model whose card names `method`.
+    model_dir = tmp_path / f"kd-21kb-{method}"
+    shutil.copytree(REPO / "models" / "kd-21kb", model_dir)
+    card = ModelCard.read(model_dir / CARD_FILE)
+    card = dataclasses.replace(card, input=dataclasses.replace(card.input, resize=method))
+    (model_dir / CARD_FILE).write_text(card.to_json())
+    (model_dir / "model_settings.h").write_text(model_settings_h(card))
+    # Grids WM-811K has (its median 27 x 27, its largest 212 x 204), thin ones and 52 x 52 itself.
+    rng = np.random.default_rng(2)
+    grids = [(27, 27), (212, 204), (15, 60), (52, 52), (104, 30), (41, 39)]
+    fab_maps = [rng.choice(3, (rows, cols), p=[0.2, 0.7, 0.1]).astype(np.uint8) for rows, cols in grids]
+    resized = resize_maps(fab_maps, 52, method)
+    _, int8 = load_converted(model_dir)
+    views = np.stack(dihedral_views(resized)[:card.views], axis=1).reshape(-1, 52, 52)
+    (expected,) = int8.run_micro(views)
+    (printed,) = Firmware(model_dir, target, kernels).replay(fab_maps, card.views, [expected.shape[1:]])
+    assert np.array_equal(printed, expected)
 
 
 @pytest.mark.parametrize("model_dir", SHIPPED, ids=lambda p: p.name)

@@ -1,9 +1,12 @@
-"""The real MixedWM38 dev set (`../shared/data/mixedwm38_dev.npz`): skipped where it is absent."""
+"""The real dev sets (`../shared/data/mixedwm38_dev.npz`, `wm811k_dev.npz`): skipped where absent."""
 
 import numpy as np
 import pytest
 
-from kd_keras.data import NUM_PATTERNS, load_mixedwm38, parse_pattern_name, split_data
+from kd_keras.data import (
+    CLASS_NAMES, NUM_PATTERNS, load_mixedwm38, load_splits, load_wm811k, parse_pattern_name, split_data,
+)
+from kd_keras.data.wm811k import classes_of_labels
 
 TIER = "integration"  # tests marked with no tier of their own (conftest.py)
 
@@ -38,3 +41,15 @@ def test_synthetic_background_matches_the_real_maps(real):
     middle = WAFER & (radius > 12) & (radius < 20)
     assert DEFECT_BACKGROUND[0] < (scratch[:, middle] == 2).mean() < DEFECT_BACKGROUND[1] + 0.02
     assert ((real.maps > 0) == WAFER).all(axis=(1, 2)).mean() > 0.8
+
+
+def test_fab_dev_set_loads_with_its_documented_classes_and_grids(real_fab_data_path):
+    fab = load_wm811k(real_fab_data_path)
+    counts = dict(zip(CLASS_NAMES, np.bincount(fab.classes, minlength=9).tolist()))
+    assert counts == {"Center": 2853, "Donut": 382, "Edge-Loc": 3403, "Edge-Ring": 6404, "Loc": 2378,
+                      "Near-full": 97, "Random": 565, "Scratch": 773, "none": 24454}
+    assert fab.shapes.min() == 15 and fab.shapes.max() == 212 and len(np.unique(fab.shapes, axis=0)) == 319
+    parts = load_splits(real_fab_data_path, seed=0, resize="max")
+    assert parts["test"].maps.shape[1:] == (52, 52) and len(parts["test"]) == 4129
+    test_counts = np.bincount(classes_of_labels(parts["test"].labels), minlength=9)
+    assert test_counts.min() >= 10  # even Near-full (97 maps) is in the test split

@@ -28,6 +28,7 @@ import re
 import numpy as np
 
 from kd_keras.data.labels import NUM_DEFECTS, PATTERN_NAMES, PATTERNS
+from kd_keras.data.resize import DEFAULT_RESIZE
 from kd_keras.tasks import MASK, MULTILABEL, PATTERN
 
 # TFLite builtin op -> the MicroMutableOpResolver method that registers it. A model with an
@@ -111,6 +112,8 @@ constexpr float kInputScale = {quant['scale']!r}f;
 constexpr int kInputZeroPoint = {quant['zero_point']};
 // The int8 value of each die value: 0 off-wafer, 1 good, 2 failed.
 constexpr int8_t kDieValueInt8[3] = {{{die_values}}};
+// How a map of another die grid becomes this input (resize_map.h; the card's input.resize).
+#define WAFER_RESIZE_METHOD kResize{(card.input.resize or DEFAULT_RESIZE).capitalize()}
 {outputs}
 // Inferences per map: the outputs are summed over this many rotations/flips of the map
 // (dihedral_views.h), as the card's accuracy was measured.

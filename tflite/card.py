@@ -32,13 +32,18 @@ CARD_FILE = "model_card.json"
 
 @dataclasses.dataclass(frozen=True)
 class InputSpec:
-    """The int8 input: one raw die map, and the int8 value of each die value (0, 1, 2)."""
+    """The int8 input: one raw die map, and the int8 value of each die value (0, 1, 2).
+
+    `resize`: how a map of another die grid becomes the input (`kd_keras.data.resize`: the
+    firmware's `resize_map.h` does the same); cards written before it was recorded have none,
+    which means `nearest`."""
 
     shape: list
     dtype: str
     encoding: dict
     quantization: dict
     die_value_int8: list
+    resize: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +124,7 @@ class ModelCard:
     def to_dict(self):
         """The JSON object of model_card.json: fields in order, unset optional ones left out."""
         record = dataclasses.asdict(self)
+        record["input"] = {key: value for key, value in record["input"].items() if value is not None}
         record["outputs"] = [{key: value for key, value in output.items() if value is not None}
                              for output in record["outputs"]]
         return {key: value for key, value in record.items() if value is not None}

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from kd_keras.cli import add_debug_argument, argument_type, positive_int, run_command
-from kd_keras.data import VIEWS
+from kd_keras.data import RESIZE_METHODS, VIEWS
 from tflite.budget import BUDGETS, parse_budget
 from tflite.export import convert_student
 
@@ -34,7 +34,11 @@ def build_parser():
     parser.add_argument("--budget", type=argument_type(parse_budget), default=BUDGETS["248KB"],
                         help="largest .tflite allowed: 21KB, 248KB or bytes (default 248KB)")
     parser.add_argument("--name", default=None, help="C identifier for g_<name>_model_data (default: the file's stem)")
-    parser.add_argument("--data", type=Path, default=None, help="MixedWM38-layout .npz for calibration and accuracy")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="wafer maps (MixedWM38 or WM-811K layout) for calibration and accuracy")
+    parser.add_argument("--resize", choices=RESIZE_METHODS, default=None,
+                        help="how maps of other grids become the 52x52 input (default: the run's, else nearest); "
+                             "recorded in the card")
     parser.add_argument("--seed", type=int, default=None, help="split seed with --data (default: the run's, else 0)")
     parser.add_argument("--qat", action="store_true",
                         help="quantization-aware fine-tuning (tensorflow-model-optimization) on the "
@@ -53,7 +57,7 @@ def build_parser():
 def run(args):
     card = convert_student(args.model, args.out, args.budget, data=args.data, seed=args.seed, name=args.name,
                            qat_epochs=args.qat_epochs if args.qat else 0, per_channel=not args.per_tensor,
-                           views=args.views)
+                           views=args.views, resize=args.resize)
     accuracy = card.accuracy
     print(f"{args.out}: {card.flash_bytes:,} bytes of flash (budget {args.budget.flash_bytes:,}), "
           f"tensor arena {card.arena_bytes:,} bytes, {card.macs_per_inference:,} MACs per inference")

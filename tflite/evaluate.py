@@ -2,18 +2,20 @@
 
     python -m tflite.evaluate models/net1 --data mixedwm38.npz
     python -m tflite.evaluate models/net1 --data mixedwm38.npz --compare --budget 248KB --json
+    python -m tflite.evaluate models/kd-21kb --data wm811k.npz     # a fab's maps, any die grid
 
 Prints exact-match accuracy, per-defect precision/recall (or, for a segmentation +
-classification model, macro F1 and the mask's Dice, IoU and pixel accuracy) and the
-confusion table of the int8 model as TFLite Micro runs it, with its flash bytes, arena bytes and MACs per
-inference. --compare also runs the float Keras model (--model, default: the one the card
-names) and LiteRT's reference kernels: TFLite Micro vs LiteRT max difference (int8 units,
-expected 0), int8 vs float accuracy drop and disagreement rate; where the float model is not
-at hand (a fresh clone ships only the int8 models), only the LiteRT comparison is made, and
-it says so. --budget (default: the one the card records): exit 1 when model.tflite is over
-it, saying by how much and which layers weigh most. A model converted
-with `--views 8` is run as its firmware runs it: on all 8 rotations/flips of each map, its
-outputs summed (the --compare figures stay single-view).
+classification model, macro F1 and the mask's Dice, IoU and pixel accuracy) and the confusion
+table of the int8 model as TFLite Micro runs it, with its flash bytes, arena bytes and MACs
+per inference; on a WM-811K-layout file (one class a map), accuracy, macro F1 (natural and
+class-balanced) and recall per class instead. --compare also runs the float Keras model
+(--model, default: the one the card names) and LiteRT's reference kernels: TFLite Micro vs
+LiteRT max difference (int8 units, expected 0), int8 vs float accuracy drop and disagreement
+rate; where the float model is not at hand (a fresh clone ships only the int8 models), only
+the LiteRT comparison is made, and it says so. --budget (default: the one the card records):
+exit 1 when model.tflite is over it, saying by how much and which layers weigh most. A model
+converted with `--views 8` is run as its firmware runs it: on all 8 rotations/flips of each
+map, its outputs summed (the --compare figures stay single-view).
 """
 
 import argparse
@@ -22,7 +24,8 @@ import sys
 from pathlib import Path
 
 from kd_keras.cli import add_debug_argument, argument_type, run_command
-from kd_keras.data import PATTERN_NAMES, load_mixedwm38
+from kd_keras.data import DEFAULT_RESIZE, PATTERN_NAMES, file_layout, load_wafer_maps
+from kd_keras.evaluation import fab_class_figures
 from kd_keras.training import load_model
 from tflite.budget import parse_budget
 from tflite.export import load_converted
@@ -34,7 +37,9 @@ def build_parser():
     parser = argparse.ArgumentParser(prog="python -m tflite.evaluate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dir", type=Path, help="a directory written by python -m tflite.convert")
-    parser.add_argument("--data", type=Path, required=True, help="MixedWM38-layout .npz to run over")
+    parser.add_argument("--data", type=Path, required=True,
+                        help="wafer maps to run over: MixedWM38 layout, or WM-811K layout (any die grid, resized "
+                             "as the card's input.resize says)")
     parser.add_argument("--compare", action="store_true", help="also run LiteRT and the float model")
     parser.add_argument("--model", type=Path, default=None, help="the float .keras model for --compare")
     parser.add_argument("--budget", type=argument_type(parse_budget), default=None,
@@ -54,15 +59,32 @@ def confusion_lines(confusion):
     return lines
 
 
+def fab_class_lines(figures):
+    """The class table of `kd_keras.evaluation.fab_class_figures`: accuracy, macro F1, recall per class."""
+    natural, balanced = figures["natural"], figures["balanced"]
+    lines = [f"one class a map (WM-811K's 9): accuracy {100 * natural['accuracy']:.2f}%, macro F1 "
+             f"{natural['macro_f1']:.3f}; class-balanced: accuracy {100 * balanced['accuracy']:.2f}%, macro F1 "
+             f"{balanced['macro_f1']:.3f}", f"{'class':>10}  {'maps':>6}  {'recall':>7}  {'precision':>9}"]
+    for name, row in natural["per_class"].items():
+        if row["support"]:
+            lines.append(f"{name:>10}  {row['support']:>6}  {100 * row['recall']:>6.2f}%  "
+                         f"{100 * row['precision']:>8.2f}%")
+    return lines
+
+
 def run(args):
     card, int8 = load_converted(args.model_dir)
-    data = load_mixedwm38(args.data)
+    data = load_wafer_maps(args.data, card.input.resize or DEFAULT_RESIZE)
     task = card.task
-    metrics = task.evaluate(int8.outputs(data.maps, card.views), data)
+    outputs = int8.outputs(data.maps, card.views)
+    metrics = task.evaluate(outputs, data)
     budget = args.budget or card.budget
     result = {"model": str(args.model_dir), "data": str(args.data), "flash_bytes": card.flash_bytes,
               "arena_bytes": card.arena_bytes, "macs_per_inference": card.macs_per_inference, "views": card.views,
               "budget": budget and budget.to_dict(), "firmware": card.firmware, "metrics": metrics}
+    fab_maps = file_layout(args.data) == "wm811k" and task.name == "classify"
+    if fab_maps:  # one class a map: what a fab reports (macro F1, recall per class)
+        result["fab_classes"] = fab_class_figures(task.predicted_patterns(outputs), data.labels)
     if args.compare:
         model_path = args.model or (Path(card.source_model) if card.source_model else None)
         float_model = None
@@ -82,8 +104,11 @@ def run(args):
         summed = f", outputs summed over {card.views} rotations/flips" if card.views > 1 else ""
         print(f"TFLite Micro, int8, {metrics['maps']} maps of {args.data}{summed}: "
               f"exact-match accuracy {100 * metrics['exact_match']:.2f}%\n")
-        print(task.details(metrics) + "\n")
-        print("\n".join(confusion_lines(metrics["confusion"])))
+        if fab_maps:
+            print("\n".join(fab_class_lines(result["fab_classes"])))
+        else:
+            print(task.details(metrics) + "\n")
+            print("\n".join(confusion_lines(metrics["confusion"])))
         if args.compare:
             c = result["compare"]
             print(f"\nTFLite Micro vs LiteRT (reference kernels): max difference "

@@ -27,7 +27,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from kd_keras.data import DEFAULT_SYNTHETIC_MAPS, DIE_VALUE_NAMES, MAP_SIZE, generate_wafer_maps, load_splits
+from kd_keras.data import (
+    DEFAULT_RESIZE, DEFAULT_SYNTHETIC_MAPS, DIE_VALUE_NAMES, MAP_SIZE, generate_wafer_maps, load_splits,
+)
 from kd_keras.data.labels import DEFECT_NAMES, PATTERN_NAMES, pattern_name
 from kd_keras.errors import FileFormatError
 from kd_keras.fileio import listing, write_directory
@@ -95,8 +97,9 @@ def _output_spec(index, kind, quantization):
                                       "threshold_int8", threshold_int8=threshold)
 
 
-def build_card(model, int8, name, arena_bytes, **fields):
-    """The model card of `model` converted to `int8` (an `Int8Model`); `fields`: the rest."""
+def build_card(model, int8, name, arena_bytes, resize=DEFAULT_RESIZE, **fields):
+    """The model card of `model` converted to `int8` (an `Int8Model`); `resize`: how maps of other
+    grids are brought to its input (`kd_keras.data.resize`); `fields`: the rest."""
     scale, zero_point = int8.input_quantization
     die_values = np.array(list(DIE_VALUE_NAMES))
     return ModelCard(
@@ -104,7 +107,7 @@ def build_card(model, int8, name, arena_bytes, **fields):
         input=InputSpec(shape=[1, MAP_SIZE, MAP_SIZE, 1], dtype="int8",
                         encoding={str(value): [float(value)] for value in die_values},
                         quantization={"scale": float(scale), "zero_point": int(zero_point)},
-                        die_value_int8=int8.quantize(die_values).tolist()),
+                        die_value_int8=int8.quantize(die_values).tolist(), resize=resize),
         outputs=[_output_spec(index, kind, quantization) for index, (kind, quantization)
                  in enumerate(zip(int8.kinds, int8.output_quantizations, strict=True))],
         flash_bytes=len(int8.flatbuffer),
@@ -145,7 +148,7 @@ def int8_flatbuffer(model, representative_maps, *, qat_epochs=0, per_channel=Tru
 
 
 def export_model(model, out_dir, representative_maps, *, name, budget, accuracy_fn=None, source_model=None,
-                 qat_epochs=0, per_channel=True, views=1, int8=None):
+                 qat_epochs=0, per_channel=True, views=1, int8=None, resize=DEFAULT_RESIZE):
     """Convert `model` to int8 and write the deployable directory `out_dir`; return its `ModelCard`.
 
     Args:
@@ -163,6 +166,8 @@ def export_model(model, out_dir, representative_maps, *, name, budget, accuracy_
             The caller's `accuracy_fn` should measure with the same views.
         int8: the `Int8Model` of `int8_flatbuffer(model, representative_maps, ...)` when the caller
             has already converted the model (to measure it before choosing `views`): not converted again.
+        resize: how the maps it was trained on were brought to 52x52 (`kd_keras.data.resize`),
+            recorded in the card as `input.resize` so that every consumer resizes alike.
     Raises:
         ConversionError: over budget, or an op TFLite Micro cannot run.
     """
@@ -178,7 +183,7 @@ def export_model(model, out_dir, representative_maps, *, name, budget, accuracy_
     except RuntimeError as error:
         raise ConversionError(f"TFLite Micro cannot run the model: {error}") from None
     card = build_card(
-        model, int8, name, arena_bytes, accuracy=accuracy_fn(int8) if accuracy_fn else {},
+        model, int8, name, arena_bytes, resize=resize, accuracy=accuracy_fn(int8) if accuracy_fn else {},
         source_model=str(source_model) if source_model else None,
         quantization=f"quantization-aware training, {qat_epochs} epochs" if qat_epochs else "post-training",
         weight_scales="per-channel" if per_channel else "per-tensor", views=views, budget=budget)
@@ -255,24 +260,27 @@ def find_model(path):
 
 
 def convert_student(model_path, out_dir, budget, *, data=None, seed=None, name=None, qat_epochs=0,
-                    per_channel=True, views=1, source_model=None):
+                    per_channel=True, views=1, source_model=None, resize=None):
     """`python -m tflite.convert`: a student's `.keras` file (or its training directory) to a
     deployable directory, its accuracy measured on the test split, float and int8 in TFLite
     Micro; returns the `ModelCard`.
 
-    The calibration and test maps are the split of `data` (a MixedWM38-layout file), or,
-    when the model comes from a run directory, of that run's data and seed. `source_model`:
+    The calibration and test maps are the split of `data` (a wafer-map file in either layout,
+    other grids brought to 52x52 by `resize`), or, when the model comes from a run directory,
+    of that run's data, seed and resize. `source_model`:
     how the card names the float model (default: its path as found from `model_path`)."""
     check_output_directory(out_dir)  # before any work: refuse a directory that is not ours to replace
     model_path = find_model(model_path)
     settings = run_data_settings(model_path)
     if data is None and settings is None:
         raise ValueError(f"{model_path} comes from no run directory: pass --data FILE.npz for calibration")
-    settings = settings or {"data": None, "synthetic_maps": DEFAULT_SYNTHETIC_MAPS, "seed": 0}
+    settings = settings or {"data": None, "synthetic_maps": DEFAULT_SYNTHETIC_MAPS, "seed": 0,
+                            "resize": DEFAULT_RESIZE}
+    resize = resize or settings["resize"]
     parts = load_splits(data if data is not None else settings["data"], settings["synthetic_maps"],
-                        settings["seed"] if seed is None else seed)
+                        settings["seed"] if seed is None else seed, resize)
     model = load_model(model_path)
     return export_model(model, out_dir, parts["train"].maps, name=name or model_path.stem, budget=budget,
                         accuracy_fn=lambda int8: accuracy_figures(model, int8, parts["test"], views),
                         source_model=source_model or model_path, qat_epochs=qat_epochs, per_channel=per_channel,
-                        views=views)
+                        views=views, resize=resize)

@@ -123,8 +123,9 @@ class Firmware:
         return int(match.group(1)) * INSTRUCTIONS_PER_TICK / int(match.group(2))
 
     def replay(self, maps, views, output_shapes):
-        """Runs the replay build on (N, H, W) die maps; the int8 outputs, one array per output,
-        shaped (N * views, *output shape): the views of map 0, then of map 1, ..."""
+        """Runs the replay build on die maps (of the model's grid, or of any grid, which the
+        firmware resizes by the model's method); the int8 outputs, one array per output, shaped
+        (N * views, *output shape): the views of map 0, then of map 1, ..."""
         outputs = parse_replay(self._replay_printed(maps), len(maps), views)
         return [values.reshape(len(maps) * views, *shape) for values, shape in zip(outputs, output_shapes)]
 
@@ -132,8 +133,15 @@ class Firmware:
         self.make(f"{self.target}-replay")  # build first: what the build prints is not the replay's
         with tempfile.TemporaryDirectory() as folder:
             maps_file = Path(folder) / "maps.txt"
-            maps_file.write_text("\n".join("".join(map(str, np.asarray(m, np.uint8).ravel())) for m in maps) + "\n")
+            maps_file.write_text("".join(replay_line(m) for m in maps))
             return self.make(f"{self.target}-replay", extra=[f"MAPS={maps_file}", *extra])
+
+
+def replay_line(die_map):
+    """One map of the replay's maps file: its rows and columns, then its dies as digits. Maps
+    of another grid than the model's are resized by the firmware (resize_map.h)."""
+    die_map = np.asarray(die_map, np.uint8)
+    return f"{die_map.shape[0]} {die_map.shape[1]} " + "".join(map(str, die_map.ravel())) + "\n"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""The data layer: MixedWM38 files, the label codec, synthetic maps and splits.
+"""The data layer: MixedWM38 and WM-811K files, resizing, the label codec, synthetic maps and splits.
 
 Everything here needs only NumPy and h5py; the TensorFlow input pipeline lives in
 `kd_keras.data.pipeline` so that inspecting a file does not start TensorFlow.
@@ -17,10 +17,14 @@ from kd_keras.data.labels import (
     decode_patterns, encode_patterns, flags_name, parse_pattern_name, pattern_name,
 )
 from kd_keras.data.mixedwm38 import (
-    DIE_VALUE_NAMES, FAILED_DIE, GOOD_DIE, MAP_SIZE, OFF_WAFER, VIEWS, WaferDataError, WaferMaps, describe,
+    DIE_VALUE_NAMES, FAILED_DIE, GOOD_DIE, MAP_SIZE, OFF_WAFER, VIEWS, WaferMaps, describe,
     dihedral_views, load_mixedwm38, model_input, save_mixedwm38, segmentation_masks,
 )
+from kd_keras.data.layouts import file_layout, load_wafer_maps
+from kd_keras.data.npz import WaferDataError
+from kd_keras.data.resize import DEFAULT_RESIZE, RESIZE_METHODS, resize_map, resize_maps
 from kd_keras.data.splits import (
     DEFAULT_FRACTIONS, DEFAULT_SYNTHETIC_MAPS, Split, load_splits, split_data, stratified_split,
 )
 from kd_keras.data.synthetic import draw_wafer_map, generate_wafer_maps
+from kd_keras.data.wm811k import CLASS_NAMES, FabMaps, describe_wm811k, load_wm811k, save_wm811k

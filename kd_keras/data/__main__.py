@@ -1,8 +1,10 @@
-"""Command line for wafer-map files.
+"""Command line for wafer-map files, in the MixedWM38 layout (52x52 maps, multi-hot labels) or
+the WM-811K one (maps of any die grid, one class each; told apart by their keys).
 
     python -m kd_keras.data inspect FILE.npz
     python -m kd_keras.data synth --n 3800 --seed 0 --out synthetic.npz
-    python -m kd_keras.data show FILE.npz --out grid.png
+    python -m kd_keras.data show FILE.npz --out grid.png [--resize max]
+    python -m kd_keras.data import-lswmd LSWMD.pkl --trust-pickle --out wm811k.npz   # needs pandas
 """
 
 import argparse
@@ -10,13 +12,18 @@ import sys
 from pathlib import Path
 
 from kd_keras.cli import add_debug_argument, positive_int, run_command
+from kd_keras.data.layouts import file_layout, load_wafer_maps
+from kd_keras.data.lswmd import import_lswmd
 from kd_keras.data.mixedwm38 import describe, load_mixedwm38, save_mixedwm38
+from kd_keras.data.resize import DEFAULT_RESIZE, RESIZE_METHODS
 from kd_keras.data.synthetic import generate_wafer_maps
+from kd_keras.data.wm811k import describe_wm811k, load_wm811k
 from kd_keras.plots import plot_pattern_grid
 
 
 def _inspect(args):
-    print(describe(load_mixedwm38(args.file)))
+    print(describe_wm811k(load_wm811k(args.file)) if file_layout(args.file) == "wm811k"
+          else describe(load_mixedwm38(args.file)))
 
 
 def _synth(args):
@@ -26,10 +33,16 @@ def _synth(args):
 
 
 def _show(args):
-    data = load_mixedwm38(args.file)
+    data = load_wafer_maps(args.file, args.resize)
+    resized = f", resized to 52x52 by {args.resize}" if file_layout(args.file) == "wm811k" else ""
     plot_pattern_grid(data.maps, data.pattern_ids, args.out, args.per_pattern, seed=args.seed,
-                      title=f"{Path(args.file).name}: {len(data)} maps (red: failed dies)")
+                      title=f"{Path(args.file).name}: {len(data)} maps{resized} (red: failed dies)")
     print(f"wrote {args.out}")
+
+
+def _import_lswmd(args):
+    fab, unlabelled = import_lswmd(args.file, args.out, trust_pickle=args.trust_pickle)
+    print(f"wrote {len(fab):,} labelled maps to {args.out} ({unlabelled:,} unlabelled maps left out)")
 
 
 def build_parser():
@@ -37,7 +50,7 @@ def build_parser():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
-    inspect = commands.add_parser("inspect", help="validate a MixedWM38-layout npz and summarize it")
+    inspect = commands.add_parser("inspect", help="validate a wafer-map npz (either layout) and summarize it")
     inspect.add_argument("file")
     inspect.set_defaults(run=_inspect)
 
@@ -52,8 +65,16 @@ def build_parser():
     show.add_argument("--out", required=True, help="output .png path")
     show.add_argument("--per-pattern", type=positive_int, default=3, help="maps per pattern (default 3)")
     show.add_argument("--seed", type=int, default=0, help="which maps are drawn (default 0)")
+    show.add_argument("--resize", choices=RESIZE_METHODS, default=DEFAULT_RESIZE,
+                      help=f"how maps of other grids are brought to 52x52 (default {DEFAULT_RESIZE})")
     show.set_defaults(run=_show)
-    for command in (inspect, synth, show):
+    lswmd = commands.add_parser("import-lswmd", help="convert the public WM-811K LSWMD.pkl (a pickle) to our layout")
+    lswmd.add_argument("file")
+    lswmd.add_argument("--out", required=True, help="output .npz path (WM-811K layout)")
+    lswmd.add_argument("--trust-pickle", action="store_true",
+                       help="load the pickle although loading a pickle runs code: only for a file you trust")
+    lswmd.set_defaults(run=_import_lswmd)
+    for command in (inspect, synth, show, lswmd):
         add_debug_argument(command)
     return parser
 

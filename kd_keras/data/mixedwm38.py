@@ -21,15 +21,11 @@ Example:
 """
 
 import dataclasses
-import os
-import zipfile
-import zlib
-from pathlib import Path
 
 import numpy as np
 
 from kd_keras.data.labels import NUM_DEFECTS, NUM_PATTERNS, InvalidLabelError, encode_patterns, pattern_name
-from kd_keras.errors import FileFormatError
+from kd_keras.data.npz import WaferDataError, check_integer_valued, open_archive, open_npy, read_exactly
 from kd_keras.fileio import atomic_path
 
 MAP_SIZE = 52
@@ -43,18 +39,6 @@ LEGACY_FAILED_DIE = 3
 # Maps are converted to uint8 this many rows at a time, so the public int32 file is
 # never held whole in memory (1024 rows of int32 are 11 MB).
 _CHUNK_ROWS = 1024
-
-
-class WaferDataError(FileFormatError):
-    """A wafer-map file that cannot be used, with the file, key and row that are wrong."""
-
-    def __init__(self, path, message, key=None, row=None):
-        where = str(path)
-        if key is not None:
-            where += f" [{key}]"
-        if row is not None:
-            where += f" row {row}"
-        super().__init__(f"{where}: {message}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,38 +122,10 @@ def segmentation_masks(maps):
 
 def load_mixedwm38(path):
     """Load and validate a MixedWM38-layout npz file; raise `WaferDataError` on any problem."""
-    path = Path(path)
-    if path.is_dir():
-        raise WaferDataError(path, "is a directory, not an .npz file")
-    if not path.is_file():
-        raise WaferDataError(path, "no such file")
-    if path.stat().st_size == 0:
-        raise WaferDataError(path, "the file is empty (0 bytes)")
-    try:
-        archive = zipfile.ZipFile(path)
-    except zipfile.BadZipFile:
-        raise WaferDataError(
-            path, "not an npz archive (expected a zip file from numpy.savez), or it is truncated"
-        ) from None
-    with archive:
-        members = {name.removesuffix(".npy"): name for name in archive.namelist()}
-        missing = [key for key in (MAPS_KEY, LABELS_KEY) if key not in members]
-        if missing:
-            raise WaferDataError(
-                path,
-                f"missing key {missing[0]!r} (found {sorted(members) or 'none'}); expected "
-                f"{MAPS_KEY!r} = maps (N, 52, 52) and {LABELS_KEY!r} = labels (N, 8)",
-            )
-        try:
-            labels = _read_labels(archive, members[LABELS_KEY], path)
-            maps, legacy = _read_maps(archive, members[MAPS_KEY], path, num_maps=len(labels))
-        except (zipfile.BadZipFile, zlib.error, EOFError) as error:
-            raise WaferDataError(path, f"the archive is truncated or corrupt ({error})") from None
-        except RuntimeError as error:  # zipfile's word for an encrypted member
-            raise WaferDataError(path, f"cannot read the archive: {error}") from None
-        except NotImplementedError as error:
-            raise WaferDataError(path, f"cannot read the archive: {error} (numpy.savez writes plain or "
-                                 "deflate-compressed members)") from None
+    required = {MAPS_KEY: "maps (N, 52, 52)", LABELS_KEY: "labels (N, 8)"}
+    with open_archive(path, required) as members:
+        labels = _read_labels(members)
+        maps, legacy = _read_maps(members, num_maps=len(labels))
     return WaferMaps(maps, labels, source=str(path), legacy_failed_dies=legacy)
 
 
@@ -181,67 +137,9 @@ def save_mixedwm38(path, maps, labels):
         np.savez_compressed(f, **{MAPS_KEY: data.maps, LABELS_KEY: data.labels.astype(np.int32)})
 
 
-def _open_npy(archive, member, path, key):
-    """Open one array of the archive; return (file, shape, dtype) after checking the header."""
-    f = archive.open(member)
-    try:
-        version = np.lib.format.read_magic(f)
-        read_header = {(1, 0): np.lib.format.read_array_header_1_0}.get(
-            version, np.lib.format.read_array_header_2_0
-        )
-        shape, fortran_order, dtype = read_header(f)
-    except ValueError as error:
-        f.close()
-        raise WaferDataError(path, f"not a valid .npy array ({error})", key=key) from None
-    if dtype.hasobject:
-        f.close()
-        raise WaferDataError(path, "holds Python objects, which are never unpickled", key=key)
-    if fortran_order:
-        f.close()
-        raise WaferDataError(path, "is Fortran-ordered; re-save it C-ordered", key=key)
-    _check_size(archive.getinfo(member).file_size - f.tell(), shape, dtype, path, key, f)
-    return f, shape, dtype
-
-
-def _check_size(stored_bytes, shape, dtype, path, key, f):
-    """Refuse, before decompressing it, an array larger than its member holds or than memory."""
-    declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
-    if declared > stored_bytes:
-        f.close()
-        raise WaferDataError(path, f"declares an array of shape {shape} ({declared:,} bytes) but holds "
-                             f"{max(stored_bytes, 0):,} bytes: the file is truncated or forged", key=key)
-    memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else None
-    if memory and declared > memory:
-        f.close()
-        raise WaferDataError(path, f"declares an array of {declared / 2**30:,.1f} GiB, more than this machine's "
-                             f"{memory / 2**30:,.1f} GiB of memory", key=key)
-
-
-def _read_exactly(f, dtype, count, path, key):
-    nbytes = count * dtype.itemsize
-    buffer = f.read(nbytes)
-    if len(buffer) != nbytes:
-        raise WaferDataError(path, "the array ends early: the file is truncated", key=key)
-    return np.frombuffer(buffer, dtype)
-
-
-def _check_integer_valued(values, dtype, path, key, first_row, what):
-    """Raise if `values` (rows from `first_row` on) are not whole numbers."""
-    if dtype.kind in "iub":
-        return
-    if dtype.kind != "f":
-        raise WaferDataError(path, f"{what} must be integers, got dtype {dtype}", key=key)
-    bad_rows = ~(values == np.round(values)).reshape(len(values), -1).all(axis=1)
-    if bad_rows.any():
-        row = int(np.argmax(bad_rows))
-        value = values[row][values[row] != np.round(values[row])].flat[0]
-        raise WaferDataError(
-            path, f"{what} must be integers, found {value}", key=key, row=first_row + row
-        )
-
-
-def _read_labels(archive, member, path):
-    f, shape, dtype = _open_npy(archive, member, path, LABELS_KEY)
+def _read_labels(members):
+    path = members.path
+    f, shape, dtype = open_npy(members, LABELS_KEY)
     with f:
         if len(shape) != 2 or shape[1] != NUM_DEFECTS:
             raise WaferDataError(
@@ -249,8 +147,8 @@ def _read_labels(archive, member, path):
             )
         if shape[0] == 0:
             raise WaferDataError(path, "holds no wafer maps (N = 0)", key=LABELS_KEY)
-        labels = _read_exactly(f, dtype, shape[0] * shape[1], path, LABELS_KEY).reshape(shape)
-    _check_integer_valued(labels, dtype, path, LABELS_KEY, 0, "labels")
+        labels = read_exactly(f, dtype, shape[0] * shape[1], path, LABELS_KEY).reshape(shape)
+    check_integer_valued(labels, dtype, path, LABELS_KEY, 0, "labels")
     try:
         encode_patterns(labels)
     except InvalidLabelError as error:
@@ -258,8 +156,9 @@ def _read_labels(archive, member, path):
     return labels.astype(np.uint8)
 
 
-def _read_maps(archive, member, path, num_maps):
-    f, shape, dtype = _open_npy(archive, member, path, MAPS_KEY)
+def _read_maps(members, num_maps):
+    path = members.path
+    f, shape, dtype = open_npy(members, MAPS_KEY)
     with f:
         if len(shape) != 3 or shape[1:] != (MAP_SIZE, MAP_SIZE):
             raise WaferDataError(
@@ -274,9 +173,9 @@ def _read_maps(archive, member, path, num_maps):
         legacy = 0
         for start in range(0, num_maps, _CHUNK_ROWS):
             rows = min(_CHUNK_ROWS, num_maps - start)
-            chunk = _read_exactly(f, dtype, rows * MAP_SIZE * MAP_SIZE, path, MAPS_KEY)
+            chunk = read_exactly(f, dtype, rows * MAP_SIZE * MAP_SIZE, path, MAPS_KEY)
             chunk = chunk.reshape(rows, MAP_SIZE, MAP_SIZE)
-            _check_integer_valued(chunk, dtype, path, MAPS_KEY, start, "die values")
+            check_integer_valued(chunk, dtype, path, MAPS_KEY, start, "die values")
             out_of_range = ((chunk < 0) | (chunk > LEGACY_FAILED_DIE)).reshape(rows, -1)
             if out_of_range.any():
                 row = int(np.argmax(out_of_range.any(axis=1)))

@@ -1,4 +1,5 @@
-"""Seeded train/validation/test splits, stratified by the 38 patterns.
+"""Seeded train/validation/test splits, stratified by the 38 patterns (a WM-811K file's 9 classes
+are 9 of them).
 
 Each pattern is divided in the same proportions, so a rare pattern (Near-full has 106
 maps in the dev set) still appears in every split. The paper-2 "rotated test" variant
@@ -16,7 +17,8 @@ import dataclasses
 
 import numpy as np
 
-from kd_keras.data.mixedwm38 import load_mixedwm38
+from kd_keras.data.layouts import load_wafer_maps
+from kd_keras.data.resize import DEFAULT_RESIZE
 from kd_keras.data.synthetic import generate_wafer_maps
 
 DEFAULT_FRACTIONS = (0.8, 0.1, 0.1)
@@ -66,10 +68,12 @@ def split_data(data, fractions=DEFAULT_FRACTIONS, seed=0):
     }
 
 
-def load_splits(data_path=None, synthetic_maps=DEFAULT_SYNTHETIC_MAPS, seed=0):
-    """A run's splits (see `split_data`): of a MixedWM38-layout file, or of `synthetic_maps`
+def load_splits(data_path=None, synthetic_maps=DEFAULT_SYNTHETIC_MAPS, seed=0, resize=DEFAULT_RESIZE):
+    """A run's splits (see `split_data`): of a wafer-map file in either layout (maps of other
+    grids brought to 52x52 by `resize`, see `kd_keras.data.layouts`), or of `synthetic_maps`
     synthetic maps when `data_path` is None."""
-    data = generate_wafer_maps(synthetic_maps, seed=seed) if data_path is None else load_mixedwm38(data_path)
+    data = (generate_wafer_maps(synthetic_maps, seed=seed) if data_path is None
+            else load_wafer_maps(data_path, resize))
     parts = split_data(data, seed=seed)
     empty = [name for name in ("train", "val", "test") if len(parts[name]) == 0]
     if empty:

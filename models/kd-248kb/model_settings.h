@@ -20,6 +20,8 @@ constexpr float kInputScale = 0.007874015718698502f;
 constexpr int kInputZeroPoint = -128;
 // The int8 value of each die value: 0 off-wafer, 1 good, 2 failed.
 constexpr int8_t kDieValueInt8[3] = {-128, -1, 126};
+// How a map of another die grid becomes this input (resize_map.h; the card's input.resize).
+#define WAFER_RESIZE_METHOD kResizeNearest
 
 // Output: 8 defect logits (multilabel_logits), int8.
 constexpr int kNumDefects = 8;
