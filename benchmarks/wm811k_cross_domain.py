@@ -108,6 +108,7 @@ def main(argv=None):
     write_json(args.out.with_suffix(".json"), results)
     write_text(args.out.with_suffix(".md"), markdown(results))
     print(f"wrote {repo_relative(args.out.with_suffix('.json'))} and .md")
+    return 0
 
 
 if __name__ == "__main__":

@@ -211,9 +211,12 @@ def write_model_readme(model_dir, summary, made_by):
         lines += [f"The firmware runs the model on all {card.views} rotations/flips of each map and sums its "
                   f"outputs (`kNumViews` in model_settings.h): {card.views} inferences, "
                   f"{card.views * card.macs_per_inference:,} MACs a map; the accuracy above is measured so.", ""]
+    resize = (f" A map of another die grid is brought to 52x52 first by `{card.input.resize}` (the card's "
+              "`input.resize`: `kd_keras.data.resize`, `ResizeMap()` in firmware_stub/resize_map.h)."
+              if card.input.resize else "")
     lines += [
         f"Input: the raw 52x52 die map as int8, die values 0/1/2 -> {card.input.die_value_int8} "
-        f"(`kDieValueInt8` in model_settings.h). {outputs_sentence(card.outputs)}", "",
+        f"(`kDieValueInt8` in model_settings.h).{resize} {outputs_sentence(card.outputs)}", "",
         f"Build it into a firmware and run it on an emulated Cortex-M4: `make -C firmware_stub cortex-m "
         f"MODEL_DIR=../models/{model_dir.name} KERNELS=cmsis_nn` (see firmware_stub/README.md). Made by `{made_by}`.",
     ]

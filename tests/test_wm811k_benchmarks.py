@@ -1,0 +1,40 @@
+"""`python -m benchmarks.wm811k_per_budget --quick` and `benchmarks.wm811k_cross_domain` on a small
+WM-811K-layout file: models for both budgets trained, converted with their resize and judged on
+both sources."""
+
+import json
+
+import numpy as np
+
+from benchmarks import wm811k_cross_domain, wm811k_per_budget
+from kd_keras.data import CLASS_NAMES, save_wm811k
+
+TIER = "e2e"  # tests marked with no tier of their own (conftest.py)
+
+
+def test_fab_models_are_trained_shipped_and_read_on_both_sources(small_npz, tmp_path):
+    rng = np.random.default_rng(0)
+    fab = tmp_path / "fab.npz"
+    save_wm811k(fab, [rng.integers(0, 3, tuple(grid)) for grid in rng.integers(15, 90, (180, 2))],
+                [CLASS_NAMES[i % len(CLASS_NAMES)] for i in range(180)])
+    models, out = tmp_path / "models", tmp_path / "results" / "fab"
+    assert wm811k_per_budget.main(["--quick", "--fab-data", str(fab), "--runs", str(tmp_path / "runs"),
+                                   "--models", str(models), "--out", str(out)]) == 0
+    results = json.loads(out.with_suffix(".json").read_text())
+    assert list(results["models"]) == ["wm811k-21kb", "wm811k-248kb"] and results["test_maps"] == 18
+    for label, budget in (("wm811k-21kb", 21_504), ("wm811k-248kb", 253_952)):
+        row = results["models"][label]
+        card = json.loads((models / label / "model_card.json").read_text())
+        assert card["input"]["resize"] == "max" and card["flash_bytes"] == row["flash_bytes"] <= budget
+        assert card["views"] == row["views"] and set(row["val_macro_f1_balanced_by_views"]) <= {"1", "8"}
+        assert sum(c["support"] for c in row["test"]["natural"]["per_class"].values()) == 18
+        assert "maps brought to 52x52 by `max`" in (models / label / "README.md").read_text()
+    assert out.with_suffix(".md").read_text() == wm811k_per_budget.markdown(results)
+
+    cross = tmp_path / "results" / "cross"
+    assert wm811k_cross_domain.main(["--no-shipped", "--model", str(models / "wm811k-21kb"), "WM-811K",
+                                     "--fab-data", str(fab), "--data", str(small_npz), "--out", str(cross)]) == 0
+    crossed = json.loads(cross.with_suffix(".json").read_text())["models"]["wm811k-21kb"]
+    assert crossed["trained_on"] == "WM-811K" and crossed["card_resize"] == "max"
+    assert set(crossed["by_resize"]) == {"nearest", "max"} and 0 <= crossed["mixedwm38_test_exact_match"] <= 1
+    assert "| wm811k-21kb | WM-811K |" in cross.with_suffix(".md").read_text()
