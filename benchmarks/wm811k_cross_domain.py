@@ -1,8 +1,9 @@
 """Trained on X, tested on Y: how int8 models in TFLite Micro read real fab maps (WM-811K) and
 MixedWM38 maps none of them trained on.
 
-    python -m benchmarks.wm811k_cross_domain                       # the shipped classifiers
-    python -m benchmarks.wm811k_cross_domain --model runs/wm811k/models/kd-21kb WM-811K
+    python -m benchmarks.wm811k_cross_domain                        # every shipped classifier
+    python -m benchmarks.wm811k_cross_domain --only wm811k-21kb     # these rows again, the others kept
+    python -m benchmarks.wm811k_cross_domain --no-shipped --model DIR WM-811K --out /tmp/cross
 
 Each model (a directory written by `python -m tflite.convert`) reads:
 - the validation and test splits of `../shared/data/wm811k_dev.npz` (seeded 80/10/10, stratified
@@ -25,13 +26,14 @@ from benchmarks import DEFAULT_DATA, DEFAULT_FAB_DATA, REPO, repo_relative
 from kd_keras.data import RESIZE_METHODS, load_splits
 from kd_keras.data.wm811k import CLASS_NAMES
 from kd_keras.evaluation import fab_class_figures
-from kd_keras.fileio import write_json, write_text
+from kd_keras.fileio import read_json, write_json, write_text
 from kd_keras.rundir import versions
 from tflite.export import load_converted
 
 SEED = 0
-SHIPPED = (("kd-21kb", "MixedWM38"), ("kd-248kb", "MixedWM38"), ("paper1-net1", "MixedWM38"),
-           ("paper1-net2", "MixedWM38"))
+# The shipped classifiers and what each was trained on.
+SHIPPED = {"kd-21kb": "MixedWM38", "kd-248kb": "MixedWM38", "paper1-net1": "MixedWM38", "paper1-net2": "MixedWM38",
+           "wm811k-21kb": "WM-811K", "wm811k-248kb": "WM-811K"}
 
 
 def measure(model_dir, fab_splits, mixed_test):
@@ -69,9 +71,11 @@ def markdown(results):
     for name, row in results["models"].items():
         recalls = row["test"]["natural"]["per_class"]
         lines.append(f"| {name} | " + " | ".join(f"{100 * recalls[c]['recall']:.1f}%" for c in CLASS_NAMES) + " |")
+    commands = ", ".join(f"`{command.strip()}`" for command in dict.fromkeys(
+        row["command"] for row in results["models"].values()))
     lines += ["", f"WM-811K: {results['fab_data']}, test {results['fab_test_maps']:,} maps; MixedWM38: "
               f"{results['mixedwm38_data']}, test {results['mixedwm38_test_maps']:,} maps. int8 in TFLite Micro. "
-              f"Command: `{results['command']}` ({results['wall_seconds']:.0f} s)."]
+              f"Made by {commands}."]
     return "\n".join(lines) + "\n"
 
 
@@ -82,29 +86,35 @@ def main(argv=None):
     parser.add_argument("--model", nargs=2, action="append", default=[], metavar=("DIR", "TRAINED_ON"),
                         help="a converted model directory and what it was trained on (repeatable)")
     parser.add_argument("--no-shipped", action="store_true", help="only the --model directories")
+    parser.add_argument("--only", nargs="+", choices=SHIPPED, default=None,
+                        help="measure only these shipped models; the other rows of the results file are kept")
     parser.add_argument("--resize", nargs="+", choices=RESIZE_METHODS, default=list(RESIZE_METHODS))
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "wm811k_cross_domain")
     args = parser.parse_args(argv)
 
     start = time.time()
-    models = [] if args.no_shipped else [(REPO / "models" / name, trained_on) for name, trained_on in SHIPPED]
+    command = "python -m benchmarks.wm811k_cross_domain " + " ".join(argv if argv is not None else sys.argv[1:])
+    shipped = [] if args.no_shipped else [name for name in SHIPPED if (REPO / "models" / name).is_dir()]
+    models = [(REPO / "models" / name, SHIPPED[name]) for name in args.only or shipped]
     models += [(Path(directory), trained_on) for directory, trained_on in args.model]
     fab_splits = {method: load_splits(args.fab_data, seed=SEED, resize=method) for method in args.resize}
     mixed_test = load_splits(args.data, seed=SEED)["test"]
     results = {"fab_data": repo_relative(args.fab_data), "mixedwm38_data": repo_relative(args.data), "seed": SEED,
                "fab_test_maps": len(fab_splits[args.resize[0]]["test"]), "mixedwm38_test_maps": len(mixed_test),
                "models": {}}
+    if args.only and args.out.with_suffix(".json").is_file():  # rows measured before, by the command they name
+        results["models"] = read_json(args.out.with_suffix(".json"))["models"]
     for model_dir, trained_on in models:
         began = time.time()
         row = measure(model_dir, fab_splits, mixed_test)
-        results["models"][model_dir.name] = {"model_dir": repo_relative(model_dir), "trained_on": trained_on, **row}
+        results["models"][model_dir.name] = {"model_dir": repo_relative(model_dir), "trained_on": trained_on,
+                                             "command": command, "seconds": round(time.time() - began), **row}
         test = row["test"]
         print(f"{model_dir.name} ({trained_on}): WM-811K test accuracy {100 * test['natural']['accuracy']:.2f}%, "
               f"macro F1 {test['natural']['macro_f1']:.3f} (balanced {test['balanced']['macro_f1']:.3f}, "
               f"resize {row['chosen_resize']}); MixedWM38 exact match "
               f"{100 * row['mixedwm38_test_exact_match']:.2f}% [{time.time() - began:.0f} s]", flush=True)
-    results.update(command="python -m benchmarks.wm811k_cross_domain " + " ".join(argv or sys.argv[1:]),
-                   wall_seconds=time.time() - start, versions=versions())
+    results.update(command=command, wall_seconds=time.time() - start, versions=versions())
     write_json(args.out.with_suffix(".json"), results)
     write_text(args.out.with_suffix(".md"), markdown(results))
     print(f"wrote {repo_relative(args.out.with_suffix('.json'))} and .md")

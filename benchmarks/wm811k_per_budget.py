@@ -10,7 +10,7 @@ brought to 52x52 by `--resize`, default max):
    rotations/flips);
 2. students, with the recipe `benchmarks.best_per_budget` chose on MixedWM38 (label-free,
    Hinton T=4, from the teacher's logits averaged over 8 rotations/flips, rotations/flips):
-   `separable8k` for 21 KB (40 epochs) and `vgg225k` for 248 KB (20 epochs);
+   `separable8k` for 21 KB (40 epochs) and `vgg225k` for 248 KB (10 epochs);
 3. int8 conversion (`python -m tflite.convert`); for the 21 KB student, whether the firmware
    runs one view of a map or all 8 is chosen on validation (macro F1 of its class readings,
    class-balanced, in TFLite Micro).
@@ -51,7 +51,7 @@ class FabStudent(NamedTuple):
 
 
 STUDENTS = (FabStudent("wm811k-21kb", "separable8k", "21KB", 40, (1, 8)),
-            FabStudent("wm811k-248kb", "vgg225k", "248KB", 20, (1,)))
+            FabStudent("wm811k-248kb", "vgg225k", "248KB", 10, (1,)))
 
 
 def val_score(model_dir, val, views):
