@@ -25,10 +25,10 @@ from pathlib import Path
 from benchmarks import DEFAULT_DATA, DEFAULT_FAB_DATA, REPO, repo_relative
 from kd_keras.data import RESIZE_METHODS, load_splits
 from kd_keras.data.wm811k import CLASS_NAMES
-from kd_keras.evaluation import fab_class_figures
 from kd_keras.fileio import read_json, write_json, write_text
 from kd_keras.rundir import versions
 from tflite.export import load_converted
+from tflite.harness import fab_figures
 
 SEED = 0
 # The shipped classifiers and what each was trained on.
@@ -40,10 +40,7 @@ def measure(model_dir, fab_splits, mixed_test):
     """{resize: {split: fab figures}}, the chosen resize, and the MixedWM38 test exact match of
     the model in `model_dir`; `fab_splits`: {resize: load_splits(...)} of the WM-811K file."""
     card, int8 = load_converted(model_dir)
-    def figures(data):
-        return fab_class_figures(int8.task.predicted_patterns(int8.outputs(data.maps, card.views)), data.labels)
-
-    by_resize = {method: {split: figures(parts[split]) for split in ("val", "test")}
+    by_resize = {method: {split: fab_figures(int8, parts[split], card.views) for split in ("val", "test")}
                  for method, parts in fab_splits.items()}
     chosen = max(by_resize, key=lambda method: by_resize[method]["val"]["balanced"]["macro_f1"])
     mixed = None

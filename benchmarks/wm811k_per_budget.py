@@ -28,15 +28,16 @@ from typing import NamedTuple
 
 from benchmarks import DEFAULT_FAB_DATA, REPO, repo_relative
 from kd_keras.data import RESIZE_METHODS, load_splits
-from kd_keras.evaluation import fab_class_figures
 from kd_keras.fileio import write_json, write_text
 from kd_keras.jobs import DistillJob, TeacherJob, run_distill_job, run_teacher_job
 from kd_keras.recipes import OUR_TEACHER
 from kd_keras.rundir import plain, versions
-from kd_keras.training import read_training_state
+from kd_keras.training import TEACHER_FILE, load_model, read_training_state
 from tflite.budget import BUDGETS
 from tflite.card import write_model_readme
-from tflite.export import convert_student, load_converted
+from tflite.export import convert_student, int8_flatbuffer, load_converted
+from tflite.harness import fab_figures
+from tflite.micro import Int8Model
 
 SEED = 0
 RECIPE = {"loss": "hinton", "temperature": 4.0, "teacher_views": 8, "augment": True}
@@ -52,14 +53,6 @@ class FabStudent(NamedTuple):
 
 STUDENTS = (FabStudent("wm811k-21kb", "separable8k", "21KB", 40, (1, 8)),
             FabStudent("wm811k-248kb", "vgg225k", "248KB", 10, (1,)))
-
-
-def val_score(model_dir, val, views):
-    """Class-balanced macro F1 on `val` of the int8 model in `model_dir`, in TFLite Micro, run on
-    `views` rotations/flips of each map."""
-    _, int8 = load_converted(model_dir)
-    return fab_class_figures(int8.task.predicted_patterns(int8.outputs(val.maps, views)),
-                             val.labels)["balanced"]["macro_f1"]
 
 
 def markdown(results):
@@ -109,18 +102,16 @@ def main(argv=None):
     for final in STUDENTS:
         start = time.time()
         run_dir = runs / f"students-{final.budget.lower()}"
-        job = DistillJob(student=(final.student,), teacher=teacher.out / "teacher.keras", out=run_dir,
+        job = DistillJob(student=(final.student,), teacher=teacher.out / TEACHER_FILE, out=run_dir,
                          epochs=1 if args.quick else final.epochs, **RECIPE, **common)
         row = run_distill_job(job, verbose=2)[final.student]
         out = args.models / final.label
         source = run_dir / final.student / f"{final.student}.keras"
-        scores = {}
-        for views in final.views:
-            convert_student(run_dir / final.student, out, BUDGETS[final.budget], views=views, source_model=source)
-            scores[views] = val_score(out, parts["val"], views)
+        # Views chosen on validation (class-balanced macro F1 in TFLite Micro), then one conversion with them.
+        int8 = Int8Model(int8_flatbuffer(load_model(source), parts["train"].maps))
+        scores = {views: fab_figures(int8, parts["val"], views)["balanced"]["macro_f1"] for views in final.views}
         views = max(scores, key=scores.get)
-        if views != final.views[-1]:  # the directory holds the last conversion: convert the chosen one again
-            convert_student(run_dir / final.student, out, BUDGETS[final.budget], views=views, source_model=source)
+        card = convert_student(run_dir / final.student, out, BUDGETS[final.budget], views=views, source_model=source)
         write_model_readme(out, f"Our int8 student for real fab maps at the {BUDGETS[final.budget].title} budget: "
                            f"{final.student} ({row['parameters']:,} parameters), distilled without labels from a "
                            f"{OUR_TEACHER.arch} teacher (Hinton T=4; teacher logits averaged over 8 views; "
@@ -128,9 +119,7 @@ def main(argv=None):
                            f"52x52 by `{args.resize}`. Its test maps have one class each (8 types or none): the "
                            "card's exact match is the share of maps whose class it reads right.",
                            "python -m benchmarks.wm811k_per_budget")
-        card, int8 = load_converted(out)
-        test = fab_class_figures(int8.task.predicted_patterns(int8.outputs(parts["test"].maps, views)),
-                                 parts["test"].labels)
+        test = fab_figures(load_converted(out)[1], parts["test"], views)  # the shipped model itself
         results["models"][final.label] = {
             "student": final.student, "parameters": row["parameters"], "epochs": job.epochs,
             "run_dir": repo_relative(run_dir), "model_dir": repo_relative(out), "flash_bytes": card.flash_bytes,

@@ -20,6 +20,8 @@ Example:
 
 import numpy as np
 
+from kd_keras.evaluation import fab_class_figures
+
 
 def accuracy_figures(model, int8, data, views=1):
     """The model card's accuracy figures: the float Keras model's and the `Int8Model`'s in
@@ -29,6 +31,12 @@ def accuracy_figures(model, int8, data, views=1):
     for kind, outputs in (("float", task.predict(model, data.maps, views)), ("int8", int8.outputs(data.maps, views))):
         figures.update({f"{kind}_{name}": value for name, value in task.figures(outputs, data).items()})
     return figures
+
+
+def fab_figures(int8, data, views=1):
+    """`kd_keras.evaluation.fab_class_figures` of an `Int8Model` in TFLite Micro on `data` (maps
+    with one WM-811K class each), its outputs summed over `views` rotations/flips."""
+    return fab_class_figures(int8.task.predicted_patterns(int8.outputs(data.maps, views)), data.labels)
 
 
 def compare_with_references(int8, model, data):

@@ -27,6 +27,7 @@ Example:
 """
 
 import dataclasses
+import functools
 
 import numpy as np
 
@@ -84,7 +85,7 @@ class FabMaps:
     def __len__(self):
         return len(self.classes)
 
-    @property
+    @functools.cached_property
     def offsets(self):
         """(N + 1,) where each map's dies start in `pixels` (and where the last one ends)."""
         return np.concatenate([[0], np.cumsum(self.shapes.prod(axis=1))])
