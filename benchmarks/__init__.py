@@ -6,7 +6,8 @@ library: `python -m benchmarks.<name>` from the repository root (`--help` for ea
 - `teacher_ceiling`: how high a teacher goes on this data; `synthetic_to_real`: how realistic
   the synthetic maps are;
 - `firmware_footprint`: the whole firmware image per model; `wm811k_cross_domain`: how models
-  trained on one source read the other (real WM-811K fab maps, MixedWM38).
+  trained on one source read the other (real WM-811K fab maps, MixedWM38);
+- `first_run`: the main job with no arguments in a clean clone, timed, as a new user runs it.
 """
 
 # First: kd_keras quiets TensorFlow's C++ start-up logging, before any benchmark imports TensorFlow.

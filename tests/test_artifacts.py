@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -100,3 +101,15 @@ def test_jobs_record_what_their_result_depends_on():
     assert TeacherJob().arguments()["lr"] == 2e-3 and DistillJob().arguments()["lr"] == 3e-3
     with pytest.raises(ValueError, match="--resume needs the --out directory"):
         DistillJob(resume=True)
+
+
+def test_the_teacher_architecture_is_recorded_where_runs_before_it_still_match():
+    job = DistillJob()  # the first run's teacher: vgg7, in a directory of its own
+    assert job.teacher_dir == Path("runs/teacher-vgg7-synthetic3800-seed0")
+    assert job.arguments()["teacher_arch"] == job.teacher_arguments()["teacher_arch"] == "vgg7"
+    resnet = DistillJob(teacher_arch="resnet18")  # as every run was recorded before --teacher-arch
+    assert resnet.teacher_dir == Path("runs/teacher-synthetic3800-seed0")
+    assert "teacher_arch" not in resnet.arguments() and "teacher_arch" not in resnet.teacher_arguments()
+    assert "teacher_arch" not in DistillJob(task="segclass").arguments()
+    with pytest.raises(ValueError, match="--teacher-arch lenet: choose from resnet18, vgg7"):
+        DistillJob(teacher_arch="lenet")

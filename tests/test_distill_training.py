@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+import tflite.deploy
 from kd_keras import distill, train_teacher
 from kd_keras.distillation import distill_student, teacher_logits_cached
 from kd_keras.errors import RunDirectoryError
@@ -141,6 +142,35 @@ def test_distill_writes_a_complete_run_directory(stand_in_teacher, tmp_path, cap
     assert set(metrics["models"]) == {"teacher (stand_in_teacher)", "net2"}  # named after the model given
     assert 0 <= metrics["models"]["net2"]["metrics"]["test"]["nearest"]["exact_match"] <= 1
     assert "| net2 | 5,556 | 21.7 |" in (out / "report.md").read_text()
+    # Deployed: Net-2's flash fits 21 KB but its tensor arena does not, so it went to 248 KB.
+    deployment = json.loads((out / "deployment.json").read_text())["models"]["net2"]
+    assert deployment["flash_bytes"] == (out / "models" / "net2" / "model.tflite").stat().st_size < 21_504
+    assert deployment["arena_bytes"] > 16_384 and deployment["budget"] == "248KB"
+    assert 0 <= deployment["int8_exact_match"] <= 1
+    assert f"| net2 | {100 * deployment['int8_exact_match']:.2f}% |" in (out / "deployment.md").read_text()
+
+
+def test_a_finished_run_resumed_reads_its_deployment_back(stand_in_teacher, tmp_path, capsys, monkeypatch):
+    args = ["--synthetic-maps", "380", "--teacher", str(stand_in_teacher), "--student", "net2", "--epochs", "1",
+            "--out", str(tmp_path / "run")]
+    assert distill.main(args) == 0
+    first = (tmp_path / "run" / "deployment.md").read_text()
+    capsys.readouterr()
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("converted again")
+
+    monkeypatch.setattr(tflite.deploy, "export_model", refuse)
+    assert distill.main([*args, "--resume"]) == 0
+    assert "holds a finished run" in capsys.readouterr().out
+    assert (tmp_path / "run" / "deployment.md").read_text() == first
+
+
+def test_no_convert_stops_at_the_keras_models(stand_in_teacher, tmp_path, capsys):
+    assert distill.main(["--synthetic-maps", "380", "--teacher", str(stand_in_teacher), "--student", "net2",
+                         "--epochs", "1", "--out", str(tmp_path / "run"), "--no-convert"]) == 0
+    assert "# Deployment" not in capsys.readouterr().out
+    assert not (tmp_path / "run" / "models").exists() and (tmp_path / "run" / "net2" / "net2.keras").is_file()
 
 
 @pytest.mark.parametrize("arch, parameters, title", [("resnet18", 11_183_944, "ResNet-18"), ("vgg7", 293_336, "vgg7")])

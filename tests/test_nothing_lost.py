@@ -392,7 +392,7 @@ def teacher(stand_in_teacher):
 def distill_args(teacher, out, *extra, epochs=8):
     return ["--synthetic-maps", str(MAPS), "--teacher", str(teacher), "--student", "net2", "net1",
             "--epochs", str(epochs), "--batch-size", "32", "--loss", "hinton", "--lr", "0.01", "--out", str(out),
-            *extra]
+            "--no-convert", *extra]
 
 
 @pytest.fixture(scope="module")

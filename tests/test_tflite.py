@@ -19,6 +19,7 @@ from tests.helpers import REPO, npz_of
 from tflite import convert, evaluate
 from tflite.budget import BUDGETS, Budget, ConversionError
 from tflite.card import ModelCard, write_model_readme
+from tflite.deploy import choose_budget
 from tflite.export import export_model, int8_flatbuffer
 from tflite.harness import compare_with_references
 from tflite.micro import Int8Model
@@ -338,3 +339,15 @@ def test_an_output_of_unknown_shape_is_refused(small_parts, tmp_path):
     with pytest.raises(ValueError, match=r"model output 0 has shape \(1, 5\)"):
         export_model(model, tmp_path / "out", small_parts["train"].maps, name="five", budget=LARGE)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("flash, arena, budget", [
+    (19_128, 16_112, "21KB"),      # models/kd-21kb: both fit 21 KB
+    (8_496, 22_496, "248KB"),      # Paper 1's Net-2: its flash fits 21 KB, its arena only 248 KB's
+    (62_736, 622_624, "248KB"),    # over every arena: the smallest budget its flash fits
+    (300_000, 1_000, None),        # over every flash budget
+])
+def test_a_student_is_deployed_for_the_smallest_budget_it_fits(flash, arena, budget):
+    chosen = choose_budget(flash, arena)
+    assert (chosen and chosen.name) == budget

@@ -16,6 +16,7 @@ b'TFL3'
 
 import contextlib
 import io
+import warnings
 
 import keras
 import numpy as np
@@ -63,8 +64,11 @@ def convert_int8(model, representative_maps, seed=0, per_channel=True):
     converter.inference_output_type = tf.int8
     # The converter offers this only as an attribute (set in its constructor), not an option.
     converter._experimental_disable_per_channel = not per_channel
-    # Keras' export prints the SavedModel's signature to stdout: noise for our users.
-    with contextlib.redirect_stdout(io.StringIO()):
+    # Keras' export prints the SavedModel's signature to stdout: noise for our users. The
+    # converter warns that the int8 input has no (mean, std) statistics: those are for graphs
+    # trained with fake quantization; here the representative maps set the input's scale.
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Statistics for quantized inputs were expected", UserWarning)
         return converter.convert()
 
 

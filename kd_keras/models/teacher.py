@@ -68,7 +68,8 @@ def vgg9():
 
 
 # Model name -> how reports call the teacher.
-TEACHER_TITLES = {"resnet18_teacher": "ResNet-18", "vgg7_teacher": "vgg7", "vgg9_teacher": "vgg9"}
+TEACHER_TITLES = {"resnet18_teacher": "ResNet-18", "vgg7_teacher": "vgg7", "vgg9_teacher": "vgg9",
+                  "deeplab_teacher": "DeepLabV3+"}
 
 
 def teacher_title(model):

@@ -1,0 +1,147 @@
+"""The main job's last stage: each student of a run converted for the budget it fits, measured as deployed.
+
+`python -m kd_keras.distill` ends here: every student it trained is converted to full int8
+into `<run>/models/<student>/` (the directory `python -m tflite.convert` writes: model.tflite,
+the C array, model_settings.h, sample_map.h, model_card.json), for the smallest budget of
+`tflite.budget.BUDGETS` whose flash and tensor arena it fits (else the smallest whose flash
+it fits: the table shows the arena over), and run in TFLite Micro on the run's test split.
+`deployment_table` shows each model against every budget and `next_commands` what to type
+next; both go to `<run>/deployment.md`, the figures to `<run>/deployment.json`.
+
+A student whose directory is already there (a resumed run) is read back, not converted again:
+conversion is deterministic and each directory is written whole.
+
+Example:
+
+>>> from tflite.budget import BUDGETS
+>>> fit_text(BUDGETS["21KB"], flash_bytes=19_128, arena_bytes=16_112, accuracy=0.9713)
+'fits; 97.13% (target 97%)'
+>>> fit_text(BUDGETS["21KB"], flash_bytes=61_000, arena_bytes=20_000, accuracy=0.9)
+'no: flash +39,496 B, arena +3,616 B'
+"""
+
+from pathlib import Path
+
+import keras
+
+from kd_keras.data import load_splits
+from kd_keras.fileio import write_json, write_text
+from kd_keras.rundir import run_data_settings
+from kd_keras.training import load_model
+from tflite.budget import BUDGETS
+from tflite.card import CARD_FILE
+from tflite.export import export_model, find_model, int8_flatbuffer, load_converted
+from tflite.harness import accuracy_figures
+from tflite.micro import Int8Model
+
+MODELS_DIR = "models"
+DEPLOYMENT_REPORT = "deployment.md"
+FIRMWARE_DIR = Path(__file__).resolve().parent.parent / "firmware_stub"
+
+
+def fit_text(budget, *, flash_bytes, arena_bytes, accuracy):
+    """How a model fits `budget`: 'fits; <accuracy> (target ...)' or what is over, by how much."""
+    over = [f"{what} +{used - limit:,} B" for what, used, limit in (("flash", flash_bytes, budget.flash_bytes),
+                                                                    ("arena", arena_bytes, budget.arena_bytes))
+            if limit is not None and used > limit]
+    if over:
+        return "no: " + ", ".join(over)
+    target = f" (target {budget.accuracy_target:.0%})" if budget.accuracy_target else ""
+    return f"fits; {100 * accuracy:.2f}%{target}"
+
+
+def choose_budget(flash_bytes, arena_bytes):
+    """The smallest budget whose flash and arena hold the model, else the smallest whose flash
+    does, else None."""
+    budgets = sorted(BUDGETS.values(), key=lambda budget: budget.flash_bytes)
+    whole = [b for b in budgets if flash_bytes <= b.flash_bytes and arena_bytes <= (b.arena_bytes or arena_bytes)]
+    flash_only = [b for b in budgets if flash_bytes <= b.flash_bytes]
+    return (whole or flash_only or [None])[0]
+
+
+def deploy_student(model_path, out_dir, parts, resize):
+    """Convert one student into `out_dir` for the budget it fits; its deployment row.
+
+    Returns {"directory", "flash_bytes", "arena_bytes", "budget", "float_exact_match",
+    "int8_exact_match"}; "directory" and "budget" are None when it fits no budget's flash
+    (nothing is written then)."""
+    if (Path(out_dir) / CARD_FILE).is_file():
+        card, _ = load_converted(out_dir)
+        return _row(out_dir, card.flash_bytes, card.arena_bytes, card.budget, card.accuracy)
+    model = load_model(model_path)
+    int8 = Int8Model(int8_flatbuffer(model, parts["train"].maps))
+    arena_bytes = int8.arena_bytes()
+    budget = choose_budget(len(int8.flatbuffer), arena_bytes)
+    if budget is None:
+        accuracy = accuracy_figures(model, int8, parts["test"])
+        return _row(None, len(int8.flatbuffer), arena_bytes, None, accuracy)
+    card = export_model(model, out_dir, parts["train"].maps, name=Path(model_path).stem, budget=budget,
+                        accuracy_fn=lambda converted: accuracy_figures(model, converted, parts["test"]),
+                        source_model=model_path, int8=int8, resize=resize)
+    return _row(out_dir, card.flash_bytes, card.arena_bytes, budget, card.accuracy)
+
+
+def _row(directory, flash_bytes, arena_bytes, budget, accuracy):
+    return {"directory": directory and str(directory), "flash_bytes": flash_bytes, "arena_bytes": arena_bytes,
+            "budget": budget and budget.name, "float_exact_match": accuracy["float_exact_match"],
+            "int8_exact_match": accuracy["int8_exact_match"], "test_maps": accuracy["test_maps"]}
+
+
+def deploy_run(run_dir, students):
+    """Convert the `students` (names) of the distillation run in `run_dir`; {name: deployment row}.
+
+    Calibration and test maps are the run's own split (its config.json). Writes
+    `<run>/deployment.json` and `<run>/deployment.md` (the table and the next commands)."""
+    run_dir = Path(run_dir)
+    model_paths = {name: find_model(run_dir / name) for name in students}
+    settings = run_data_settings(next(iter(model_paths.values())))
+    parts = load_splits(settings["data"], settings["synthetic_maps"], settings["seed"], settings["resize"])
+    progress = keras.utils.Progbar(len(students), unit_name="model")
+    rows = {}
+    for number, (name, model_path) in enumerate(model_paths.items(), start=1):
+        rows[name] = deploy_student(model_path, run_dir / MODELS_DIR / name, parts, settings["resize"])
+        progress.update(number, finalize=False)
+    progress.update(len(students), finalize=True)
+    data = "synthetic" if settings["data"] is None else str(settings["data"])
+    write_json(run_dir / "deployment.json", {"test_maps": len(parts["test"]), "models": rows})
+    write_text(run_dir / DEPLOYMENT_REPORT, "\n".join([
+        "# Deployment", "", f"int8, in TFLite Micro, on the run's {len(parts['test'])} test maps ({data}).", "",
+        deployment_table(rows), "", "Next:", "", "```", *next_commands(rows, settings), "```", ""]))
+    return rows
+
+
+def deployment_table(rows):
+    """A Markdown table: each deployed model's accuracy, flash and arena, and how it fits every budget."""
+    budgets = sorted(BUDGETS.values(), key=lambda budget: budget.flash_bytes)
+    header = ["model", "int8 exact match (TFLite Micro)", "float", "flash", "tensor arena",
+              *(f"{b.title} ({b.flash_bytes:,} B flash, {b.arena_bytes:,} B arena)" for b in budgets), "written to"]
+    lines = ["| " + " | ".join(header) + " |", "| --- | ---: | ---: | ---: | ---: |" + " --- |" * (len(budgets) + 1)]
+    for name, row in rows.items():
+        fits = [fit_text(b, flash_bytes=row["flash_bytes"], arena_bytes=row["arena_bytes"],
+                         accuracy=row["int8_exact_match"]) for b in budgets]
+        written = f"{row['directory']} ({row['budget']})" if row["directory"] else "nothing: over every budget"
+        lines.append(f"| {name} | {100 * row['int8_exact_match']:.2f}% | {100 * row['float_exact_match']:.2f}% | "
+                     f"{row['flash_bytes']:,} B | {row['arena_bytes']:,} B | " + " | ".join(fits) + f" | {written} |")
+    return "\n".join(lines)
+
+
+def next_commands(rows, settings):
+    """The commands a user types next with the first deployed model: measure it on maps it has
+    not seen, compile it for a Cortex-M4, build and run the firmware."""
+    deployed = [row["directory"] for row in rows.values() if row["directory"]]
+    if not deployed:
+        return ["# no model fits a budget: choose smaller students (--student)"]
+    model_dir = Path(deployed[0]).resolve()
+    if settings["data"] is None:
+        maps = "new_maps.npz"
+        commands = [f"python -m kd_keras.data synth --n 380 --seed {settings['seed'] + 1} --out {maps}"
+                    "   # maps this run never saw"]
+    else:
+        maps, commands = settings["data"], []
+    make = f"make -C {FIRMWARE_DIR}"
+    return commands + [
+        f"python -m tflite.evaluate {model_dir} --data {maps}",
+        f"{make} check MODEL_DIR={model_dir}   # compile it for a Cortex-M4; prints its flash",
+        f"{make} host MODEL_DIR={model_dir}    # build TFLite Micro (once, ~12 min) and run the firmware",
+        f"{make} cortex-m MODEL_DIR={model_dir}   # the same on an emulated Cortex-M4 (QEMU)",
+    ]
