@@ -50,7 +50,7 @@ def teacher_job(arch, data, out, epochs=None):
 
 def student_job(data, teacher, out, teacher_views, epochs=40):
     return DistillJob(student=("net1", "net2"), **PAPER1_STUDENTS, epochs=epochs, lr=3e-3, patience=epochs,
-                      teacher=teacher, teacher_views=teacher_views, out=out, resume=True, **data)
+                      batch_size=128, teacher=teacher, teacher_views=teacher_views, out=out, resume=True, **data)
 
 
 PAPER = {"teacher": 0.98, "net1": 0.9333, "net2": 0.7711}

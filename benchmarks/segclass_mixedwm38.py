@@ -37,7 +37,7 @@ STUDENT = "lightwafer"
 SHIPPED = "lightwafer-segclass"
 BUDGET = BUDGETS["248KB"]
 # The paper's defaults for the loss (T = 4, a_cls = 0.7, a_seg = 0.5, a_feat = 0.3) are the job's.
-STUDENT_JOB = {"task": "segclass", "student": (STUDENT,), "lr": 2e-3, "augment": True}
+STUDENT_JOB = {"task": "segclass", "student": (STUDENT,), "lr": 2e-3, "augment": True, "batch_size": 128}
 FULL = {"teacher_epochs": 8, "epochs": 10}
 QUICK = {"teacher_epochs": 1, "epochs": 1, "synthetic_maps": 380}
 HARD_ONLY = {"a_cls": 0.0, "a_seg": 0.0, "a_feat": 0.0}

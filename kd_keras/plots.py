@@ -32,26 +32,37 @@ def _save(figure, out_path):
         figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
 
 
-def plot_pattern_grid(maps, pattern_ids, out_path, maps_per_pattern=3, seed=0, title=None):
-    """A grid with one panel per pattern present, each showing up to `maps_per_pattern` sample maps."""
+def plot_pattern_grid(maps, pattern_ids, out_path, maps_per_pattern=3, seed=0, title=None, beside=None):
+    """A grid with one panel per pattern present, each showing up to `maps_per_pattern` sample maps.
+
+    `beside`: (maps, pattern_ids) of a second set (e.g. synthetic maps next to real ones), whose
+    maps of the same pattern are drawn to the right of the first set's, after a wider gap."""
     maps, pattern_ids = np.asarray(maps), np.asarray(pattern_ids)
     if len(maps) != len(pattern_ids) or len(maps) == 0:
         raise ValueError(f"need one pattern id per map and at least one map, got {len(maps)} and {len(pattern_ids)}")
     rng = np.random.default_rng(seed)
     present = [p for p in range(NUM_PATTERNS) if (pattern_ids == p).any()]
-    columns = max(1, min(len(present), 24 // (maps_per_pattern + 1)))
+    per_panel = maps_per_pattern * (2 if beside is not None else 1)
+    columns = max(1, min(len(present), 24 // (per_panel + 1)))
     rows = math.ceil(len(present) / columns)
-    figure = Figure(figsize=(columns * 1.1 * maps_per_pattern, rows * 1.35))
+    figure = Figure(figsize=(columns * 1.1 * per_panel, rows * 1.35))
     axes = figure.subplots(rows, columns, squeeze=False)
     gap = np.full((maps.shape[1], 2), np.nan)
+
+    def strip(sample_maps, sample_ids, pattern_id):
+        members = np.flatnonzero(sample_ids == pattern_id)
+        chosen = rng.choice(members, min(maps_per_pattern, len(members)), replace=False)
+        return np.hstack([np.hstack([sample_maps[i].astype(float), gap]) for i in chosen])[:, :-2], len(members)
+
     for ax in axes.ravel():
         ax.axis("off")
     for ax, pattern_id in zip(axes.ravel(), present):
-        members = np.flatnonzero(pattern_ids == pattern_id)
-        chosen = rng.choice(members, min(maps_per_pattern, len(members)), replace=False)
-        strip = np.hstack([np.hstack([maps[i].astype(float), gap]) for i in chosen])[:, :-2]
-        ax.imshow(strip, cmap=WAFER_COLORS, vmin=0, vmax=2, interpolation="nearest")
-        ax.set_title(f"{PATTERN_NAMES[pattern_id]} ({len(members)})", fontsize=8)
+        drawn, count = strip(maps, pattern_ids, pattern_id)
+        if beside is not None and (np.asarray(beside[1]) == pattern_id).any():
+            drawn = np.hstack([drawn, np.full((maps.shape[1], 8), np.nan),
+                               strip(np.asarray(beside[0]), np.asarray(beside[1]), pattern_id)[0]])
+        ax.imshow(drawn, cmap=WAFER_COLORS, vmin=0, vmax=2, interpolation="nearest")
+        ax.set_title(f"{PATTERN_NAMES[pattern_id]} ({count})", fontsize=8)
     figure.suptitle(title or f"{len(maps)} wafer maps, {len(present)} patterns (red: failed dies)")
     _save(figure, out_path)
 

@@ -42,6 +42,19 @@ def test_synth_then_inspect_then_show(run_cli, tmp_path):
     assert result.returncode == 0, result.stderr
     assert grid.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and grid.stat().st_size > 10_000
 
+    # The same maps with synthetic ones beside each pattern's: twice the maps a panel, half the
+    # panels a row, so as wide and taller.
+    both = tmp_path / "both.png"
+    result = run_cli("show", out, "--out", both, "--per-pattern", 2, "--beside-synthetic")
+    assert result.returncode == 0, result.stderr
+    assert png_size(both)[0] == png_size(grid)[0] and png_size(both)[1] > png_size(grid)[1]
+
+
+def png_size(path):
+    """(width, height) of a PNG, from its header."""
+    header = path.read_bytes()[16:24]
+    return int.from_bytes(header[:4], "big"), int.from_bytes(header[4:], "big")
+
 
 def test_synth_is_deterministic(run_cli, tmp_path):
     a, b = tmp_path / "a.npz", tmp_path / "b.npz"

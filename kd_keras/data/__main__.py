@@ -4,6 +4,7 @@ the WM-811K one (maps of any die grid, one class each; told apart by their keys)
     python -m kd_keras.data inspect FILE.npz
     python -m kd_keras.data synth --n 3800 --seed 0 --out synthetic.npz
     python -m kd_keras.data show FILE.npz --out grid.png [--resize max]
+    python -m kd_keras.data show FILE.npz --out compare.png --beside-synthetic   # real beside synthetic
     python -m kd_keras.data import-lswmd LSWMD.pkl --trust-pickle --out wm811k.npz   # needs pandas
 """
 
@@ -12,6 +13,7 @@ import sys
 from pathlib import Path
 
 from kd_keras.cli import add_debug_argument, positive_int, run_command
+from kd_keras.data.labels import NUM_PATTERNS
 from kd_keras.data.layouts import file_layout, load_wafer_maps
 from kd_keras.data.lswmd import import_lswmd
 from kd_keras.data.mixedwm38 import describe, load_mixedwm38, save_mixedwm38
@@ -35,8 +37,14 @@ def _synth(args):
 def _show(args):
     data = load_wafer_maps(args.file, args.resize)
     resized = f", resized to 52x52 by {args.resize}" if file_layout(args.file) == "wm811k" else ""
-    plot_pattern_grid(data.maps, data.pattern_ids, args.out, args.per_pattern, seed=args.seed,
-                      title=f"{Path(args.file).name}: {len(data)} maps{resized} (red: failed dies)")
+    title = f"{Path(args.file).name}: {len(data)} maps{resized} (red: failed dies)"
+    beside = None
+    if args.beside_synthetic:
+        synthetic = generate_wafer_maps(NUM_PATTERNS * args.per_pattern, seed=args.seed)
+        beside = (synthetic.maps, synthetic.pattern_ids)
+        title = f"{Path(args.file).name} (left of each pattern) and synthetic maps (right){resized}"
+    plot_pattern_grid(data.maps, data.pattern_ids, args.out, args.per_pattern, seed=args.seed, title=title,
+                      beside=beside)
     print(f"wrote {args.out}")
 
 
@@ -67,6 +75,8 @@ def build_parser():
     show.add_argument("--seed", type=int, default=0, help="which maps are drawn (default 0)")
     show.add_argument("--resize", choices=RESIZE_METHODS, default=DEFAULT_RESIZE,
                       help=f"how maps of other grids are brought to 52x52 (default {DEFAULT_RESIZE})")
+    show.add_argument("--beside-synthetic", action="store_true",
+                      help="draw as many of the built-in synthetic maps beside each pattern's maps, to compare")
     show.set_defaults(run=_show)
     lswmd = commands.add_parser("import-lswmd", help="convert the public WM-811K LSWMD.pkl (a pickle) to our layout")
     lswmd.add_argument("file")
