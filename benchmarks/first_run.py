@@ -6,7 +6,8 @@
 Clones the repository's committed HEAD (what a user gets), runs `python -m kd_keras.distill`
 there under `/usr/bin/time -v` with nothing else, and writes
 `benchmarks/results/first_run.{json,md}`: the wall time against the 5-minute aim, peak memory,
-the teacher's and the students' exact match on the synthetic test split (float), each
+the teacher's and the students' exact match on the synthetic test split (float; the
+teacher's recall per defect too), each
 student's int8 figures in TFLite Micro with its flash, arena and budget, and the lines
 TensorFlow printed to the screen that are not the toolkit's own. Needs git and GNU time.
 """
@@ -57,8 +58,9 @@ def figures(clone):
     exact = {name: row["metrics"]["test"]["threshold"]["exact_match"]
              for name, row in read_json(run_dir / "metrics.json")["models"].items()}
     teacher = read_json(teacher_dir / "metrics.json")["models"]["teacher"]["metrics"]["test"]["threshold"]
-    return {"teacher_exact_match": teacher["exact_match"], "float_exact_match": exact,
-            "deployment": read_json(run_dir / "deployment.json")["models"]}
+    return {"teacher_exact_match": teacher["exact_match"],
+            "teacher_recall": {defect: row["recall"] for defect, row in teacher["per_defect"].items()},
+            "float_exact_match": exact, "deployment": read_json(run_dir / "deployment.json")["models"]}
 
 
 def markdown(results):
@@ -67,7 +69,9 @@ def markdown(results):
              f"trained too), {results['cpus']} CPU cores.", "",
              f"- Wall time: **{results['seconds']:.0f} s** (aim: under {TARGET_SECONDS} s); peak memory "
              f"{results['peak_mib']:.0f} MiB.",
-             f"- Teacher, synthetic test split: {100 * results['teacher_exact_match']:.2f}% exact match.",
+             f"- Teacher, synthetic test split: {100 * results['teacher_exact_match']:.2f}% exact match; recall "
+             + ", ".join(f"{defect} {100 * recall:.0f}%" for defect, recall in results["teacher_recall"].items())
+             + ".",
              f"- Framework lines on the screen: {len(results['framework_lines'])}"
              + (" (below)" if results["framework_lines"] else ""), "",
              "| student | float | int8 in TFLite Micro | flash | arena | budget |",
