@@ -105,20 +105,19 @@ def _near_full(rng):
 
 
 def _scratch(rng):
-    # One long, nearly straight line of failed dies across the wafer (two, now and then), as
-    # real scratches are: drawn through a point well inside the wafer so that most of it shows.
+    # One or two long, thin, slightly curved lines: points along an arc of a big circle.
     density = np.zeros((MAP_SIZE, MAP_SIZE))
-    for _ in range(1 + (rng.random() < 0.2)):
-        middle = rng.uniform(-15, 15, 2)
+    for _ in range(1 + (rng.random() < 0.3)):
+        start = rng.uniform(-20, 20, 2)
         heading = rng.uniform(-np.pi, np.pi)
-        curvature = rng.uniform(-1, 1) / rng.uniform(60, 200)
-        half_length = rng.uniform(12, 26)
-        steps = np.arange(-half_length, half_length, 0.3)
+        curvature = rng.uniform(-1, 1) / rng.uniform(15, 60)
+        length = rng.uniform(18, 55)
+        steps = np.arange(0, length, 0.3)
         headings = heading + curvature * steps
-        ys = middle[0] + np.cumsum(np.sin(headings)) * 0.3 - half_length * np.sin(heading) + WAFER_CENTER
-        xs = middle[1] + np.cumsum(np.cos(headings)) * 0.3 - half_length * np.cos(heading) + WAFER_CENTER
+        ys = start[0] + np.cumsum(np.sin(headings)) * 0.3 + WAFER_CENTER
+        xs = start[1] + np.cumsum(np.cos(headings)) * 0.3 + WAFER_CENTER
         keep = (ys >= 0) & (ys < MAP_SIZE) & (xs >= 0) & (xs < MAP_SIZE)
-        density[ys[keep].astype(int), xs[keep].astype(int)] = rng.uniform(0.9, 1.0)
+        density[ys[keep].astype(int), xs[keep].astype(int)] = rng.uniform(0.8, 1.0)
     return density, None
 
 
