@@ -104,7 +104,7 @@ class DistillJob(Job):
     task: str = "classify"
     # On 2 CPU cores a batch of 32 costs less per map than one of 128 and gives four times the
     # steps: the first run's teacher read 64% of its test maps instead of 49%, and the whole
-    # job took 4:20 instead of 4:57 (README, "The main job"). Benchmarks pin what they measured.
+    # job took 4:29 instead of 4:57 (benchmarks/first_run). Benchmarks pin what they measured.
     batch_size: int = 32
     teacher: Path | None = None
     teacher_dir: Path | None = None
