@@ -42,12 +42,11 @@ def test_rejects_a_non_positive_count():
         generate_wafer_maps(0)
 
 
-def test_center_failures_sit_closer_to_the_centre_than_edge_ring_failures():
+def test_center_fails_the_middle_and_edge_ring_the_rim():
     center, ring = maps_of("C"), maps_of("ER")
-    mean_radius = {n: RADIUS[np.nonzero(m == 2)[1:]].mean() for n, m in (("C", center), ("ER", ring))}
-    assert mean_radius["C"] + 5 < mean_radius["ER"]
-    assert failure_rate(center, RADIUS < 2.5) > 0.85
-    assert failure_rate(ring, WAFER & (RADIUS > 24.5)) > 0.7
+    rim = WAFER & (RADIUS > 24.5)
+    assert failure_rate(center, RADIUS < 2.5) > 0.85 > 0.3 > failure_rate(ring, RADIUS < 2.5)
+    assert failure_rate(ring, rim) > 0.7 > 0.3 > failure_rate(center, rim)
 
 
 def test_donut_has_a_clean_hole_inside_a_failed_ring():
@@ -62,11 +61,12 @@ def sector_rates(maps, band):
     return np.stack([(maps[:, band & (sectors == s)] == 2).mean(axis=1) for s in range(8)], axis=1)
 
 
-def test_edge_loc_is_one_sector_of_the_edge_and_edge_ring_all_of_it():
+def test_edge_loc_leaves_a_wide_gap_in_the_rim_and_edge_ring_hardly_any():
+    # As on the real dev set: Edge-Loc's band covers 20-70% of the rim, Edge-Ring's nearly all.
     band = WAFER & (RADIUS > 22)
-    edge_loc, edge_ring = sector_rates(maps_of("EL"), band), sector_rates(maps_of("ER"), band)
-    spread = {name: np.median(r.max(axis=1) - r.min(axis=1)) for name, r in (("EL", edge_loc), ("ER", edge_ring))}
-    assert spread["EL"] > 0.3 and spread["ER"] < 0.15, spread
+    quiet = {name: (sector_rates(maps_of(name), band) < 0.35).mean(axis=1) for name in ("EL", "ER")}
+    assert np.quantile(quiet["EL"], 0.1) >= 0.25 and np.median(quiet["EL"]) <= 0.75, quiet["EL"]
+    assert np.quantile(quiet["ER"], 0.9) <= 0.125, quiet["ER"]
 
 
 def test_densities_normal_random_near_full():

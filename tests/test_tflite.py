@@ -297,7 +297,9 @@ def test_segclass_micro_matches_litert_and_float(segclass_student):
     report = compare_with_references(int8_of(root / "out"), model, parts["test"])
     assert report["micro_vs_litert_max_int8_difference"] <= 1, report
     assert report["micro_vs_litert_differing_outputs"] < 0.01, report
-    assert report["float_dice"] > 0.8, report  # it learned the mask
+    # It learned the mask: a guess of "every die failed" scores 0.38 on these maps; three
+    # epochs on 304 maps reach about 0.7 (0.8 before the synthetic maps were fitted to real ones).
+    assert report["float_dice"] > 0.6, report
     assert abs(report["float_dice"] - report["int8_dice"]) < 0.02, report
     assert abs(report["int8_accuracy_drop"]) <= 0.1, report  # 38 test maps: 4 maps
 
@@ -317,11 +319,11 @@ def test_segclass_convert_and_evaluate(segclass_student, tmp_path, capsys):
     assert convert.main([str(root / "lightwafer.keras"), "--data", str(data), "--out", str(tmp_path / "out")]) == 0
     assert "mask Dice float" in capsys.readouterr().out
     card = ModelCard.read(tmp_path / "out" / "model_card.json")
-    assert 0.8 < card.accuracy["int8_dice"] <= 1 and card.accuracy["test_maps"] == 38
+    assert 0.6 < card.accuracy["int8_dice"] <= 1 and card.accuracy["test_maps"] == 38
 
     assert evaluate.main([str(tmp_path / "out"), "--data", str(data), "--compare", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["metrics"]["maps"] == 380 and 0.8 < report["metrics"]["dice"] <= 1
+    assert report["metrics"]["maps"] == 380 and 0.6 < report["metrics"]["dice"] <= 1
     assert report["compare"]["micro_vs_litert_max_int8_difference"] <= 1
 
 

@@ -51,46 +51,62 @@ def _smooth_noise(rng, scale):
 
 
 def _center(rng):
-    cy, cx = rng.normal(0, 2.0, 2)
-    radius = rng.uniform(4.0, 10.0)
+    # A solid round blob at the middle, from a few dies to 8 across in radius.
+    cy, cx = rng.normal(0, 1.2, 2)
+    radius = rng.uniform(1.5, 8.0)
     inside = np.hypot(_DY - cy, _DX - cx) <= radius
-    return inside * rng.uniform(0.75, 1.0), None
+    return inside * rng.uniform(0.92, 1.0), None
 
 
 def _donut(rng):
-    cy, cx = rng.normal(0, 1.5, 2)
+    # A clean hole in a ring that is solid next to the hole and thins out outwards.
+    cy, cx = rng.normal(0, 1.2, 2)
     distance = np.hypot(_DY - cy, _DX - cx)
-    inner = rng.uniform(3.0, 8.0)
-    outer = inner + rng.uniform(4.0, 9.0)
-    ring = (distance >= inner) & (distance <= outer)
-    return ring * rng.uniform(0.75, 1.0), distance < inner - 0.5  # a clean hole
+    inner = rng.uniform(2.0, 7.5)
+    solid = rng.uniform(1.5, 4.5)
+    fade = rng.uniform(3.0, 8.0)
+    ring = np.clip(1 - (distance - inner - solid) / fade, 0, 1) * (distance >= inner)
+    return ring * rng.uniform(0.9, 1.0), distance < inner - 0.5
+
+
+def _rim_band(rng):
+    """The rim's dies `depth` deep: 1-2.6 dies, as the real Edge-Ring and Edge-Loc bands are."""
+    return WAFER_RADIUS - _RADIUS < rng.uniform(1.2, 2.6)
+
+
+def _rim_gaps(rng, count, width):
+    """Where `count` gaps of `width` radians (or of the widths given) interrupt the rim."""
+    gaps = np.zeros((MAP_SIZE, MAP_SIZE), bool)
+    for center, half in zip(rng.uniform(-np.pi, np.pi, count), np.broadcast_to(width, count) / 2):
+        gaps |= _angle_gap(_ANGLE, center) < half
+    return gaps
 
 
 def _edge_ring(rng):
-    width = rng.uniform(0.8, 2.6)
-    return (_RADIUS > WAFER_RADIUS - width) * rng.uniform(0.85, 1.0), None
+    # The whole rim, now and then broken by a gap or two of up to a twelfth of the circle.
+    gaps = _rim_gaps(rng, rng.integers(0, 3), rng.uniform(0.05, 0.5))
+    return (_rim_band(rng) & ~gaps) * rng.uniform(0.85, 1.0), None
 
 
 def _edge_loc(rng):
-    center = rng.uniform(-np.pi, np.pi)
-    # A thin band along a third to most of the rim, thickest in its middle.
-    half_span = rng.uniform(1.0, 2.6)
-    depth = rng.uniform(1.0, 3.0)
-    taper = 1 - (_angle_gap(_ANGLE, center) / half_span) ** 2
-    band = WAFER_RADIUS - _RADIUS < depth * np.clip(taper, 0, 1)
-    return band * rng.uniform(0.8, 1.0), None
+    # The rim band with a wide gap (a quarter to four fifths of the circle) and maybe a
+    # smaller one or two: real Edge-Loc covers 20-70% of the rim, often in several arcs.
+    wide = _rim_gaps(rng, 1, rng.uniform(0.25, 0.8) * 2 * np.pi)
+    small = _rim_gaps(rng, rng.integers(0, 3), rng.uniform(0.1, 0.8))
+    return (_rim_band(rng) & ~wide & ~small) * rng.uniform(0.85, 1.0), None
 
 
 def _loc(rng):
-    # An elliptical cluster somewhere inside the wafer, densest in its middle.
-    distance, angle = rng.uniform(11.0, 22.0), rng.uniform(-np.pi, np.pi)
+    # A dense elliptical cluster in the outer half of the wafer (real Loc clusters peak 15-22
+    # dies out), often touching the rim; never at the middle, where it would read as Center.
+    distance, angle = rng.uniform(12.0, 23.0), rng.uniform(-np.pi, np.pi)
     cy, cx = distance * np.sin(angle), distance * np.cos(angle)
-    a, b = rng.uniform(4.0, 12.0), rng.uniform(2.5, 7.0)
+    a, b = rng.uniform(3.0, 9.0), rng.uniform(2.5, 6.0)
     tilt = rng.uniform(0, np.pi)
     u = (_DX - cx) * np.cos(tilt) + (_DY - cy) * np.sin(tilt)
     v = -(_DX - cx) * np.sin(tilt) + (_DY - cy) * np.cos(tilt)
     reach = (u / a) ** 2 + (v / b) ** 2
-    return np.clip(1.6 - reach, 0, 1) * rng.uniform(0.75, 1.0), None
+    return np.clip(1.8 - reach, 0, 1) * rng.uniform(0.85, 1.0), None
 
 
 def _near_full(rng):
@@ -105,26 +121,29 @@ def _near_full(rng):
 
 
 def _scratch(rng):
-    # One or two long, thin, slightly curved lines: points along an arc of a big circle.
+    # One long, nearly straight line of failed dies across the wafer (two, now and then), as
+    # real scratches are: drawn through a point well inside the wafer so that most of it shows.
     density = np.zeros((MAP_SIZE, MAP_SIZE))
-    for _ in range(1 + (rng.random() < 0.3)):
-        start = rng.uniform(-20, 20, 2)
+    for _ in range(1 + (rng.random() < 0.2)):
+        middle = rng.uniform(-15, 15, 2)
         heading = rng.uniform(-np.pi, np.pi)
-        curvature = rng.uniform(-1, 1) / rng.uniform(15, 60)
-        length = rng.uniform(18, 55)
-        steps = np.arange(0, length, 0.3)
+        curvature = rng.uniform(-1, 1) / rng.uniform(60, 200)
+        half_length = rng.uniform(12, 26)
+        steps = np.arange(-half_length, half_length, 0.3)
         headings = heading + curvature * steps
-        ys = start[0] + np.cumsum(np.sin(headings)) * 0.3 + WAFER_CENTER
-        xs = start[1] + np.cumsum(np.cos(headings)) * 0.3 + WAFER_CENTER
+        ys = middle[0] + np.cumsum(np.sin(headings)) * 0.3 - half_length * np.sin(heading) + WAFER_CENTER
+        xs = middle[1] + np.cumsum(np.cos(headings)) * 0.3 - half_length * np.cos(heading) + WAFER_CENTER
         keep = (ys >= 0) & (ys < MAP_SIZE) & (xs >= 0) & (xs < MAP_SIZE)
-        density[ys[keep].astype(int), xs[keep].astype(int)] = rng.uniform(0.8, 1.0)
+        density[ys[keep].astype(int), xs[keep].astype(int)] = rng.uniform(0.9, 1.0)
     return density, None
 
 
 def _random(rng):
-    # Heavy failures in worm-like blotches all over the wafer: a thresholded smooth field.
-    field = _smooth_noise(rng, rng.integers(3, 6))
-    return field > np.quantile(field, 1 - rng.uniform(0.2, 0.5)), None
+    # Worm-like blotches of failures all over the wafer (a thresholded smooth field), and
+    # nothing between them: real Random maps have no scattered background failures.
+    field = _smooth_noise(rng, rng.integers(2, 5))
+    blotches = field > np.quantile(field, 1 - rng.uniform(0.3, 0.6))
+    return blotches, ~blotches
 
 
 # One drawing function per defect, in the label order of `labels.DEFECT_NAMES`. Each
