@@ -43,6 +43,23 @@ def test_synthetic_background_matches_the_real_maps(real):
     assert ((real.maps > 0) == WAFER).all(axis=(1, 2)).mean() > 0.8
 
 
+def test_background_is_a_count_of_dies_in_real_and_synthetic_maps(real):
+    """Real Scratch maps fail a nearly fixed share of their dies: the 5th-95th percentile spread
+    is 0.9 points where dies failing independently would spread 3; the generator draws a count."""
+    from kd_keras.data import generate_wafer_maps
+    from kd_keras.data.synthetic import WAFER
+
+    scratch = parse_pattern_name("S")
+    synthetic = generate_wafer_maps(3800, seed=0)
+    spreads, medians = [], []
+    for data in (real, synthetic):
+        rates = (data.maps[data.pattern_ids == scratch][:, WAFER] == 2).mean(axis=1)
+        spreads.append(np.quantile(rates, 0.95) - np.quantile(rates, 0.05))
+        medians.append(np.median(rates))
+    assert spreads[0] < 0.012 and spreads[1] < 0.018, spreads  # independent dies: about 0.03
+    assert abs(medians[0] - medians[1]) < 0.005, medians
+
+
 def test_fab_dev_set_loads_with_its_documented_classes_and_grids(real_fab_data_path):
     fab = load_wm811k(real_fab_data_path)
     counts = dict(zip(CLASS_NAMES, np.bincount(fab.classes, minlength=9).tolist()))
