@@ -1,6 +1,6 @@
 """How realistic are the synthetic maps? Train a student on synthetic maps only, test on real ones.
 
-    python -m benchmarks.synthetic_to_real                  # about 8 minutes on 2 cores
+    python -m benchmarks.synthetic_to_real                  # 8-11 minutes on 2 cores
     python -m benchmarks.synthetic_to_real --train-maps 7600 --epochs 12 --real-maps 2000   # a smaller run
 
 The student (Paper 1's Net-1 unless `--student`) learns from the synthetic maps' labels
