@@ -76,15 +76,15 @@ def _donut(rng):
 
 
 def _rim_band(rng):
-    """The rim's dies `depth` deep: 1-2.6 dies, as the real Edge-Ring and Edge-Loc bands are."""
+    """The rim's dies 1.2-2.6 deep, as the real Edge-Ring and Edge-Loc bands are."""
     return WAFER_RADIUS - _RADIUS < rng.uniform(1.2, 2.6)
 
 
 def _rim_gaps(rng, count, width):
-    """Where `count` gaps of `width` radians (or of the widths given) interrupt the rim."""
+    """Where `count` gaps of `width` radians, at random angles, interrupt the rim."""
     gaps = np.zeros((MAP_SIZE, MAP_SIZE), bool)
-    for center, half in zip(rng.uniform(-np.pi, np.pi, count), np.broadcast_to(width, count) / 2):
-        gaps |= _angle_gap(_ANGLE, center) < half
+    for center in rng.uniform(-np.pi, np.pi, count):
+        gaps |= _angle_gap(_ANGLE, center) < width / 2
     return gaps
 
 
