@@ -40,7 +40,7 @@ from tflite.harness import fab_figures
 from tflite.micro import Int8Model
 
 SEED = 0
-RECIPE = {"loss": "hinton", "temperature": 4.0, "teacher_views": 8, "augment": True, "batch_size": 128}
+RECIPE = {"loss": "hinton", "temperature": 4.0, "teacher_views": 8, "augment": True, "batch_size": 128, "lr": 3e-3}
 
 
 class FabStudent(NamedTuple):

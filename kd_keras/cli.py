@@ -52,8 +52,9 @@ def add_debug_argument(parser):
     parser.add_argument("--debug", action="store_true", help="on an error, show its traceback")
 
 
-def add_common_arguments(parser, defaults):
-    """The data and training arguments of a training command; `defaults`: its `kd_keras.jobs` job."""
+def add_common_arguments(parser, defaults, lr_default=None):
+    """The data and training arguments of a training command; `defaults`: its `kd_keras.jobs` job
+    (`lr_default`: what --lr's help names as its default, where that is not `defaults.lr`)."""
     data = parser.add_argument_group("data")
     data.add_argument("--data", type=Path, default=None,
                       help="wafer maps: a MixedWM38-layout .npz (e.g. Wafer_Map_Datasets.npz) or a WM-811K-layout "
@@ -71,7 +72,7 @@ def add_common_arguments(parser, defaults):
     training.add_argument("--batch-size", type=positive_int, default=defaults.batch_size,
                           help=f"default {defaults.batch_size}")
     training.add_argument("--lr", type=float, default=defaults.lr,
-                          help=f"peak learning rate, cosine-decayed to 0 (default {defaults.lr})")
+                          help=f"peak learning rate, cosine-decayed to 0 (default {lr_default or defaults.lr})")
     training.add_argument("--patience", type=positive_int, default=defaults.patience,
                           help="stop after this many epochs without a better validation exact match "
                                f"(default {defaults.patience})")

@@ -79,7 +79,9 @@ def build_parser():
     parser.add_argument("--convert", action=argparse.BooleanOptionalAction, default=True,
                         help="convert each student to int8 for the budget it fits, into <run>/models/<student>, "
                              "and measure it in TFLite Micro (default: --convert)")
-    add_common_arguments(parser, DEFAULT)
+    add_common_arguments(parser, DEFAULT, lr_default=", ".join(
+        f"{task.student_lr} with --task {name}" for name, task in TASKS.items()))
+    parser.set_defaults(lr=None)  # each task's own `student_lr` (kd_keras.tasks)
     return parser
 
 

@@ -98,7 +98,8 @@ def test_jobs_record_what_their_result_depends_on():
     job = DistillJob(synthetic_maps=380, student=("net2",))
     arguments = job.arguments()
     assert arguments["student"] == ("net2",) and "out" not in arguments and "resume" not in arguments
-    assert TeacherJob().arguments()["lr"] == 2e-3 and DistillJob().arguments()["lr"] == 3e-3
+    assert TeacherJob().arguments()["lr"] == 2e-3 and DistillJob().arguments()["lr"] == 1e-2
+    assert DistillJob(task="segclass").arguments()["lr"] == 3e-3 and DistillJob(lr=0.5).lr == 0.5
     with pytest.raises(ValueError, match="--resume needs the --out directory"):
         DistillJob(resume=True)
 

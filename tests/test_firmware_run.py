@@ -24,16 +24,17 @@ from tflite.firmware import Firmware, FirmwareError
 
 TIER = "firmware"  # tests marked with no tier of their own (conftest.py)
 SHIPPED = sorted(p for p in (REPO / "models").iterdir() if p.is_dir())
-# Maps replayed per target and kernel set. TFLite Micro's reference kernels execute 16 to 29 times
-# more instructions than CMSIS-NN's (benchmarks/results/firmware_footprint.md; kd-248kb 1.9G an
-# inference), so 200 maps of every model would keep the emulated board busy for about half an hour;
-# it replays 20 there. The host build runs the same reference kernels' C++ on 200.
-REPLAYED_MAPS = {("host", "reference"): 200, ("cortex-m", "reference"): 20, ("cortex-m", "cmsis_nn"): 200}
+# Maps replayed per target and kernel set. Every map runs every op of the model, so a few dozen
+# maps (times each model's views) compare as many kernel paths as 200 did; the replays were most of
+# the suite's time on CI's 2 cores (200 and 20 maps: 2-2.5 minutes a 248 KB model). TFLite Micro's
+# reference kernels execute 16 to 29 times more instructions than CMSIS-NN's
+# (benchmarks/results/firmware_footprint.md; kd-248kb 1.9G an inference): the emulated board runs 5.
+REPLAYED_MAPS = {("host", "reference"): 50, ("cortex-m", "reference"): 5, ("cortex-m", "cmsis_nn"): 50}
 
 
 @pytest.fixture(scope="module")
 def maps():
-    """200 real dev-set maps where the dev set is here, else 200 synthetic ones."""
+    """The maps of the largest replay: real dev-set maps where the dev set is here, else synthetic ones."""
     count = max(REPLAYED_MAPS.values())
     data = load_mixedwm38(REAL_DATA) if REAL_DATA.is_file() else generate_wafer_maps(count, seed=1)
     chosen = np.random.default_rng(0).choice(len(data.maps), count, replace=False)
