@@ -1,13 +1,13 @@
 """How realistic are the synthetic maps? Train a student on synthetic maps only, test on real ones.
 
-    python -m benchmarks.synthetic_to_real                  # 8-11 minutes on 2 cores
+    python -m benchmarks.synthetic_to_real                  # 8-9 minutes on 2 cores
     python -m benchmarks.synthetic_to_real --train-maps 7600 --epochs 12 --real-maps 2000   # a smaller run
 
 The student (Paper 1's Net-1 unless `--student`) learns from the synthetic maps' labels
 alone. Reads `../shared/data/mixedwm38_dev.npz` (or `--data`) and writes
 `benchmarks/results/synthetic_to_real.json`: exact-match accuracy on the real maps (all 8
-defect flags right) against chance, per-defect recall and precision, and per pattern the
-accuracy and the reading most of its misread maps got.
+defect flags right) against chance and on held-out synthetic maps, per-defect recall and
+precision, and per pattern the accuracy and the reading most of its misread maps got.
 """
 
 import argparse
@@ -44,6 +44,9 @@ def main(argv=None):
     parser.add_argument("--real-maps", type=int, default=0, help="real maps to test on (0: all)")
     parser.add_argument("--student", default="net1", choices=student_names(), help="the student to train")
     parser.add_argument("--epochs", type=int, default=30)
+    # At 2e-3 Net-1 read only 69% of held-out synthetic maps (Scratch recall 69%), so the real
+    # figure (63.54%) measured the training as much as the maps; at 1e-2 it reads 94% of them.
+    parser.add_argument("--lr", type=float, default=1e-2, help="peak learning rate, cosine-decayed to 0")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "synthetic_to_real.json")
     args = parser.parse_args(argv)
@@ -60,7 +63,7 @@ def main(argv=None):
     # Decaying to zero lets the final epochs settle instead of ending on a noisy step.
     steps = args.epochs * -(-len(train) // 128)
     model.compile(
-        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(2e-3, steps)),
+        optimizer=keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(args.lr, steps)),
         loss=keras.losses.BinaryCrossentropy(from_logits=True),
         metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="hamming_accuracy")],
     )
@@ -70,6 +73,9 @@ def main(argv=None):
         epochs=args.epochs, verbose=2,
     )
 
+    # The same model on held-out synthetic maps: what it can read at all, so that the gap to the
+    # real figure is what the maps lack, not what the training does.
+    synthetic_exact = maps_read_right(predict(model, val.maps) > 0, val.labels).mean()
     predicted = (predict(model, real.maps) > 0).astype(np.uint8)
     correct = maps_read_right(predicted, real.labels)
     ids = real.pattern_ids
@@ -79,10 +85,13 @@ def main(argv=None):
         "student": args.student,
         "train_maps_synthetic": args.train_maps,
         "epochs": args.epochs,
+        "learning_rate": args.lr,
         "seed": args.seed,
         "real_maps": len(real),
         "real_data": repo_relative(args.data),
         "exact_match_accuracy": float(correct.mean()),
+        "synthetic_exact_match": float(synthetic_exact),
+        "synthetic_maps_held_out": len(val),
         "chance_exact_match": float(counts.max() / len(real)),
         "per_defect_recall": {
             name: float(predicted[real.labels[:, k] == 1, k].mean()) for k, name in enumerate(DEFECT_NAMES)
