@@ -15,6 +15,8 @@ def test_cnn_trained_on_synthetic_maps_classifies_real_maps_above_chance(real_da
     main(["--data", str(real_data_path), "--train-maps", "7600", "--epochs", "12", "--real-maps", "2000",
           "--out", str(out)])
     results = json.loads(out.read_text())
-    assert results["real_maps"] == 2000
-    assert results["exact_match_accuracy"] > 3 * results["chance_exact_match"], results
+    assert results["real_maps"] == 2000 and results["synthetic_maps_held_out"] == 760
+    # Measured: 57.65% of the real maps and 68.42% of the held-out synthetic ones (chance 3.45%).
+    assert results["exact_match_accuracy"] > 10 * results["chance_exact_match"], results
+    assert results["synthetic_exact_match"] > 0.35, results
     assert len(results["per_pattern_accuracy"]) == 38
