@@ -70,7 +70,7 @@ class ClassifyTask(Task):
     views = VIEWS
     default_students = ("net1", "net2")
     # The first run's net1 read 69% of its synthetic test maps at 1e-2, 37% at 3e-3 (30 epochs, a
-    # 94% teacher; benchmarks/first_run): at 3e-3 these small students had not left the climb.
+    # 94% teacher; README, "The main job"): at 3e-3 these small students had not left the climb.
     student_lr = 1e-2
     decodings = ("threshold", "nearest")
     card_figures = {"exact_match": ("threshold", "exact_match"), "exact_match_nearest": ("nearest", "exact_match")}
