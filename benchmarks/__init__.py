@@ -4,7 +4,7 @@ library: `python -m benchmarks.<name>` from the repository root (`--help` for ea
 - `best_per_budget`: our best int8 model per flash budget, and Paper 1's open questions;
 - `paper1_mixedwm38`: Paper 1 reproduced; `segclass_mixedwm38`: Paper 2 reproduced;
 - `teacher_ceiling`: how high a teacher goes on this data; `synthetic_to_real`: how realistic
-  the synthetic maps are;
+  the synthetic maps are (MixedWM38-like, and WM-811K-like with `--like wm811k`);
 - `firmware_footprint`: the whole firmware image per model; `wm811k_cross_domain`: how models
   trained on one source read the other (real WM-811K fab maps, MixedWM38);
 - `first_run`: the main job with no arguments in a clean clone, timed, as a new user runs it.

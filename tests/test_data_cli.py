@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kd_keras.data import __main__ as data_cli
-from kd_keras.data import load_mixedwm38
+from kd_keras.data import load_mixedwm38, load_wm811k
 
 TIER = "unit"  # tests marked with no tier of their own (conftest.py)
 
@@ -27,7 +27,7 @@ def test_synth_then_inspect_then_show(run_cli, tmp_path):
     out = tmp_path / "synthetic.npz"
     result = run_cli("synth", "--n", 76, "--seed", 2, "--out", out)
     assert result.returncode == 0, result.stderr
-    assert "wrote 76 synthetic maps (seed 2)" in result.stdout
+    assert "wrote 76 synthetic maps (seed 2, mixedwm38 layout)" in result.stdout
     data = load_mixedwm38(out)
     assert len(data) == 76 and np.bincount(data.pattern_ids).tolist() == [2] * 38
 
@@ -54,6 +54,25 @@ def png_size(path):
     """(width, height) of a PNG, from its header."""
     header = path.read_bytes()[16:24]
     return int.from_bytes(header[:4], "big"), int.from_bytes(header[4:], "big")
+
+
+def test_synth_wm811k_layout_then_inspect_then_show_beside_synthetic(run_cli, tmp_path):
+    out = tmp_path / "fab.npz"
+    result = run_cli("synth", "--layout", "wm811k", "--n", 27, "--seed", 1, "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "wrote 27 synthetic maps (seed 1, wm811k layout)" in result.stdout
+    fab = load_wm811k(out)
+    assert np.bincount(fab.classes).tolist() == [3] * 9 and len(np.unique(fab.shapes, axis=0)) > 5
+
+    result = run_cli("inspect", out)
+    assert result.returncode == 0, result.stderr
+    assert "maps: 27 in" in result.stdout and "none" in result.stdout
+
+    grid, both = tmp_path / "grid.png", tmp_path / "both.png"
+    assert run_cli("show", out, "--out", grid, "--per-pattern", 2).returncode == 0
+    result = run_cli("show", out, "--out", both, "--per-pattern", 2, "--beside-synthetic")
+    assert result.returncode == 0, result.stderr
+    assert png_size(both)[0] == png_size(grid)[0] and png_size(both)[1] > png_size(grid)[1]
 
 
 def test_synth_is_deterministic(run_cli, tmp_path):

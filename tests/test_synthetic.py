@@ -2,7 +2,10 @@ import numpy as np
 import pytest
 
 from kd_keras.data import PATTERNS, draw_wafer_map, generate_wafer_maps, parse_pattern_name
-from kd_keras.data.synthetic import DEFECT_BACKGROUND, WAFER
+from kd_keras.data.synthetic import (
+    DEFECT_BACKGROUND, MIXEDWM38_GRID, MIXEDWM38_LOOK, WAFER, _scratch, draw_fab_map, fab_grid, generate_fab_maps,
+)
+from kd_keras.data.wm811k import CLASS_NAMES
 
 TIER = "unit"  # tests marked with no tier of their own (conftest.py)
 
@@ -87,3 +90,44 @@ def test_mixtures_overlay_their_components():
     mixture = maps_of("C+ER")
     assert failure_rate(mixture, RADIUS < 2.5) > 0.85
     assert failure_rate(mixture, WAFER & (RADIUS > 24.5)) > 0.7
+
+
+def fab_maps_of(class_name, count=60, seed=0):
+    rng = np.random.default_rng(seed)
+    return [draw_fab_map(CLASS_NAMES.index(class_name), rng) for _ in range(count)]
+
+
+def test_fab_maps_come_in_many_grids_each_class_as_often():
+    fab = generate_fab_maps(180, seed=0)
+    assert np.bincount(fab.classes).tolist() == [20] * 9
+    assert np.array_equal(fab.pixels, generate_fab_maps(180, seed=0).pixels)
+    rows, cols = fab.shapes.T
+    assert len(np.unique(fab.shapes, axis=0)) > 50 and rows.min() >= 17 and rows.max() <= 104
+    assert 24 <= np.median(rows) <= 30  # as WM-811K's: most maps are small grids
+    assert np.abs(np.log(rows / cols)).max() > 0.05  # some wafers are not square in dies
+    for wafer_map in fab.maps():
+        fill = (wafer_map > 0).mean()
+        assert 0.7 < fill < 0.8 and set(np.unique(wafer_map)) <= {0, 1, 2}  # the wafer fills its grid
+
+
+def test_fab_patterns_sit_where_they_do_on_any_grid():
+    def rate(maps, where):  # failure rate of the dies where `where(radius as a share of the wafer's)`
+        return np.mean([(m[where(fab_grid(*m.shape).radius / 25.6) & (m > 0)] == 2).mean() for m in maps])
+
+    center, ring, none = fab_maps_of("Center"), fab_maps_of("Edge-Ring"), fab_maps_of("none")
+    assert rate(center, lambda r: r < 0.08) > 0.65 > 0.3 > rate(ring, lambda r: r < 0.08)  # sparser than MixedWM38
+    assert rate(ring, lambda r: r > 0.95) > 0.6 > 0.3 > rate(center, lambda r: r > 0.95)
+    assert 0.1 < rate(none, lambda r: r <= 1) < 0.2  # WM-811K's none maps fail 15% of their dies (median)
+    assert rate(fab_maps_of("Near-full"), lambda r: r <= 1) > 0.7
+    # As on WM-811K's none maps, the outermost dies fail 2-3 times as often as the others.
+    outermost = np.mean([(m[fab_grid(*m.shape).outermost] == 2).mean() for m in none])
+    assert 1.8 < outermost / rate(none, lambda r: r < 0.9) < 3.5
+
+
+def test_scratches_are_one_die_thin_lines_as_long_on_every_grid():
+    # A scratch runs 26-42 units (34 on average) in from the rim: about that many dies of this
+    # grid in a line one die thin (twice as many if it were two dies thick).
+    for grid in (fab_grid(25, 25), MIXEDWM38_GRID, fab_grid(70, 70)):
+        rng = np.random.default_rng(0)
+        dies = np.median([(_scratch(rng, grid, MIXEDWM38_LOOK)[0] > 0).sum() for _ in range(100)])
+        assert 0.8 < dies / (34 * min(grid.scale)) < 1.4, (grid.shape, dies)

@@ -26,5 +26,5 @@ from kd_keras.data.resize import DEFAULT_RESIZE, RESIZE_METHODS, resize_map, res
 from kd_keras.data.splits import (
     DEFAULT_FRACTIONS, DEFAULT_SYNTHETIC_MAPS, Split, load_splits, split_data, stratified_split,
 )
-from kd_keras.data.synthetic import draw_wafer_map, generate_wafer_maps
+from kd_keras.data.synthetic import draw_fab_map, draw_wafer_map, generate_fab_maps, generate_wafer_maps
 from kd_keras.data.wm811k import CLASS_NAMES, FabMaps, describe_wm811k, load_wm811k, save_wm811k

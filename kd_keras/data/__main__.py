@@ -3,8 +3,10 @@ the WM-811K one (maps of any die grid, one class each; told apart by their keys)
 
     python -m kd_keras.data inspect FILE.npz
     python -m kd_keras.data synth --n 3800 --seed 0 --out synthetic.npz
+    python -m kd_keras.data synth --layout wm811k --n 9000 --out fab.npz   # WM-811K-like: many grids
     python -m kd_keras.data show FILE.npz --out grid.png [--resize max]
-    python -m kd_keras.data show FILE.npz --out compare.png --beside-synthetic   # real beside synthetic
+    python -m kd_keras.data show FILE.npz --out compare.png --beside-synthetic   # real beside synthetic maps
+                                                                                 # of the file's layout
     python -m kd_keras.data import-lswmd LSWMD.pkl --trust-pickle --out wm811k.npz   # needs pandas
 """
 
@@ -18,8 +20,8 @@ from kd_keras.data.layouts import file_layout, load_wafer_maps
 from kd_keras.data.lswmd import import_lswmd
 from kd_keras.data.mixedwm38 import describe, load_mixedwm38, save_mixedwm38
 from kd_keras.data.resize import DEFAULT_RESIZE, RESIZE_METHODS
-from kd_keras.data.synthetic import generate_wafer_maps
-from kd_keras.data.wm811k import describe_wm811k, load_wm811k
+from kd_keras.data.synthetic import generate_fab_maps, generate_wafer_maps
+from kd_keras.data.wm811k import CLASS_NAMES, describe_wm811k, load_wm811k, save_wm811k
 from kd_keras.plots import plot_pattern_grid
 
 
@@ -29,18 +31,24 @@ def _inspect(args):
 
 
 def _synth(args):
-    data = generate_wafer_maps(args.n, seed=args.seed)
-    save_mixedwm38(args.out, data.maps, data.labels)
-    print(f"wrote {args.n} synthetic maps (seed {args.seed}) to {args.out}")
+    if args.layout == "wm811k":
+        fab = generate_fab_maps(args.n, seed=args.seed)
+        save_wm811k(args.out, fab.maps(), fab.classes)
+    else:
+        data = generate_wafer_maps(args.n, seed=args.seed)
+        save_mixedwm38(args.out, data.maps, data.labels)
+    print(f"wrote {args.n} synthetic maps (seed {args.seed}, {args.layout} layout) to {args.out}")
 
 
 def _show(args):
     data = load_wafer_maps(args.file, args.resize)
-    resized = f", resized to 52x52 by {args.resize}" if file_layout(args.file) == "wm811k" else ""
+    fab = file_layout(args.file) == "wm811k"
+    resized = f", resized to 52x52 by {args.resize}" if fab else ""
     title = f"{Path(args.file).name}: {len(data)} maps{resized} (red: failed dies)"
     beside = None
     if args.beside_synthetic:
-        synthetic = generate_wafer_maps(NUM_PATTERNS * args.per_pattern, seed=args.seed)
+        synthetic = (generate_fab_maps(len(CLASS_NAMES) * args.per_pattern, seed=args.seed).resized(args.resize)
+                     if fab else generate_wafer_maps(NUM_PATTERNS * args.per_pattern, seed=args.seed))
         beside = (synthetic.maps, synthetic.pattern_ids)
         title = f"{Path(args.file).name} (left of each pattern) and synthetic maps (right){resized}"
     plot_pattern_grid(data.maps, data.pattern_ids, args.out, args.per_pattern, seed=args.seed, title=title,
@@ -62,9 +70,12 @@ def build_parser():
     inspect.add_argument("file")
     inspect.set_defaults(run=_inspect)
 
-    synth = commands.add_parser("synth", help="write synthetic wafer maps in the MixedWM38 layout")
+    synth = commands.add_parser("synth", help="write synthetic wafer maps, MixedWM38-like or WM-811K-like")
     synth.add_argument("--n", type=positive_int, default=3800, help="number of maps (default 3800)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.add_argument("--layout", choices=("mixedwm38", "wm811k"), default="mixedwm38",
+                       help="mixedwm38: 52x52 maps of the 38 patterns (default); wm811k: maps of many die "
+                            "grids, one of WM-811K's 9 classes each")
     synth.add_argument("--out", required=True, help="output .npz path")
     synth.set_defaults(run=_synth)
 
