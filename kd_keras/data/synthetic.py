@@ -287,7 +287,7 @@ FAB_GRID_ASPECT = (0.87, 1.15)
 # Background: the larger a die, the more often it fails. Real `none` maps fail 16.5% of their dies
 # (median; 10.5-22%, 10th-90th percentile) on grids under 30 dies across, 7.7% on grids 30-44 and
 # 4.5% on larger ones: the rate is drawn for a grid 27 across and scaled by the die's area to the
-# power 0.75 (less than in proportion, as clustered defects do). Wafers with a defect fail fewer
+# power 0.75 (fitted: less than in proportion to the area). Wafers with a defect fail fewer
 # around it (real Scratch maps: 5% of their dies away from the scratch).
 FAB_BACKGROUND_SIDE = 27
 FAB_BACKGROUND_AREA_POWER = 0.75
