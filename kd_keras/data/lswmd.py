@@ -49,8 +49,7 @@ def fab_maps_from_rows(rows, source="LSWMD.pkl"):
         classes.append(CLASS_NAMES.index(name))
     if not maps:
         raise ToolkitError(f"{source}: no labelled maps")
-    return FabMaps(np.concatenate([m.ravel() for m in maps]), np.array([m.shape for m in maps], np.int64),
-                   np.array(classes, np.int64), source=source), unlabelled
+    return FabMaps.from_maps(maps, classes, source=source), unlabelled
 
 
 def load_lswmd(path, trust_pickle=False):

@@ -333,5 +333,4 @@ def generate_fab_maps(num_maps, seed=0):
     rng = np.random.default_rng(seed)
     classes = rng.permutation(np.arange(num_maps) % len(CLASS_NAMES))
     maps = [draw_fab_map(index, rng) for index in classes]
-    return FabMaps(np.concatenate([m.ravel() for m in maps]), np.array([m.shape for m in maps], np.int64), classes,
-                   source=f"synthetic WM-811K-like (n={num_maps}, seed={seed})")
+    return FabMaps.from_maps(maps, classes, source=f"synthetic WM-811K-like (n={num_maps}, seed={seed})")

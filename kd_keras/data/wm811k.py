@@ -82,6 +82,12 @@ class FabMaps:
         if int(self.shapes.prod(axis=1).sum()) != len(self.pixels):
             raise ValueError("the shapes do not add up to the number of pixels")
 
+    @classmethod
+    def from_maps(cls, maps, classes, source=""):
+        """Pack (rows, columns) die maps and their class indices into one `FabMaps`."""
+        return cls(np.concatenate([np.asarray(m, np.uint8).ravel() for m in maps]),
+                   np.array([np.shape(m) for m in maps], np.int64), np.asarray(classes, np.int64), source)
+
     def __len__(self):
         return len(self.classes)
 
@@ -140,12 +146,12 @@ def load_wm811k(path):
 def save_wm811k(path, maps, classes):
     """Write die maps of any grids and their classes (names or indices into `CLASS_NAMES`)."""
     classes = np.array([CLASS_NAMES.index(c) if isinstance(c, str) else int(c) for c in classes], np.int16)
-    maps = [np.asarray(m, np.uint8) for m in maps]
+    maps = list(maps)
     if len(maps) != len(classes) or not maps:
         raise ValueError(f"need one class per map and at least one map, got {len(maps)} and {len(classes)}")
+    fab = FabMaps.from_maps(maps, classes)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez_compressed(f, **{PIXELS_KEY: np.concatenate([m.ravel() for m in maps]),
-                                  SHAPES_KEY: np.array([m.shape for m in maps], np.int32),
+        np.savez_compressed(f, **{PIXELS_KEY: fab.pixels, SHAPES_KEY: fab.shapes.astype(np.int32),
                                   LABEL_KEY: classes, LABEL_NAMES_KEY: np.array(CLASS_NAMES)})
 
 
