@@ -69,7 +69,7 @@ class DieGrid:
     def shape(self):
         return self.radius.shape
 
-    @property
+    @functools.cached_property  # the grid is cached per shape; its maps need this once
     def outermost(self):
         """The wafer's dies next to an off-wafer die or the grid's border (4-neighbours)."""
         inside = np.pad(self.wafer, 1)
@@ -148,8 +148,8 @@ def _center(rng, grid, look):
 
 
 def _donut(rng, grid, look):
-    # A clean hole in a ring that is solid next to the hole and thins out outwards in
-    # ragged spokes (how far it reaches changes with the angle, as on real donuts).
+    # A hole (MixedWM38's kept clean) in a ring that is solid next to the hole and thins out
+    # outwards in ragged spokes (how far it reaches changes with the angle, as on real donuts).
     cy, cx = rng.normal(0, 1.2, 2)
     distance = np.hypot(grid.dy - cy, grid.dx - cx)
     inner = rng.uniform(*look.donut_hole)
@@ -189,8 +189,9 @@ def _edge_loc(rng, grid, look):
 
 
 def _loc(rng, grid, look):
-    # A dense elliptical cluster in the outer half of the wafer (real Loc clusters peak 15-22
-    # dies out), often touching the rim; never at the middle, where it would read as Center.
+    # An elliptical cluster; MixedWM38's are dense and in the outer half of the wafer (real Loc
+    # clusters peak 15-22 dies out), often touching the rim, never at the middle, where they
+    # would read as Center.
     distance, angle = rng.uniform(*look.loc_distance), rng.uniform(-np.pi, np.pi)
     cy, cx = distance * np.sin(angle), distance * np.cos(angle)
     a, b = rng.uniform(3.0, 9.0), rng.uniform(2.5, 6.0)
@@ -213,8 +214,9 @@ def _near_full(rng, grid, look):
 
 
 def _scratch(rng, grid, look):
-    # A thin curved line running in from the rim, as real scratches are: 97% touch the rim,
-    # the longest run of failed dies spans 27-39 dies and adds 23-37 to the background's.
+    # A thin curved line running inwards from the rim, as MixedWM38's scratches are (97% touch the
+    # rim, the longest run of failed dies spans 27-39 dies and adds 23-37 to the background's), or
+    # from `look.scratch_start` units out.
     rim_angle, slant = rng.uniform(-np.pi, np.pi), rng.choice([-1, 1]) * rng.uniform(0.3, 0.8)
     heading = rim_angle + np.pi + slant  # inwards, at a slant, bending round as the rim does
     headings = heading + np.sign(slant) / rng.uniform(30, 70) * np.arange(0, rng.uniform(26, 42), 0.3)
