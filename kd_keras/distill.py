@@ -68,9 +68,10 @@ def build_parser():
                     help="for --loss hinton and --task segclass (default 4)")
     kd.add_argument("--kd-weight", type=float, default=None,
                     help="for --loss mixed: weight w of the distillation term (default 0.5)")
-    kd.add_argument("--teacher-views", type=int, choices=VIEWS, default=DEFAULT.teacher_views,
+    kd.add_argument("--teacher-views", type=int, choices=VIEWS, default=None,
                     help="8: the teacher's logits are its mean over the 8 rotations/flips of each map "
-                         "(rotation-invariant, more accurate; cached, and reused for --augment) (default 1)")
+                         "(rotation-invariant, more accurate; cached, and reused for --augment) (default: "
+                         + ", ".join(f"{task.teacher_views} with --task {name}" for name, task in TASKS.items()) + ")")
     segclass = parser.add_argument_group("--task segclass")
     terms = (("--a-cls", DEFAULT.a_cls, "pattern KD term"), ("--a-seg", DEFAULT.a_seg, "mask KD term"),
              ("--a-feat", DEFAULT.a_feat, "feature term"))

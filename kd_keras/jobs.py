@@ -119,7 +119,7 @@ class DistillJob(Job):
     beta: float = 0.5
     temperature: float = 4.0
     kd_weight: float | None = None
-    teacher_views: int = 1
+    teacher_views: int | None = None  # None: the task's `teacher_views`
     a_cls: float = 0.7
     a_seg: float = 0.5
     a_feat: float = 0.3
@@ -138,6 +138,8 @@ class DistillJob(Job):
         object.__setattr__(self, "student", students)
         if self.lr is None:
             object.__setattr__(self, "lr", task.student_lr)
+        if self.teacher_views is None:
+            object.__setattr__(self, "teacher_views", task.teacher_views)
         if self.out is None:
             object.__setattr__(self, "out", Path("runs") / datetime.datetime.now().strftime("distill-%Y%m%d-%H%M%S"))
         if self.teacher_dir is None:

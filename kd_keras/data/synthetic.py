@@ -117,12 +117,18 @@ class Look:
 
     center_radius: tuple = (1.5, 8.0)
     center_density: tuple = (0.92, 1.0)
-    donut_hole: tuple = (2.0, 7.5)
+    donut_offset: float = 2.0  # standard deviation of its middle's distance from the wafer's, per axis
+    donut_hole: tuple = (2.5, 9.0)
+    donut_solid: tuple = (1.5, 4.5)  # how wide its solid part is
+    donut_density: tuple = (0.8, 1.0)
     donut_hole_clean: bool = True
     edge_loc_depth: tuple = (1.2, 2.6)
     edge_loc_gap: tuple = (0.25, 0.8)  # the widest gap in its band, as a share of the circle
-    loc_distance: tuple = (12.0, 23.0)
-    loc_density: tuple = (0.85, 1.0)
+    loc_distance: tuple = (16.5, 21.5)
+    loc_density: tuple = (0.8, 0.95)
+    loc_along: tuple = (4.0, 11.0)  # the cluster's half-axis along its tilt
+    loc_across: tuple = (3.0, 5.5)
+    loc_tilt_spread: float | None = 0.35  # radians about the circle's direction; None: any tilt
     scratch_start: tuple | None = None  # how far out a scratch starts; None: at the rim
     scratch_density: tuple = (0.95, 1.0)
 
@@ -133,9 +139,11 @@ MIXEDWM38_LOOK = Look()
 # background failures in the hole, Edge-Loc is a short deep arc (failures rise from 0.7 of the
 # radius outwards), Loc clusters are sparser and lie anywhere, and scratches may start inside the
 # wafer and have gaps.
-WM811K_LOOK = Look(center_radius=(3.0, 11.0), center_density=(0.6, 0.95), donut_hole=(5.0, 10.0),
+WM811K_LOOK = Look(center_radius=(3.0, 11.0), center_density=(0.6, 0.95), donut_offset=1.2,
+                   donut_hole=(5.0, 10.0), donut_solid=(2.5, 6.0), donut_density=(0.9, 1.0),
                    donut_hole_clean=False, edge_loc_depth=(2.0, 7.0), edge_loc_gap=(0.65, 0.92),
-                   loc_distance=(4.0, 23.0), loc_density=(0.45, 0.9), scratch_start=(8.0, 25.1),
+                   loc_distance=(4.0, 23.0), loc_density=(0.45, 0.9), loc_along=(3.0, 9.0),
+                   loc_across=(2.5, 6.0), loc_tilt_spread=None, scratch_start=(8.0, 25.1),
                    scratch_density=(0.7, 1.0))
 
 
@@ -150,15 +158,19 @@ def _center(rng, grid, look):
 def _donut(rng, grid, look):
     # A hole (MixedWM38's kept clean) in a ring that is solid next to the hole and thins out
     # outwards in ragged spokes (how far it reaches changes with the angle, as on real donuts).
-    cy, cx = rng.normal(0, 1.2, 2)
+    # Fitted to MixedWM38's single-defect donuts, around their failures' centroid (median, 5th-95th
+    # percentile; synthetic in brackets): the densest ring of dies fails 90%, 58-100% (85%, 59-97%)
+    # at 7.5 dies out, 0-10.5 (7.5, 4.5-10.5), 1.6 dies off the middle (1.1). Rings any denser or
+    # thinner read as a Center with a hole, and real donuts as Donut + Loc.
+    cy, cx = rng.normal(0, look.donut_offset, 2)
     distance = np.hypot(grid.dy - cy, grid.dx - cx)
     inner = rng.uniform(*look.donut_hole)
-    solid = rng.uniform(2.5, 6.0)
+    solid = rng.uniform(*look.donut_solid)
     spokes = rng.uniform(0.3, 1.4, rng.integers(12, 30))
     angle = np.arctan2(grid.dy - cy, grid.dx - cx)
     fade = rng.uniform(3.0, 7.0) * spokes[((angle + np.pi) / (2 * np.pi) * len(spokes)).astype(int) % len(spokes)]
     ring = np.clip(1 - (distance - inner - solid) / fade, 0, 1) * (distance >= inner)
-    return ring * rng.uniform(0.9, 1.0), (distance < inner - 0.5) if look.donut_hole_clean else None
+    return ring * rng.uniform(*look.donut_density), (distance < inner - 0.5) if look.donut_hole_clean else None
 
 
 def _rim_band(rng, grid, depth=(1.2, 2.6)):
@@ -189,13 +201,17 @@ def _edge_loc(rng, grid, look):
 
 
 def _loc(rng, grid, look):
-    # An elliptical cluster; MixedWM38's are dense and in the outer half of the wafer (real Loc
-    # clusters peak 15-22 dies out), often touching the rim, never at the middle, where they
-    # would read as Center.
+    # An elliptical cluster; MixedWM38's lie along the circle, never at the middle, where they
+    # would read as Center. Fitted to its single-defect Loc maps' densest cluster (median, 5th-95th
+    # percentile; synthetic in brackets): 114 dies, 32-207 (104, 54-175), 18.8 dies out, 17.4-20.3
+    # (18.9, 16.5-21.0), 1.7 times as long as wide (1.7), its long axis mostly along the circle.
+    # Clusters placed and turned at random read real ones as Loc + Scratch.
     distance, angle = rng.uniform(*look.loc_distance), rng.uniform(-np.pi, np.pi)
     cy, cx = distance * np.sin(angle), distance * np.cos(angle)
-    a, b = rng.uniform(3.0, 9.0), rng.uniform(2.5, 6.0)
-    tilt = rng.uniform(0, np.pi)
+    a, b = rng.uniform(*look.loc_along), rng.uniform(*look.loc_across)
+    along_the_circle = angle + np.pi / 2
+    tilt = (rng.uniform(0, np.pi) if look.loc_tilt_spread is None
+            else along_the_circle + rng.normal(0, look.loc_tilt_spread))
     u = (grid.dx - cx) * np.cos(tilt) + (grid.dy - cy) * np.sin(tilt)
     v = -(grid.dx - cx) * np.sin(tilt) + (grid.dy - cy) * np.cos(tilt)
     reach = (u / a) ** 2 + (v / b) ** 2
