@@ -60,7 +60,6 @@ def test_background_is_a_count_of_dies_in_real_and_synthetic_maps(real):
     assert abs(medians[0] - medians[1]) < 0.005, medians
 
 
-
 def donut_rings(data):
     """(density, radius) of the densest ring of dies (1.5 dies wide) around each single-defect
     donut's failures near the middle: where its ring is, and how solid."""
@@ -109,6 +108,7 @@ def test_synthetic_loc_clusters_match_the_real_ones(real):
     real_clusters, synthetic_clusters = loc_clusters(real), loc_clusters(generate_wafer_maps(3800, seed=5))
     assert abs(np.median(real_clusters[:, 0]) - np.median(synthetic_clusters[:, 0])) < 1.0
     assert np.median(real_clusters[:, 1]) < 0.35 and np.median(synthetic_clusters[:, 1]) < 0.35
+
 
 def test_fab_dev_set_loads_with_its_documented_classes_and_grids(real_fab_data_path):
     fab = load_wm811k(real_fab_data_path)

@@ -159,7 +159,7 @@ def _donut(rng, grid, look):
     # A hole (MixedWM38's kept clean) in a ring that is solid next to the hole and thins out
     # outwards in ragged spokes (how far it reaches changes with the angle, as on real donuts).
     # Fitted to MixedWM38's single-defect donuts, around their failures' centroid (median, 5th-95th
-    # percentile; synthetic in brackets): the densest ring of dies fails 90%, 58-100% (85%, 59-97%)
+    # percentile; synthetic in brackets): the densest ring of dies fails 90%, 58-100% (86%, 59-97%)
     # at 7.5 dies out, 0-10.5 (7.5, 4.5-10.5), 1.6 dies off the middle (1.1). Rings any denser or
     # thinner read as a Center with a hole, and real donuts as Donut + Loc.
     cy, cx = rng.normal(0, look.donut_offset, 2)
