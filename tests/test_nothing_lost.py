@@ -456,7 +456,7 @@ def test_overwrite_starts_again_without_stale_students(teacher, finished_run):
     assert distill.main(args) == 0
     assert not (finished_run / "net1").exists()
     assert set(json.loads((finished_run / "metrics.json").read_text())["models"]) == {
-        "teacher (stand_in_teacher)", "net2"}
+        "teacher (stand_in_teacher, mean of 8 views)", "net2"}
 
 
 def test_an_output_folder_that_holds_no_run_is_refused(teacher, tmp_path, capsys):
