@@ -109,19 +109,20 @@ def teacher_logits(stand_in_teacher, parts, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def trained_student(parts, tmp_path_factory):
-    """Net-1 trained on the labels for 20 epochs, saved, and converted to int8 for the 248 KB
+    """Net-1 trained on the labels for 30 epochs, saved, and converted to int8 for the 248 KB
     budget: (model, its directory, the `ModelCard`); the int8 model is in `directory / "out"`.
 
-    At a peak learning rate of 1e-2, as the distillation job's: at 3e-3 it read only 56% of the
-    test maps, so many sat near a decision, and on a 2-core machine with oneDNN's kernels int8
-    rounding cost the quantization-aware and per-tensor conversions more than their tests allow."""
+    At a peak learning rate of 1e-2, as the distillation job's, and long enough that few test maps
+    sit near a decision that int8 rounding moves: at 3e-3 it read only 56% of them, and after 20
+    epochs on the sparser donuts and Loc clusters 67%, with int8 decoding 11% of them unlike float
+    (30 epochs: 84%, and 3.4% for seeds 0 and 1)."""
     keras.utils.set_random_seed(0)
     model = build_student("net1", seed=0)
     train = parts["train"]
-    model.compile(cosine_adamw(1e-2, steps_for(len(train), 64, 20)),
+    model.compile(cosine_adamw(1e-2, steps_for(len(train), 64, 30)),
                   keras.losses.BinaryCrossentropy(from_logits=True), metrics=multilabel_metrics())
     model.fit(make_dataset(train.maps, train.labels.astype("float32"), batch_size=64, shuffle=True, augment=True),
-              epochs=20, verbose=0, shuffle=False)
+              epochs=30, verbose=0, shuffle=False)
     root = tmp_path_factory.mktemp("net1")
     model.save(root / "net1.keras")
     card = export_model(model, root / "out", train.maps, name="net1", budget=BUDGETS["248KB"],
