@@ -8,6 +8,7 @@ library: `python -m benchmarks.<name>` from the repository root (`--help` for ea
 - `firmware_footprint`: the whole firmware image per model; `wm811k_cross_domain`: how models
   trained on one source read the other (real WM-811K fab maps, MixedWM38);
 - `first_run`: the main job with no arguments in a clean clone, timed, as a new user runs it.
+- `main_job_teacher`: how long the main job's teacher trains: its figure, and its students'.
 """
 
 # First: kd_keras quiets TensorFlow's C++ start-up logging, before any benchmark imports TensorFlow.

@@ -112,7 +112,7 @@ class DistillJob(Job):
     # The first run's teacher read 75% of its synthetic test maps after 8 epochs and 94% after 14:
     # Edge-Loc (a rim band with a wide gap) is learnt late, between epochs 8 and 12. After 16 it
     # reads 96.32% (8 views), but its Net-1 students read 72.19% (mean of 3 seeds) against
-    # 78.07% from the 14-epoch teacher (README, "The main job").
+    # 78.07% from the 14-epoch teacher (benchmarks/main_job_teacher).
     teacher_epochs: int = 14
     lr: float | None = None  # None: the task's `student_lr`
     student: tuple | None = None
