@@ -27,10 +27,10 @@ from pathlib import Path
 from benchmarks import REPO
 from kd_keras.distillation import distill_student, teacher_logits_cached
 from kd_keras.fileio import write_json, write_text
-from kd_keras.jobs import DistillJob
+from kd_keras.jobs import TEACHERS, DistillJob
 from kd_keras.rundir import versions
 from kd_keras.tasks import CLASSIFY
-from kd_keras.training import load_model, train_teacher
+from kd_keras.training import load_model
 
 STUDENT = "net1"
 QUICK = {"synthetic_maps": 380, "epochs": 1}
@@ -43,8 +43,7 @@ def exact_match(model, test, views=1):
 def measure(job, parts, run_dir, seeds):
     """One teacher trained as `job` says in `run_dir`, and Net-1 distilled from it per seed."""
     teacher_path = run_dir / "teacher" / "teacher.keras"
-    train_teacher(parts, run_dir / "teacher", arch=job.teacher_arch, epochs=job.teacher_epochs,
-                  batch_size=job.batch_size, augment=True, seed=job.seed, resume=True, verbose=2)
+    TEACHERS[CLASSIFY.name](job, parts, run_dir / "teacher", None, 2)  # as the main job trains it
     teacher, test = load_model(teacher_path), parts["test"]
     logits = teacher_logits_cached(teacher_path, parts, run_dir / "teacher_logits.h5", views=job.teacher_views)
     students = {}
