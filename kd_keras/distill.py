@@ -56,12 +56,13 @@ def build_parser():
     parser.add_argument("--teacher-arch", choices=teacher_names(), default=DEFAULT.teacher_arch,
                         help="architecture when a classifier teacher has to be trained (default vgg7: as accurate as "
                              "ResNet-18 on the real dev set, 5x faster)")
-    parser.add_argument("--teacher-epochs", type=int, default=DEFAULT.teacher_epochs,
-                        help=f"epochs when a teacher has to be trained (default {DEFAULT.teacher_epochs})")
+    parser.add_argument("--teacher-epochs", type=int, default=None,
+                        help="epochs when a teacher has to be trained (default: " + ", ".join(
+                            f"{task.teacher_epochs} with --task {name}" for name, task in TASKS.items()) + ")")
     parser.add_argument("--student", nargs="+", choices=student_names() + segclass_model_names(), default=None,
                         help="student architecture(s) (default: net1 net2; with --task segclass: lightwafer)")
     kd = parser.add_argument_group("distillation")
-    kd.add_argument("--loss", choices=LOSSES, default=DEFAULT.loss, help="default: paper (label-free)")
+    kd.add_argument("--loss", choices=LOSSES, default=DEFAULT.loss, help=f"default: {DEFAULT.loss} (label-free)")
     kd.add_argument("--alpha", type=float, default=DEFAULT.alpha, help="weight of the logit MSE (default 0.5)")
     kd.add_argument("--beta", type=float, default=DEFAULT.beta, help="weight of the sigmoid BCE (default 0.5)")
     kd.add_argument("--temperature", type=float, default=DEFAULT.temperature,

@@ -100,6 +100,10 @@ def test_jobs_record_what_their_result_depends_on():
     assert arguments["student"] == ("net2",) and "out" not in arguments and "resume" not in arguments
     assert TeacherJob().arguments()["lr"] == 2e-3 and DistillJob().arguments()["lr"] == 1e-2
     assert DistillJob(task="segclass").arguments()["lr"] == 3e-3 and DistillJob(lr=0.5).lr == 0.5
+    # each task's teacher epochs, recorded for the teacher it trains
+    assert DistillJob().teacher_arguments()["epochs"] == 16 and DistillJob().arguments()["loss"] == "hinton"
+    assert DistillJob(task="segclass").teacher_arguments()["epochs"] == 14
+    assert DistillJob(teacher_epochs=3).arguments()["teacher_epochs"] == 3
     with pytest.raises(ValueError, match="--resume needs the --out directory"):
         DistillJob(resume=True)
 

@@ -135,7 +135,7 @@ def test_distill_writes_a_complete_run_directory(stand_in_teacher, tmp_path, cap
                  "net2/history.csv", "net2/curves.png", "net2/confusion.png"):
         assert (out / name).is_file(), name
     config = json.loads((out / "config.json").read_text())
-    assert config["arguments"]["seed"] == 0 and config["arguments"]["loss"] == "paper"
+    assert config["arguments"]["seed"] == 0 and config["arguments"]["loss"] == "hinton"
     assert config["arguments"]["teacher_model"] == str(stand_in_teacher)
     assert config["versions"]["keras"] == keras.__version__
     metrics = json.loads((out / "metrics.json").read_text())

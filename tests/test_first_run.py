@@ -12,7 +12,7 @@ def test_framework_lines_are_told_from_the_toolkit_s_own_and_from_time_s_report(
         "Epoch 1/8\r 1/24 ━━━━ 0s - loss: 1.0\r24/24 ━━━━ 14s - loss: 0.9",
         "/site-packages/tensorflow/lite/python/convert.py:846: UserWarning: Statistics for quantized inputs",
         "fully_quantize: 0, inference_type: 6, input_inference_type: INT8, output_inference_type: INT8",
-        "distilling net1 (paper loss)",
+        "distilling net1 (hinton loss)",
         '\tCommand being timed: "python -m kd_keras.distill"',
         "\tExit status: 0",
         "E0000 00:00:1.0 never read: after time's report"])
