@@ -6,9 +6,10 @@
     python -m kd_keras.distill --task segclass        # Paper 2: defect mask + 38 patterns
 
 Without --teacher, a teacher for the same data and seed (--teacher-arch, default vgg7) is
-reused from runs/teacher-<arch>-<data>-seed<S>/ or trained there first. Losses: 'paper' (label-free,
-alpha * MSE(logits) + beta * BCE(sigmoids)), 'hinton' (label-free, per-defect sigmoid
-with temperature, times T^2), 'mixed' ((1 - w) * hard-label BCE + w * paper loss).
+reused from runs/teacher-<arch>-<data>-seed<S>/ or trained there first. Losses: 'hinton' (the
+default, label-free, per-defect sigmoid with temperature, times T^2), 'paper' (Paper 1's,
+label-free, alpha * MSE(logits) + beta * BCE(sigmoids)), 'mixed' ((1 - w) * hard-label BCE +
+w * paper loss).
 The run directory gets config.json, teacher_cache.h5, one folder per student (its
 .keras model, history.csv, curves.png, confusion.png), metrics.json and report.md. Then
 each student is converted to full int8 for the smallest budget it fits (21 KB or 248 KB of
