@@ -17,6 +17,8 @@ import kd_keras  # noqa: F401
 import os  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from kd_keras.fileio import write_json, write_text  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 # The real MixedWM38 dev set, where CI and team machines keep it (beside the repository).
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "mixedwm38_dev.npz"
@@ -26,3 +28,12 @@ DEFAULT_FAB_DATA = REPO.parent / "shared" / "data" / "wm811k_dev.npz"  # real fa
 def repo_relative(path):
     """`path` as the results files record it: relative to the repository root (`../` where outside)."""
     return os.path.relpath(path, REPO)
+
+
+def write_results(out, results, text):
+    """Write a benchmark's `results` to `<out>.json` and its Markdown `text` to `<out>.md` (each
+    whole or not at all: a temporary file, then a rename), print the text and say where they are."""
+    write_json(Path(out).with_suffix(".json"), results)
+    write_text(Path(out).with_suffix(".md"), text)
+    print(text)
+    print(f"wrote {repo_relative(Path(out).with_suffix('.json'))} and .md")

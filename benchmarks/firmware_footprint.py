@@ -19,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import REPO
+from benchmarks import REPO, write_results
 from kd_keras.data import generate_wafer_maps
-from kd_keras.fileio import write_json, write_text
+from kd_keras.fileio import write_text
 from tflite.card import CARD_FILE, ModelCard
 from tflite.export import load_converted
 from tflite.firmware import KERNELS, KERNEL_TITLES, Firmware
@@ -78,10 +78,7 @@ def main(argv=None):
     record = {"command": "python -m benchmarks.firmware_footprint " + " ".join(argv or sys.argv[1:]),
               "board": "QEMU mps2-an386 (Cortex-M4, -O s, newlib with semihosting)", "maps": args.maps,
               "wall_seconds": round(time.time() - start, 1), "models": results}
-    write_json(args.out, record)
-    write_text(args.out.with_suffix(".md"), table(results))
-    print(table(results))
-    print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
+    write_results(args.out, record, table(results))
 
 
 if __name__ == "__main__":

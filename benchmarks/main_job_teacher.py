@@ -25,9 +25,8 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import REPO
+from benchmarks import REPO, write_results
 from kd_keras.distillation import teacher_logits_cached
-from kd_keras.fileio import write_json, write_text
 from kd_keras.jobs import TEACHERS, DistillJob, distill_job_student
 from kd_keras.rundir import versions
 from kd_keras.tasks import CLASSIFY
@@ -64,10 +63,12 @@ def measure(job, parts, run_dir, losses, seeds):
             "students": students}
 
 
+# The label-free losses compared, each as the table names it with the settings `DistillJob` gives it.
+LOSS_TITLES = {"paper": "paper (alpha {alpha:g}, beta {beta:g})", "hinton": "hinton (T {temperature:g})"}
+
+
 def loss_names(job, losses):
-    """Each loss as the table names it, with the settings `DistillJob` gives it."""
-    names = {"paper": f"paper (alpha {job.alpha:g}, beta {job.beta:g})", "hinton": f"hinton (T {job.temperature:g})"}
-    return {loss: names[loss] for loss in losses}
+    return {loss: LOSS_TITLES[loss].format(**dataclasses.asdict(job)) for loss in losses}
 
 
 def markdown(results):
@@ -94,7 +95,7 @@ def markdown(results):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--teacher-epochs", type=int, nargs="+", default=[14, 16])
-    parser.add_argument("--losses", nargs="+", choices=("paper", "hinton"), default=["paper", "hinton"])
+    parser.add_argument("--losses", nargs="+", choices=tuple(LOSS_TITLES), default=list(LOSS_TITLES))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="the students' seeds")
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "main_job_teacher")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "main_job_teacher")
@@ -117,9 +118,7 @@ def main(argv=None):
     results = {"command": command, "data": base.data_description(), "teacher_views": base.teacher_views,
                "losses": loss_names(base, args.losses), "job": base.arguments(), "teachers": teachers,
                "seconds": round(time.time() - start, 1), "versions": versions()}
-    write_json(args.out.with_suffix(".json"), results)
-    write_text(args.out.with_suffix(".md"), markdown(results))
-    print(markdown(results))
+    write_results(args.out, results, markdown(results))
     return 0
 
 

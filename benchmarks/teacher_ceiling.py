@@ -27,11 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import DEFAULT_DATA, REPO
+from benchmarks import DEFAULT_DATA, REPO, repo_relative, write_results
 from kd_keras.data import load_splits
 from kd_keras.data.labels import DEFECT_ABBREVIATIONS
 from kd_keras.evaluation import decode, maps_read_right, tune_thresholds, worst_mistakes
-from kd_keras.fileio import write_json, write_text
 from kd_keras.inference import predict
 from kd_keras.models import DihedralMean, teacher_names
 from kd_keras.plots import plot_mistakes
@@ -134,8 +133,6 @@ def main(argv=None):
                **figures,
                "wall_seconds": wall_seconds, "versions": versions()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(args.out.with_suffix(".json"), results)
-    write_text(args.out.with_suffix(".md"), markdown(results))
     shown = [i for i in worst_mistakes(ensemble["val"], labels["val"], count=len(every_wrong)) if every_wrong[i]]
     if shown:
         shown = shown[:GALLERY_MAPS]
@@ -146,8 +143,9 @@ def main(argv=None):
                             "'read' is the ensemble's)")
     else:  # a gallery from an earlier run would show maps this run gets right
         args.out.with_suffix(".png").unlink(missing_ok=True)
-    print(markdown(results))
-    print(f"wrote {args.out}.json, .md{' and .png' if shown else ''}")
+    write_results(args.out, results, markdown(results))
+    if shown:
+        print(f"drew {repo_relative(args.out.with_suffix('.png'))}")
     return 0
 
 

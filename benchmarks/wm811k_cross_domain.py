@@ -22,10 +22,10 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import DEFAULT_DATA, DEFAULT_FAB_DATA, REPO, repo_relative
+from benchmarks import DEFAULT_DATA, DEFAULT_FAB_DATA, REPO, repo_relative, write_results
 from kd_keras.data import RESIZE_METHODS, load_splits
 from kd_keras.data.wm811k import CLASS_NAMES
-from kd_keras.fileio import read_json, write_json, write_text
+from kd_keras.fileio import read_json
 from kd_keras.rundir import versions
 from tflite.export import load_converted
 from tflite.harness import fab_figures
@@ -112,9 +112,7 @@ def main(argv=None):
               f"resize {row['chosen_resize']}); MixedWM38 exact match "
               f"{100 * row['mixedwm38_test_exact_match']:.2f}% [{time.time() - began:.0f} s]", flush=True)
     results.update(command=command, wall_seconds=time.time() - start, versions=versions())
-    write_json(args.out.with_suffix(".json"), results)
-    write_text(args.out.with_suffix(".md"), markdown(results))
-    print(f"wrote {repo_relative(args.out.with_suffix('.json'))} and .md")
+    write_results(args.out, results, markdown(results))
     return 0
 
 

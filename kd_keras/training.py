@@ -31,6 +31,7 @@ import zlib
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from kd_keras.data.pipeline import make_dataset
@@ -105,17 +106,29 @@ class BatchNormRecalibration(keras.callbacks.Callback):
     def __init__(self, maps, batches=20):
         super().__init__()
         self.maps, self.batches = maps, batches
+        self._forward = None  # the model in training mode, traced once with every momentum at 0
 
     def on_test_begin(self, logs=None):
         layers = _trainable_batch_norms(self.model)
         if not layers:
             return
         momenta = [layer.momentum for layer in layers]
-        for step, batch in enumerate(self.maps.take(self.batches)):
-            for layer in layers:
-                layer.momentum = step / (step + 1)  # a running mean over the batches
-            self.model(batch, training=True)
-        for layer, momentum in zip(layers, momenta):
+        for layer in layers:
+            layer.momentum = 0.0  # each call leaves its batch's statistics in the moving ones
+        if self._forward is None:
+            # Traced, not eager: run eagerly, the 20 batches cost a vgg7 teacher 2.5 s per epoch.
+            self._forward = tf.function(lambda maps: self.model(maps, training=True))
+        sums = [np.zeros((2, *layer.moving_mean.shape)) for layer in layers]
+        count = 0
+        for batch in self.maps.take(self.batches):
+            self._forward(batch)
+            for total, layer in zip(sums, layers):
+                total += (layer.moving_mean.numpy(), layer.moving_variance.numpy())
+            count += 1
+        for total, layer, momentum in zip(sums, layers, momenta):
+            if count:
+                layer.moving_mean.assign(total[0] / count)
+                layer.moving_variance.assign(total[1] / count)
             layer.momentum = momentum
 
 

@@ -27,9 +27,13 @@ def test_batch_norm_recalibration_sets_the_mean_over_batches():
     callback = BatchNormRecalibration(batches, batches=4)
     callback.set_model(model)
     callback.on_test_begin()
-    expected_mean = data.reshape(4, 16, 3).mean(axis=1).mean(axis=0)
-    np.testing.assert_allclose(batch_norm.moving_mean.numpy(), expected_mean, rtol=1e-5)
+    batched = data.reshape(4, 16, 3)
+    np.testing.assert_allclose(batch_norm.moving_mean.numpy(), batched.mean(axis=1).mean(axis=0), rtol=1e-5)
+    np.testing.assert_allclose(batch_norm.moving_variance.numpy(), batched.var(axis=1).mean(axis=0), rtol=1e-4)
     assert batch_norm.momentum == 0.99  # restored
+    batch_norm.moving_mean.assign([100.0, 100.0, 100.0])
+    callback.on_test_begin()  # again, as before the next validation: the same statistics
+    np.testing.assert_allclose(batch_norm.moving_mean.numpy(), batched.mean(axis=1).mean(axis=0), rtol=1e-5)
 
 
 def test_frozen_models_are_left_alone():
