@@ -133,6 +133,7 @@ def main(argv=None):
                **figures,
                "wall_seconds": wall_seconds, "versions": versions()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_results(args.out, results, markdown(results))  # before the gallery: a failed plot keeps the figures
     shown = [i for i in worst_mistakes(ensemble["val"], labels["val"], count=len(every_wrong)) if every_wrong[i]]
     if shown:
         shown = shown[:GALLERY_MAPS]
@@ -141,11 +142,9 @@ def main(argv=None):
                       title=f"validation maps every teacher gets wrong ({len(shown)} of "
                             f"{figures['maps_wrong_by_every_teacher']['val']}, most confident first; "
                             "'read' is the ensemble's)")
+        print(f"drew {repo_relative(args.out.with_suffix('.png'))}")
     else:  # a gallery from an earlier run would show maps this run gets right
         args.out.with_suffix(".png").unlink(missing_ok=True)
-    write_results(args.out, results, markdown(results))
-    if shown:
-        print(f"drew {repo_relative(args.out.with_suffix('.png'))}")
     return 0
 
 
