@@ -61,7 +61,7 @@ def build_parser():
                         help="epochs when a teacher has to be trained (default: " + ", ".join(
                             f"{task.teacher_epochs} with --task {name}" for name, task in TASKS.items()) + ")")
     parser.add_argument("--student", nargs="+", choices=student_names() + segclass_model_names(), default=None,
-                        help="student architecture(s) (default: net1 net2; with --task segclass: lightwafer)")
+                        help="student architecture(s) (default: net1 net2; with --task segclass: stridedseg)")
     kd = parser.add_argument_group("distillation")
     kd.add_argument("--loss", choices=LOSSES, default=DEFAULT.loss, help=f"default: {DEFAULT.loss} (label-free)")
     kd.add_argument("--alpha", type=float, default=DEFAULT.alpha, help="weight of the logit MSE (default 0.5)")

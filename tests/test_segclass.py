@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from kd_keras import distill
-from kd_keras.data import load_splits
+from kd_keras.data import generate_wafer_maps, load_splits
 from kd_keras.evaluation import evaluate_segclass
 from kd_keras.models import build_segclass_model, register_segclass_model
 from kd_keras.models.segclass import light_wafer_segclass_net, part_parameter_counts
@@ -17,6 +17,9 @@ from kd_keras.segclass_distillation import (
 )
 from kd_keras.tasks import SEGCLASS
 from tests.helpers import CHANCE
+from tflite.budget import BUDGETS, SEGCLASS_ARENA_BYTES
+from tflite.export import int8_flatbuffer
+from tflite.micro import Int8Model
 
 TIER = "unit"  # tests marked with no tier of their own (conftest.py)
 
@@ -48,6 +51,22 @@ def test_lightwafer_parts_and_outputs():
     for concat in (layer for layer in model.layers if isinstance(layer, keras.layers.Concatenate)):
         reduce = model.get_layer(concat.name.replace("_concat", "_reduce"))
         assert reduce.kernel_size == (1, 1)
+
+
+@pytest.mark.integration
+def test_stridedseg_fits_a_microcontroller_as_int8():
+    """Flash within 248 KB and a tensor arena within 96 KB: one narrow layer at 52x52."""
+    model = build_segclass_model("stridedseg", seed=0)
+    assert part_parameter_counts(model) == {"encoder": 41_408, "decoder": 2_489, "classifier": 7_334,
+                                            "total": 51_231}
+    outputs = model(np.zeros((3, 52, 52, 1), "float32"))
+    assert tuple(outputs["mask"].shape) == (3, 52, 52, 1) and tuple(outputs["pattern"].shape) == (3, 38)
+    full_resolution = [layer.name for layer in model.layers
+                       if isinstance(layer, keras.layers.Conv2D) and layer.output.shape[1:3] == (52, 52)]
+    assert full_resolution == ["decoder52_refine_conv", "decoder_mask_logits"]
+    int8 = Int8Model(int8_flatbuffer(model, generate_wafer_maps(38, seed=0).maps))
+    assert len(int8.flatbuffer) <= BUDGETS["248KB"].flash_bytes and int8.arena_bytes() <= SEGCLASS_ARENA_BYTES
+    assert "TILE" not in int8.ops and "RESIZE_NEAREST_NEIGHBOR" in int8.ops
 
 
 def test_deeplab_teacher_outputs():
@@ -138,11 +157,11 @@ def test_multitask_distillation_learns_both_tasks(parts, tmp_path):
     """A stand-in teacher on the hard targets, then the student with every loss term on."""
     train_segclass("stand_in_segclass_teacher", parts, tmp_path / "teacher", alpha_cls=0, alpha_seg=0,
                    alpha_feat=0, epochs=6, learning_rate=3e-3, verbose=0)
-    student = train_segclass("lightwafer", parts, tmp_path / "student",
+    student = train_segclass("stridedseg", parts, tmp_path / "student",
                              teacher_path=tmp_path / "teacher" / "stand_in_segclass_teacher.keras",
-                             epochs=6, learning_rate=3e-3, verbose=0)
+                             epochs=6, batch_size=32, learning_rate=3e-3, verbose=0)
     learned = evaluate_model(SEGCLASS, student, parts)["test"]
-    untrained = evaluate_model(SEGCLASS, build_segclass_model("lightwafer", seed=1), parts)["test"]
+    untrained = evaluate_model(SEGCLASS, build_segclass_model("stridedseg", seed=1), parts)["test"]
     assert learned["exact_match"] > max(3 * CHANCE, untrained["exact_match"] + 0.04)
     assert learned["dice"] > 0.9 > untrained["dice"] + 0.3
     assert (tmp_path / "student" / "history.csv").is_file()
@@ -154,11 +173,11 @@ def test_segclass_hard_loss_only_writes_a_run(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
     assert distill.main(["--task", "segclass", "--a-cls", "0", "--a-seg", "0", "--a-feat", "0", "--synthetic-maps",
                          "380", "--epochs", "1", "--out", str(out)]) == 0
-    assert "| lightwafer | 62,736 |" in capsys.readouterr().out
-    for name in ("config.json", "metrics.json", "report.md", "lightwafer/lightwafer.keras",
-                 "lightwafer/masks.png", "lightwafer/confusion.png", "lightwafer/curves.png"):
+    assert "| stridedseg | 51,231 |" in capsys.readouterr().out  # the default student
+    for name in ("config.json", "metrics.json", "report.md", "stridedseg/stridedseg.keras",
+                 "stridedseg/masks.png", "stridedseg/confusion.png", "stridedseg/curves.png"):
         assert (out / name).is_file(), name
-    metrics = json.loads((out / "metrics.json").read_text())["models"]["lightwafer"]
+    metrics = json.loads((out / "metrics.json").read_text())["models"]["stridedseg"]
     assert set(metrics["metrics"]) == {"test", "test_rotated"}
     assert "Paper 2's student | 35,160 | 22,569 | 2,534 | 60,263" in (out / "report.md").read_text()
     assert not (tmp_path / "runs").exists()  # no teacher was needed

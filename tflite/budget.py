@@ -55,6 +55,11 @@ BUDGETS = {budget.name: budget for budget in (Budget("21KB", 21 * 1024, 16 * 102
                                               Budget("248KB", 248 * 1024, 64 * 1024, 0.99))}
 
 
+# The RAM aimed at for a segmentation + classification model's tensor arena (in the 248 KB class
+# of parts): its mask's full-resolution activations need more than a classifier's 64 KB.
+SEGCLASS_ARENA_BYTES = 96 * 1024
+
+
 def parse_budget(text):
     """'21KB', '248KB' or a number of bytes (flash only) -> a `Budget`."""
     key = str(text).upper().replace(" ", "")

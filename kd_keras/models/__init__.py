@@ -1,6 +1,6 @@
 """Models: registries of teachers (ResNet-18, vgg7), of tiny students, and of Paper 2's
 segmentation + classification models (`kd_keras.models.segclass`: a defect mask and 38
-pattern logits; `build_segclass_model("deeplab" | "lightwafer")`).
+pattern logits; `build_segclass_model("deeplab" | "lightwafer" | "stridedseg")`).
 
 Every model takes the raw die map, float32 of shape (52, 52, 1) with values 0, 1, 2,
 and returns 8 defect logits (multi-label: apply a sigmoid per defect). A new student is

@@ -23,6 +23,10 @@ the MixedWM38 mask is the failed dies, `map == 2`) and "pattern" (38) logits ove
   the channels right after it, then one separable unit. The paper gives per-part parameter
   counts but not its channel widths; these are ours (`part_parameter_counts` reports ours
   next to the paper's).
+- `strided_segclass_net` ("stridedseg"): ours, for a microcontroller's RAM. Paper 2's student
+  needs a 608 KB tensor arena as int8: its full-resolution layers keep 32 to 96 channels at
+  56x56. This one strides at once (52 -> 26 -> 13 -> 7) and decodes the mask from the 13x13
+  features with only 8 channels at 52x52, next to the die map itself: a 78 KB arena.
 
 Example:
 
@@ -54,8 +58,9 @@ def _pad(inputs, size):
 
 
 def _heads(mask_logits, features):
-    """Crop the mask back to 52x52; the pattern head on the pooled encoder features."""
-    mask = keras.layers.Cropping2D((mask_logits.shape[1] - 52) // 2, name=MASK)(mask_logits)
+    """Crop the mask back to 52x52 (if padded); the pattern head on the pooled encoder features."""
+    crop = (mask_logits.shape[1] - 52) // 2
+    mask = (keras.layers.Cropping2D(crop, name=MASK) if crop else keras.layers.Identity(name=MASK))(mask_logits)
     pooled = keras.layers.GlobalAveragePooling2D(name="classifier_pool")(features)
     pooled = keras.layers.Dropout(0.2, name="classifier_dropout")(pooled)
     pattern = keras.layers.Dense(NUM_PATTERNS, name=PATTERN)(pooled)
@@ -123,9 +128,9 @@ def deeplab_teacher(aspp_filters=128, decoder_filters=128):
 
 # --- Student ---------------------------------------------------------------------------------
 
-def _separable_unit(x, filters, name):
+def _separable_unit(x, filters, name, strides=1):
     """Depthwise 3x3 and pointwise 1x1 as separate layers, then BatchNorm + ReLU."""
-    x = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"{name}_depthwise")(x)
+    x = keras.layers.DepthwiseConv2D(3, strides=strides, padding="same", use_bias=False, name=f"{name}_depthwise")(x)
     x = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{name}_pointwise")(x)
     x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
     return keras.layers.ReLU(name=f"{name}_relu")(x)
@@ -145,11 +150,15 @@ def _encoder_block(x, filters, pool, dropout, name):
     return skip, skip
 
 
-def _decoder_block(x, skip, filters, name):
+def _upsample(x, name):
     # Resizing, not UpSampling2D: Keras' nearest UpSampling2D repeats rows and columns,
     # which converts to TILE, an op TFLite Micro lacks; a nearest resize by exactly 2 is the
     # same function and converts to RESIZE_NEAREST_NEIGHBOR.
-    x = keras.layers.Resizing(2 * x.shape[1], 2 * x.shape[2], interpolation="nearest", name=f"{name}_up")(x)
+    return keras.layers.Resizing(2 * x.shape[1], 2 * x.shape[2], interpolation="nearest", name=name)(x)
+
+
+def _decoder_block(x, skip, filters, name):
+    x = _upsample(x, f"{name}_up")
     x = keras.layers.Concatenate(name=f"{name}_concat")([x, skip])
     # Reduce the channels with a 1x1 convolution right after the concatenation (Paper 2:
     # 89% fewer parameters than a 3x3 there), then one separable unit.
@@ -174,6 +183,40 @@ def light_wafer_segclass_net(widths=(32, 64, 64, 64), dropout=0.1):
         x = _decoder_block(x, skip, filters, f"decoder{index}")
     mask_logits = keras.layers.Conv2D(1, 1, name="decoder_mask_logits")(x)
     return keras.Model(inputs, _heads(mask_logits, features), name="light_wafer_segclass_net")
+
+
+@register_segclass_model("stridedseg")
+def strided_segclass_net(stem=24, middle=(48, 64), deep=(128, 192), decoder=16, full_resolution=8):
+    """Our student for a microcontroller's RAM (51,231 parameters): LightWaferSegClassNet's parts, strided.
+
+    Paper 2's student keeps 32 channels at full resolution and concatenates 96 there, which
+    needs a 608 KB tensor arena. Here only the mask's last layer works at 52x52, with
+    `full_resolution` channels; the encoder strides at once, like `separable8k`:
+
+    - encoder: a 3x3 stride-2 convolution (`stem` channels, 26x26), separable units at 13x13
+      (`middle`, the first strided) and at 7x7 (`deep`, likewise); the 7x7 features feed the
+      38-pattern head.
+    - decoder: the 13x13 features reduced to `decoder` channels, upsampled (nearest) to 26x26
+      and concatenated with the stem's output, one separable unit (`full_resolution`
+      channels), upsampled to 52x52 and concatenated with the die map itself, one 3x3
+      convolution and the mask's 1x1. A failed die is a single die: the die map at full
+      resolution lets the last layer draw it, so the coarse path only says which belong.
+    """
+    inputs = keras.Input((52, 52, 1), name="die_map")
+    dies = keras.layers.Rescaling(DIE_SCALE, name="die_scale")(inputs)
+    stem_out = _conv_bn_relu(dies, stem, 3, "encoder_stem", strides=2)  # 26x26
+    x = _separable_unit(stem_out, middle[0], "encoder2_1", strides=2)  # 13x13
+    middle_out = _separable_unit(x, middle[1], "encoder2_2")
+    x = _separable_unit(middle_out, deep[0], "encoder3_1", strides=2)  # 7x7
+    features = keras.layers.Identity(name=FEATURES)(_separable_unit(x, deep[1], "encoder3_2"))
+
+    x = _conv_bn_relu(middle_out, decoder, 1, "decoder13_reduce")
+    x = keras.layers.Concatenate(name="decoder26_concat")([_upsample(x, "decoder26_up"), stem_out])
+    x = _separable_unit(x, full_resolution, "decoder26_refine")
+    x = keras.layers.Concatenate(name="decoder52_concat")([_upsample(x, "decoder52_up"), dies])
+    x = _conv_bn_relu(x, full_resolution, 3, "decoder52_refine")
+    mask_logits = keras.layers.Conv2D(1, 1, name="decoder_mask_logits")(x)
+    return keras.Model(inputs, _heads(mask_logits, features), name="strided_segclass_net")
 
 
 def part_parameter_counts(model):
