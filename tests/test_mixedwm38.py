@@ -205,7 +205,11 @@ def test_describe_counts_dies_and_patterns(public_layout):
     assert "maps: 76 (52x52 dies)" in text
     assert "legacy value 3 counted as failed: 2 dies" in text
     assert "patterns: 38 of 38" in text
-    assert " 23  C+EL+S          2   2.63%" in text.splitlines()
+    # The last column: the mean share of a map's wafer dies that are failed (legacy 3s count as failed).
+    maps = load_mixedwm38(path).maps[data.pattern_ids == 23]
+    failed = 100 * np.mean([(m == 2).sum() / (m > 0).sum() for m in maps])
+    assert f" 23  C+EL+S          2   2.63% {failed:>6.1f}%" in text.splitlines()
+    assert text.splitlines()[5].split() == ["id", "pattern", "maps", "share", "failed"]
 
 
 def test_cache_is_used_for_the_same_file_and_rebuilt_when_it_changes(public_layout, tmp_path, monkeypatch):

@@ -12,7 +12,7 @@ from kd_keras.data import (
     resize_map, save_wm811k,
 )
 from kd_keras.data.lswmd import fab_maps_from_rows, import_lswmd
-from kd_keras.data.wm811k import NONE_CLASS, OTHER_READING, classes_of_labels
+from kd_keras.data.wm811k import NONE_CLASS, OTHER_READING, FabMaps, classes_of_labels, describe_wm811k
 from kd_keras.errors import ToolkitError
 from kd_keras.evaluation import class_report
 from tests.helpers import REPO
@@ -142,6 +142,18 @@ def test_data_command_inspects_and_shows_fab_maps(tmp_path):
     failed = subprocess.run([sys.executable, "-m", "kd_keras.data", "inspect", str(bad)], cwd=REPO,
                             capture_output=True, text=True)
     assert failed.returncode == 1 and "bad.npz [label] row 1: class index 12" in failed.stderr
+
+
+def test_inspect_gives_each_class_its_mean_share_of_failed_wafer_dies():
+    # Two `none` maps, 1 of 4 and 3 of 6 wafer dies failed (off-wafer dies do not count): 37.5%.
+    none_a = np.array([[0, 1], [1, 1], [2, 0]])
+    none_b = np.array([[2, 2, 2], [1, 1, 1]])
+    near_full = np.full((3, 3), 2)
+    fab = FabMaps.from_maps([none_a, near_full, none_b], [NONE_CLASS, CLASS_NAMES.index("Near-full"), NONE_CLASS])
+    lines = describe_wm811k(fab).splitlines()
+    assert lines[3].split() == ["class", "maps", "share", "failed"]
+    assert lines[4].split() == ["none", "2", "66.67%", "37.5%"]
+    assert lines[5].split() == ["Near-full", "1", "33.33%", "100.0%"]
 
 
 def test_lswmd_rows_become_our_layout_and_bad_rows_are_named():

@@ -221,7 +221,8 @@ def _read_pixels(members, shapes):
 
 
 def describe_wm811k(fab):
-    """A readable summary: maps, grids, die values and the classes."""
+    """A readable summary: maps, grids, die values and the classes (maps, their share of the
+    file, and the mean share of a map's wafer dies that are failed)."""
     rows, cols = fab.shapes[:, 0], fab.shapes[:, 1]
     grids = len(np.unique(fab.shapes, axis=0))
     values = np.bincount(fab.pixels, minlength=3)
@@ -232,11 +233,15 @@ def describe_wm811k(fab):
         f"columns {cols.min()} to {cols.max()} (median {np.median(cols):g}); "
         f"{np.mean((rows < MAP_SIZE) & (cols < MAP_SIZE)):.0%} smaller than {MAP_SIZE}x{MAP_SIZE}",
         "die values: " + ", ".join(f"{v} ({name}) {values[v]:,}" for v, name in DIE_VALUE_NAMES.items()),
-        f"{'class':<10} {'maps':>6} {'share':>7}",
+        f"{'class':<10} {'maps':>6} {'share':>7} {'failed':>7}",
     ]
+    starts = fab.offsets[:-1]
+    failed = (np.add.reduceat((fab.pixels == FAILED_DIE).astype(np.int64), starts)
+              / np.maximum(np.add.reduceat((fab.pixels > 0).astype(np.int64), starts), 1))
     for index in np.argsort(-counts, kind="stable"):
         if counts[index]:
-            lines.append(f"{CLASS_NAMES[index]:<10} {counts[index]:>6} {100 * counts[index] / len(fab):>6.2f}%")
+            lines.append(f"{CLASS_NAMES[index]:<10} {counts[index]:>6} {100 * counts[index] / len(fab):>6.2f}% "
+                         f"{100 * failed[fab.classes == index].mean():>6.1f}%")
     return "\n".join(lines)
 
 
