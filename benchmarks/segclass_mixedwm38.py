@@ -20,7 +20,13 @@ On 2 cores the teacher is the slow part (DeepLabV3+ on 64x64 maps: many minutes 
 it runs again on every batch of the distilled student); `--stages hard` needs none.
 
 Each stage resumes its run directory: a finished run with the same arguments is reused, not
-repeated (so is a trained teacher), and an interrupted benchmark continues where it stopped.
+repeated (so is a trained teacher), and an interrupted benchmark continues where it stopped:
+run the same command again.
+
+Notes. `--stages hard` has run to the end (60 epochs, six 10-epoch cosine cycles; 3,822 s on 2
+cores): validation exact match at the cycles' ends 94.0, 95.7, 96.5, 97.0, 97.2, 97.2% (best
+97.31%, epoch 58): the gains have levelled off. Stage "kd" has not run here (the teacher's
+first epoch takes over an hour on 2 cores).
 """
 
 import argparse
@@ -43,7 +49,7 @@ SHIPPED = "lightwafer-segclass"
 BUDGET = BUDGETS["248KB"]
 # The paper's defaults for the loss (T = 4, a_cls = 0.7, a_seg = 0.5, a_feat = 0.3) are the job's.
 STUDENT_JOB = {"task": "segclass", "student": (STUDENT,), "lr": 2e-3, "augment": True, "batch_size": 128}
-FULL = {"teacher_epochs": 8, "epochs": 30}
+FULL = {"teacher_epochs": 8, "epochs": 60}
 QUICK = {"teacher_epochs": 1, "epochs": 1, "synthetic_maps": 380}
 HARD_ONLY = {"a_cls": 0.0, "a_seg": 0.0, "a_feat": 0.0}
 STAGES = ("kd", "hard")

@@ -26,18 +26,18 @@ constexpr int8_t kDieValueInt8[3] = {-128, -1, 126};
 // Output 0: 38 pattern logits, int8; the pattern is the largest
 // (LargestOutput() and kPatternNames in patterns.h).
 constexpr int kPatternOutputIndex = 0;
-constexpr float kPatternOutputScale = 0.6074483394622803f;
-constexpr int kPatternOutputZeroPoint = 63;
+constexpr float kPatternOutputScale = 0.8041852712631226f;
+constexpr int kPatternOutputZeroPoint = 67;
 
 // Output 1: the defect mask, 52x52 logits, int8, in the input's die order.
 #define WAFER_MODEL_HAS_MASK 1
 constexpr int kMaskOutputIndex = 1;
 constexpr int kMaskHeight = 52;
 constexpr int kMaskWidth = 52;
-constexpr float kMaskOutputScale = 0.14832653105258942f;
-constexpr int kMaskOutputZeroPoint = 23;
+constexpr float kMaskOutputScale = 0.183324933052063f;
+constexpr int kMaskOutputZeroPoint = 37;
 // A die is in the defect mask when its int8 output is above this (logit 0, probability 0.5).
-constexpr int8_t kMaskThresholdInt8 = 23;
+constexpr int8_t kMaskThresholdInt8 = 37;
 
 // Inferences per map: the outputs are summed over this many rotations/flips of the map
 // (dihedral_views.h), as the card's accuracy was measured.
