@@ -32,7 +32,7 @@ import functools
 import numpy as np
 
 from kd_keras.data.labels import DEFECT_NAMES, NUM_DEFECTS, encode_patterns
-from kd_keras.data.mixedwm38 import DIE_VALUE_NAMES, FAILED_DIE, MAP_SIZE, WaferMaps
+from kd_keras.data.mixedwm38 import DIE_VALUE_NAMES, FAILED_DIE, MAP_SIZE, WaferMaps, failed_share
 from kd_keras.data.npz import WaferDataError, open_archive, open_npy, read_array, read_exactly
 from kd_keras.data.resize import DEFAULT_RESIZE, resize_maps
 from kd_keras.fileio import atomic_path
@@ -235,9 +235,7 @@ def describe_wm811k(fab):
         "die values: " + ", ".join(f"{v} ({name}) {values[v]:,}" for v, name in DIE_VALUE_NAMES.items()),
         f"{'class':<10} {'maps':>6} {'share':>7} {'failed':>7}",
     ]
-    starts = fab.offsets[:-1]
-    failed = (np.add.reduceat((fab.pixels == FAILED_DIE).astype(np.int64), starts)
-              / np.maximum(np.add.reduceat((fab.pixels > 0).astype(np.int64), starts), 1))
+    failed = failed_share(fab.maps())
     for index in np.argsort(-counts, kind="stable"):
         if counts[index]:
             lines.append(f"{CLASS_NAMES[index]:<10} {counts[index]:>6} {100 * counts[index] / len(fab):>6.2f}% "
