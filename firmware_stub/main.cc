@@ -123,12 +123,12 @@ int Demo(tflite::MicroInterpreter& interpreter) {
   PrintMaskArt(interpreter.output(kMaskOutputIndex)->data.int8, kMaskThresholdInt8, kSampleMap, kMaskHeight,
                kMaskWidth);
 #else
-  // Each defect's outputs less the zero point, summed over the views: proportional to the
-  // mean logit, so a defect is present when its sum is above 0.
+  // Each defect's outputs less its threshold, summed over the views: proportional to the mean
+  // logit less the threshold's, so a defect is present when its sum is above 0.
   int32_t logit_sums[kNumDefects] = {};
   const bool ok = RunViews(interpreter, kSampleMap, [&](int) {
     const int8_t* outputs = interpreter.output(0)->data.int8;
-    for (int k = 0; k < kNumDefects; ++k) logit_sums[k] += outputs[k] - kOutputZeroPoint;
+    for (int k = 0; k < kNumDefects; ++k) logit_sums[k] += outputs[k] - kDetectionThresholdInt8[k];
   });
   if (!ok) return 1;
   printf("wafer map of pattern %s; detected defects (%d view%s):", kSampleMapPattern, kNumViews,

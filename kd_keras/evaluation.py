@@ -52,23 +52,26 @@ def maps_read_right(predicted, labels):
 THRESHOLD_GRID = np.arange(-3.0, 3.01, 0.25)
 
 
-def tune_thresholds(logits, labels, grid=THRESHOLD_GRID, rounds=2):
-    """Per-defect logit thresholds that maximize exact match on (logits, labels), one defect
-    at a time (coordinate ascent); ties go to the threshold nearest 0.
+def tune_thresholds(logits, labels, grid=THRESHOLD_GRID, rounds=2, score=None):
+    """Per-defect logit thresholds that maximize `score` on (logits, labels), one defect at a
+    time (coordinate ascent); ties go to the threshold nearest 0.
+
+    `score(readings, labels)`: a number from (N, 8) thresholded readings; default exact match.
 
     >>> logits = np.array([[1.0, -1.0], [0.5, -1.5]])
     >>> tune_thresholds(logits, np.array([[1, 0], [0, 0]]), grid=np.array([0.0, 0.75]), rounds=1).tolist()
     [0.75, 0.0]
     """
     logits, labels = np.asarray(logits), np.asarray(labels)
+    score = score or (lambda readings, labels: maps_read_right(readings, labels).mean())
     thresholds = np.zeros(logits.shape[1])
     for _ in range(rounds):
         for defect in range(len(thresholds)):
-            def score(value, defect=defect):
+            def trial_score(value, defect=defect):
                 trial = thresholds.copy()
                 trial[defect] = value
-                return maps_read_right(logits > trial, labels).mean(), -abs(value)
-            thresholds[defect] = max(grid, key=score)
+                return score((logits > trial).astype(np.uint8), labels), -abs(value)
+            thresholds[defect] = max(grid, key=trial_score)
     return thresholds
 
 

@@ -142,9 +142,17 @@ constexpr int kNumDefects = {len(output.labels)};
 constexpr float kOutputScale = {output.scale!r}f;
 constexpr int kOutputZeroPoint = {output.zero_point};
 constexpr const char* kDefectNames[kNumDefects] = {{{_c_string_list(output.labels)}}};
-// A defect is present when its int8 output is above this (logit 0, probability 0.5).
-constexpr int8_t kDetectionThresholdInt8 = {output.threshold_int8};
+{_detection_thresholds(output)}
 """
+
+
+def _detection_thresholds(output):
+    thresholds = output.defect_thresholds_int8()
+    which = (f"Chosen per defect on validation maps\n// (`python -m tflite.calibrate`); logit 0 (probability 0.5) is "
+             f"{output.zero_point}." if output.thresholds_int8 is not None else "Logit 0 (probability 0.5) for each.")
+    return f"""// A defect is present when its int8 output is above its threshold; over several views, when
+// the sum of its outputs less its threshold is above 0. {which}
+constexpr int8_t kDetectionThresholdInt8[kNumDefects] = {{{', '.join(map(str, thresholds))}}};"""
 
 
 def _pattern_settings(output):

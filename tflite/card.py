@@ -18,6 +18,7 @@ kd_keras.errors.FileFormatError: model_card.json: field 'flash_bytes' should be 
 
 import dataclasses
 import json
+import re
 import typing
 from pathlib import Path
 
@@ -59,6 +60,16 @@ class OutputSpec:
     labels: list | None = None
     meaning: str | None = None
     threshold_int8: int | None = None
+    # A classifier's decision threshold per defect, chosen on validation maps by
+    # `python -m tflite.calibrate`; absent: `threshold_int8` (logit 0) for every defect.
+    thresholds_int8: list | None = None
+
+    def defect_thresholds_int8(self):
+        """Each label's int8 threshold: its output (summed over views, less this) above 0 means present."""
+        if self.thresholds_int8 is not None:
+            return list(self.thresholds_int8)
+        default = self.zero_point if self.threshold_int8 is None else self.threshold_int8
+        return [default] * self.shape[-1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +118,11 @@ class ModelCard:
             if output.kind not in OUTPUT_SHAPES:
                 raise FileFormatError(f"{path}: outputs[{number}].kind {output.kind!r} is none of "
                                       f"{', '.join(OUTPUT_SHAPES)}")
+            thresholds = output.thresholds_int8
+            if thresholds is not None and (output.kind != MULTILABEL or len(thresholds) != output.shape[-1] or not all(
+                    isinstance(t, int) and not isinstance(t, bool) and -128 <= t <= 127 for t in thresholds)):
+                raise FileFormatError(f"{path}: outputs[{number}].thresholds_int8 should be one int8 value per "
+                                      f"defect of a {MULTILABEL} output, got {thresholds!r}")
             outputs.append(output)
         fields["outputs"] = outputs
         if fields.get("budget") is not None:
@@ -202,9 +218,12 @@ def write_model_readme(model_dir, summary, made_by):
         f"{card.macs_per_inference:,} | {', '.join(card.ops)} |", "",
     ]
     if accuracy:
-        lines += [f"Exact-match accuracy on the {accuracy['test_maps']:,} test maps of its run's split: float "
-                  f"{100 * accuracy['float_exact_match']:.2f}%, int8 in TFLite Micro "
-                  f"{100 * accuracy['int8_exact_match']:.2f}% ({card.quantization} quantization"
+        float_figure = (f"float {100 * accuracy['float_exact_match']:.2f}%, " if "float_exact_match" in accuracy
+                        else "")
+        lines += [f"Exact-match accuracy on the {accuracy['test_maps']:,} test maps of its run's split: {float_figure}"
+                  f"int8 in TFLite Micro {100 * accuracy['int8_exact_match']:.2f}%"
+                  f"{' with its decision thresholds' if 'int8_thresholds' in accuracy else ''} "
+                  f"({card.quantization} quantization"
                   f"{', per-tensor weight scales' if card.weight_scales == 'per-tensor' else ''})"
                   f"{card.task.card_sentence(accuracy)}.", ""]
     if card.views > 1:
@@ -226,10 +245,34 @@ def write_model_readme(model_dir, summary, made_by):
     write_text(model_dir / "README.md", "\n".join(lines) + "\n")
 
 
+def _defect_logits_words(output):
+    if output.thresholds_int8 is None:
+        rule = f"its output exceeds {output.threshold_int8}"
+    else:
+        chosen = ", ".join(f"{name} {value}" for name, value in zip(output.labels, output.thresholds_int8))
+        rule = (f"its output exceeds its own threshold, chosen on validation maps (`kDetectionThresholdInt8`: "
+                f"{chosen}; logit 0 is {output.zero_point})")
+    return f"{len(output.labels)} int8 defect logits ({', '.join(output.labels)}); a defect is present when {rule}"
+
+
+def rewrite_model_readme(model_dir, then):
+    """Rewrite `model_dir/README.md` (written by `write_model_readme`) from its card as it is
+    now, keeping its summary and the command that made it, followed by `then`, the command
+    that changed the card."""
+    model_dir = Path(model_dir)
+    text = (model_dir / "README.md").read_text()
+    made_by = re.search(r"Made by `(.*)`\.", text)
+    if made_by is None:
+        raise FileFormatError(f"{model_dir / 'README.md'}: not a README written by this toolkit (no 'Made by')")
+    made_by = made_by.group(1)
+    if then not in made_by:
+        made_by += f"`, then `{then}"
+    write_model_readme(model_dir, text.split("\n\n")[1], made_by)
+
+
 # What an output of each kind holds, in words (`OutputSpec` -> text).
 _OUTPUT_WORDS = {
-    MULTILABEL: lambda output: (f"{len(output.labels)} int8 defect logits ({', '.join(output.labels)}); a defect is "
-                                f"present when its output exceeds {output.threshold_int8}"),
+    MULTILABEL: _defect_logits_words,
     PATTERN: lambda output: (f"{len(output.labels)} int8 pattern logits (the pattern is the largest; names in "
                              "`kPatternNames`, firmware_stub/patterns.h)"),
     MASK: lambda output: ("the 52x52 defect mask as int8 logits (a die is in the mask when its output exceeds "

@@ -34,7 +34,7 @@ from kd_keras.data.labels import DEFECT_NAMES, PATTERN_NAMES, pattern_name
 from kd_keras.errors import FileFormatError
 from kd_keras.fileio import listing, write_directory
 from kd_keras.rundir import run_data_settings
-from kd_keras.tasks import MULTILABEL, OUTPUT_SHAPES, PATTERN, check_views
+from kd_keras.tasks import CLASSIFY, MULTILABEL, OUTPUT_SHAPES, PATTERN, check_views
 from kd_keras.training import load_model
 from tflite.budget import ConversionError
 from tflite.c_sources import (RESOLVER_METHODS, check_c_identifier, model_data_cc, model_data_h, model_settings_h,
@@ -213,8 +213,9 @@ def load_converted(model_dir):
     if len(flatbuffer) != card.flash_bytes:
         raise FileFormatError(f"{path} is {len(flatbuffer):,} bytes but its card says {card.flash_bytes:,}: "
                               "truncated or replaced")
+    thresholds = card.output(MULTILABEL).thresholds_int8 if card.task is CLASSIFY else None
     try:
-        int8 = Int8Model(flatbuffer)
+        int8 = Int8Model(flatbuffer, thresholds)
         int8.run_micro(np.zeros((1, MAP_SIZE, MAP_SIZE), np.uint8))
     except (RuntimeError, ValueError) as error:
         reason = " ".join(str(error).split())[:200]

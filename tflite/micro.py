@@ -22,7 +22,7 @@ import tempfile
 
 import numpy as np
 
-from kd_keras.tasks import task_of_output_shapes
+from kd_keras.tasks import MULTILABEL, task_of_output_shapes
 
 # Arena for measuring and running: generous, then the recording allocator reports what was used.
 MEASURE_ARENA_BYTES = 4 * 1024 * 1024
@@ -62,10 +62,12 @@ class Int8Model:
     Attributes: `flatbuffer` (bytes), `input_quantization` ((scale, zero point)),
     `output_quantizations` (one per output, in output order), `task` (`kd_keras.tasks`,
     told by the outputs' shapes; its `output_kinds` name the outputs), `ops` (each node's
-    builtin op, in execution order)."""
+    builtin op, in execution order), `thresholds_int8` (a classifier's decision threshold per
+    defect, as its card gives them, or None for logit 0)."""
 
-    def __init__(self, flatbuffer):
+    def __init__(self, flatbuffer, thresholds_int8=None):
         self.flatbuffer = bytes(flatbuffer)
+        self.thresholds_int8 = None if thresholds_int8 is None else np.asarray(thresholds_int8, np.float64)
         self._litert = litert_interpreter(self.flatbuffer)
         self._micro = None
         self.input_quantization = self._litert.get_input_details()[0]["quantization"]
@@ -107,9 +109,14 @@ class Int8Model:
         return [np.stack(o) for o in outputs]
 
     def dequantized(self, int8_outputs):
-        """{kind: float logits} of int8 outputs (a list, in output order)."""
-        return {kind: dequantize(values, quantization) for kind, values, quantization
-                in zip(self.kinds, int8_outputs, self.output_quantizations, strict=True)}
+        """{kind: float logits} of int8 outputs (a list, in output order). A classifier's defect
+        logits are measured from its `thresholds_int8`, where it has them, as the firmware
+        measures them: each defect is then present when its value is above 0."""
+        logits = {}
+        for kind, values, (scale, zero_point) in zip(self.kinds, int8_outputs, self.output_quantizations, strict=True):
+            origin = zero_point if kind != MULTILABEL or self.thresholds_int8 is None else self.thresholds_int8
+            logits[kind] = dequantize(values, (scale, origin))
+        return logits
 
     def outputs(self, maps, views=1):
         """{kind: float logits} of TFLite Micro on raw die maps (its int8 outputs, dequantized).

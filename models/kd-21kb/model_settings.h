@@ -28,8 +28,9 @@ constexpr int kNumDefects = 8;
 constexpr float kOutputScale = 0.24676625430583954f;
 constexpr int kOutputZeroPoint = -17;
 constexpr const char* kDefectNames[kNumDefects] = {"Center", "Donut", "Edge-Loc", "Edge-Ring", "Loc", "Near-full", "Scratch", "Random"};
-// A defect is present when its int8 output is above this (logit 0, probability 0.5).
-constexpr int8_t kDetectionThresholdInt8 = -17;
+// A defect is present when its int8 output is above its threshold; over several views, when
+// the sum of its outputs less its threshold is above 0. Logit 0 (probability 0.5) for each.
+constexpr int8_t kDetectionThresholdInt8[kNumDefects] = {-17, -17, -17, -17, -17, -17, -17, -17};
 
 // Inferences per map: the outputs are summed over this many rotations/flips of the map
 // (dihedral_views.h), as the card's accuracy was measured.

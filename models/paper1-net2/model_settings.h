@@ -28,8 +28,9 @@ constexpr int kNumDefects = 8;
 constexpr float kOutputScale = 0.19734586775302887f;
 constexpr int kOutputZeroPoint = 25;
 constexpr const char* kDefectNames[kNumDefects] = {"Center", "Donut", "Edge-Loc", "Edge-Ring", "Loc", "Near-full", "Scratch", "Random"};
-// A defect is present when its int8 output is above this (logit 0, probability 0.5).
-constexpr int8_t kDetectionThresholdInt8 = 25;
+// A defect is present when its int8 output is above its threshold; over several views, when
+// the sum of its outputs less its threshold is above 0. Logit 0 (probability 0.5) for each.
+constexpr int8_t kDetectionThresholdInt8[kNumDefects] = {25, 25, 25, 25, 25, 25, 25, 25};
 
 // Inferences per map: the outputs are summed over this many rotations/flips of the map
 // (dihedral_views.h), as the card's accuracy was measured.

@@ -1,0 +1,116 @@
+"""A converted classifier's decision threshold per defect, chosen on validation maps in TFLite Micro.
+
+A classifier reads a defect as present when its int8 output is above logit 0 (probability 0.5).
+Where classes are very unequal, as on a fab's maps (WM-811K: 59% `none`), a model reads many of a
+defect's doubtful maps as `none`: that line is where the training data's class balance put it,
+not where the figure that matters is best. `calibrate_model` chooses one threshold per defect,
+in whole int8 steps, on the validation split (one defect at a time:
+`kd_keras.evaluation.tune_thresholds`), for the figure the user names (`METRICS`: class-balanced
+macro F1 on a fab's maps by default, exact match on MixedWM38's), and writes them into the model
+directory: the card's `thresholds_int8`, the settings header's `kDetectionThresholdInt8`, a
+sample map the model still reads right, and the card's int8 test figures measured with them.
+The model itself is unchanged; the firmware, `tflite.evaluate` and every other reader of the
+card decide alike.
+
+Example:
+
+>>> import numpy as np
+>>> from kd_keras.data import generate_wafer_maps
+>>> from kd_keras.models import build_student
+>>> from tflite.micro import Int8Model
+>>> from tflite.quantize import convert_int8
+>>> data = generate_wafer_maps(76, seed=0)
+>>> int8 = Int8Model(convert_int8(build_student("net2", seed=0), data.maps))
+>>> logits = int8.outputs(data.maps)[MULTILABEL]
+>>> thresholds = choose_thresholds(logits, data.labels, int8.output_quantizations[0], "exact-match")
+>>> len(thresholds), all(-128 <= t <= 127 for t in thresholds)
+(8, True)
+"""
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from kd_keras.data import DEFAULT_RESIZE, file_layout, load_splits
+from kd_keras.evaluation import fab_class_figures, maps_read_right, tune_thresholds
+from kd_keras.fileio import write_directory
+from kd_keras.tasks import CLASSIFY, MULTILABEL
+from tflite.c_sources import model_settings_h, sample_map_h
+from tflite.card import CARD_FILE, rewrite_model_readme
+from tflite.export import SAMPLE_MAP_FILE, demo_sample, load_converted
+from tflite.micro import Int8Model
+
+# What a threshold can be chosen for: f((N, 8) readings, (N, 8) labels) -> a number, higher better.
+METRICS = {
+    "exact-match": lambda readings, labels: maps_read_right(readings, labels).mean(),
+    "macro-f1": lambda readings, labels: fab_class_figures(readings, labels)["natural"]["macro_f1"],
+    "balanced-macro-f1": lambda readings, labels: fab_class_figures(readings, labels)["balanced"]["macro_f1"],
+}
+FAB_METRICS = ("macro-f1", "balanced-macro-f1")  # these read one class a map: WM-811K-layout files only
+# The thresholds tried for each defect, in int8 steps from logit 0: mostly below it, where a
+# defect the training maps hold rarely wins its doubtful maps back from `none`.
+STEPS = np.arange(-32, 9)
+
+
+def default_metric(data_path):
+    """Class-balanced macro F1 on a fab's maps (WM-811K layout), else exact match."""
+    return "balanced-macro-f1" if file_layout(data_path) == "wm811k" else "exact-match"
+
+
+def choose_thresholds(logits, labels, quantization, metric):
+    """The int8 threshold per defect that maximizes `metric` (a `METRICS` name) on maps whose
+    defect logits, measured from logit 0, are `logits` (N, 8) and whose flags are `labels`;
+    `quantization`: the output's (scale, zero point)."""
+    scale, zero_point = quantization
+    steps = tune_thresholds(logits, labels, grid=STEPS * scale, score=METRICS[metric]) / scale
+    return [int(np.clip(zero_point + np.round(step), -128, 127)) for step in steps]
+
+
+def _readings(logits, thresholds, quantization):
+    scale, zero_point = quantization
+    return (logits > (np.asarray(thresholds) - zero_point) * scale).astype(np.uint8)
+
+
+def calibrate_model(model_dir, data_path, *, seed=0, metric=None, made_by=None):
+    """Choose the thresholds of the classifier in `model_dir` on the validation split of
+    `data_path` (seeded 80/10/10, maps resized as its card says) and write them into the directory.
+
+    Returns {"metric", "thresholds", "val_before", "val_after", "accuracy"}: the metric on
+    validation with the card's thresholds before and with the new ones, and the card's new
+    accuracy figures (int8 in TFLite Micro on the test split). `made_by`: the command, added to
+    the directory's README.md (when it has one) after the command that made it.
+    """
+    card, int8 = load_converted(model_dir)
+    if card.task is not CLASSIFY:
+        raise ValueError(f"{model_dir}: decision thresholds are for a classifier's defect outputs; this model's "
+                         f"outputs are {', '.join(output.kind for output in card.outputs)}")
+    metric = metric or default_metric(data_path)
+    if metric in FAB_METRICS and file_layout(data_path) != "wm811k":
+        raise ValueError(f"--metric {metric} reads one class a map: it needs a WM-811K-layout file, and "
+                         f"{data_path} is not one; use --metric exact-match")
+    parts = load_splits(data_path, seed=seed, resize=card.input.resize or DEFAULT_RESIZE)
+    val, quantization = parts["val"], int8.output_quantizations[0]
+    # One run over the validation maps: the outputs measured from logit 0, read with each set of thresholds.
+    logits = Int8Model(int8.flatbuffer).outputs(val.maps, card.views)[MULTILABEL]
+    score = METRICS[metric]
+    thresholds = choose_thresholds(logits, val.labels, quantization, metric)
+    before, after = (score(_readings(logits, chosen, quantization), val.labels)
+                     for chosen in (card.output(MULTILABEL).defect_thresholds_int8(), thresholds))
+    calibrated = Int8Model(int8.flatbuffer, thresholds)
+    test = parts["test"]
+    figures = CLASSIFY.figures(calibrated.outputs(test.maps, card.views), test)
+    accuracy = {**card.accuracy, "test_maps": len(test), **{f"int8_{name}": value for name, value in figures.items()},
+                "int8_thresholds": f"chosen on the validation split of {data_path} (seed {seed}) for {metric}"}
+    output = card.output(MULTILABEL)
+    outputs = [dataclasses.replace(o, thresholds_int8=thresholds) if o is output else o for o in card.outputs]
+    card = dataclasses.replace(card, outputs=outputs, accuracy=accuracy)
+    write_directory(model_dir, {
+        "model_settings.h": model_settings_h(card),
+        SAMPLE_MAP_FILE: sample_map_h(*demo_sample(calibrated, card.views)),
+        CARD_FILE: card.to_json(),
+    })
+    if made_by and (Path(model_dir) / "README.md").is_file():
+        rewrite_model_readme(model_dir, made_by)
+    return {"metric": metric, "thresholds": thresholds, "val_before": float(before), "val_after": float(after),
+            "accuracy": accuracy}
