@@ -7,15 +7,18 @@ import shutil
 import numpy as np
 import pytest
 
-from kd_keras.data import dihedral_views, load_splits, save_wm811k
+from kd_keras.data import dihedral_views, load_splits, save_mixedwm38, save_wm811k
 from kd_keras.data.labels import PATTERN_NAMES, PATTERNS
 from kd_keras.data.wm811k import CLASS_NAMES, classes_of_labels
 from kd_keras.errors import FileFormatError
 from kd_keras.evaluation import fab_class_figures, tune_thresholds
+from kd_keras.inference import predict
 from kd_keras.tasks import CLASSIFY, MULTILABEL
 from tests.helpers import npz_of, read_sample_map
 from tflite import calibrate, evaluate
 from tflite.card import CARD_FILE, ModelCard, write_model_readme
+from tflite.deploy import next_commands
+from tflite.harness import compare_with_references
 from tflite.micro import Int8Model
 from tflite.thresholds import calibrate_model
 
@@ -96,7 +99,8 @@ def test_calibrate_on_fab_maps_chooses_for_class_balanced_macro_f1(model_dir, pa
     fab = tmp_path / "fab.npz"
     save_wm811k(fab, maps[single], classes_of_labels(labels[single]))
     assert calibrate.main([str(model_dir), "--data", str(fab)]) == 0
-    assert "balanced-macro-f1 on the validation split" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "balanced-macro-f1 on the validation split" in printed and ", class-balanced 0." in printed
     assert len(ModelCard.read(model_dir / CARD_FILE).output(MULTILABEL).thresholds_int8) == len(CLASS_NAMES) - 1
 
 
@@ -116,3 +120,26 @@ def test_a_card_with_thresholds_of_the_wrong_length_is_refused(model_dir):
     record["outputs"][0]["thresholds_int8"] = [0, 1, 2]
     with pytest.raises(FileFormatError, match=r"outputs\[0\]\.thresholds_int8 should be one int8 value per defect"):
         ModelCard.from_dict(record, "model_card.json")
+
+
+def test_compare_decides_the_float_model_with_the_int8_models_thresholds(trained_student, model_dir, parts):
+    model, _, _ = trained_student
+    flatbuffer = (model_dir / "model.tflite").read_bytes()
+    scale, zero_point = Int8Model(flatbuffer).output_quantizations[0]
+    thresholds = zero_point + np.array([-6, -4, -2, 0, 2, 4, 6, 8])
+    test = parts["test"]
+    report = compare_with_references(Int8Model(flatbuffer, thresholds), model, test)
+    float_readings = predict(model, test.maps) > (thresholds - zero_point) * scale
+    assert report["float_exact_match"] == (float_readings == test.labels).all(axis=1).mean()
+    assert report["disagreement_rate"] < 0.1
+
+
+@pytest.mark.unit
+def test_a_run_on_fab_maps_is_told_to_choose_thresholds_next(tmp_path):
+    fab, mixed = tmp_path / "fab.npz", tmp_path / "mixed.npz"
+    save_wm811k(fab, [np.ones((20, 30), np.uint8)] * 2, ["none", "Scratch"])
+    save_mixedwm38(mixed, np.ones((2, 52, 52), np.uint8), np.zeros((2, 8), np.uint8))
+    rows = {"net2": {"directory": str(tmp_path / "net2")}}
+    commands = next_commands(rows, {"data": fab, "seed": 0})
+    assert commands[0].startswith(f"python -m tflite.calibrate {tmp_path / 'net2'} --data {fab}")
+    assert not any("tflite.calibrate" in command for command in next_commands(rows, {"data": mixed, "seed": 0}))

@@ -46,9 +46,11 @@ def run(args):
     print(f"{args.model_dir}: thresholds (int8) {report['thresholds']}")
     print(f"{report['metric']} on the validation split: {report['val_before']:.4f} before, "
           f"{report['val_after']:.4f} with them")
-    print(f"exact match, int8 in TFLite Micro, on the {accuracy['test_maps']:,} test maps: "
-          f"{100 * accuracy['int8_exact_match']:.2f}%; per class: "
-          f"python -m tflite.evaluate {args.model_dir} --data {args.data}")
+    fab = report["test_fab_classes"]
+    classes = (f"; macro F1 {fab['natural']['macro_f1']:.3f}, class-balanced {fab['balanced']['macro_f1']:.3f}"
+               if fab else "")
+    print(f"int8 in TFLite Micro, on the {accuracy['test_maps']:,} test maps: exact match "
+          f"{100 * accuracy['int8_exact_match']:.2f}%{classes}")
 
 
 def main(argv=None):

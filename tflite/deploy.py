@@ -24,7 +24,7 @@ from pathlib import Path
 
 import keras
 
-from kd_keras.data import load_splits
+from kd_keras.data import file_layout, load_splits
 from kd_keras.fileio import write_json, write_text
 from kd_keras.rundir import run_data_settings
 from kd_keras.training import load_model
@@ -138,6 +138,8 @@ def next_commands(rows, settings):
                     "   # maps this run never saw"]
     else:
         maps, commands = settings["data"], []
+        if file_layout(maps) == "wm811k":  # classes very unequal: thresholds chosen for them (tflite.thresholds)
+            commands = [f"python -m tflite.calibrate {model_dir} --data {maps}   # a threshold per defect"]
     make = f"make -C {FIRMWARE_DIR}"
     return commands + [
         f"python -m tflite.evaluate {model_dir} --data {maps}",

@@ -54,7 +54,7 @@ def compare_with_references(int8, model, data):
     }
     if model is None:
         return report
-    float_outputs = task.predict(model, data.maps)
+    float_outputs = int8.from_thresholds(task.predict(model, data.maps))  # decided as the int8 model decides
     float_figures = task.figures(float_outputs, data)
     report.update({
         **{f"float_{name}": value for name, value in float_figures.items()},

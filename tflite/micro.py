@@ -108,6 +108,14 @@ class Int8Model:
                 collected.append(self._litert.get_tensor(detail["index"])[0].copy())
         return [np.stack(o) for o in outputs]
 
+    def from_thresholds(self, logits):
+        """{kind: float logits} (a float model's, say) measured from this model's decision
+        thresholds, as `dequantized` measures its own: both then decide alike at 0."""
+        if self.thresholds_int8 is None or MULTILABEL not in logits:
+            return logits
+        scale, zero_point = self.output_quantizations[self.kinds.index(MULTILABEL)]
+        return {**logits, MULTILABEL: logits[MULTILABEL] - (self.thresholds_int8 - zero_point) * scale}
+
     def dequantized(self, int8_outputs):
         """{kind: float logits} of int8 outputs (a list, in output order). A classifier's defect
         logits are measured from its `thresholds_int8`, where it has them, as the firmware

@@ -67,18 +67,14 @@ def choose_thresholds(logits, labels, quantization, metric):
     return [int(np.clip(zero_point + np.round(step), -128, 127)) for step in steps]
 
 
-def _readings(logits, thresholds, quantization):
-    scale, zero_point = quantization
-    return (logits > (np.asarray(thresholds) - zero_point) * scale).astype(np.uint8)
-
-
 def calibrate_model(model_dir, data_path, *, seed=0, metric=None, made_by=None):
     """Choose the thresholds of the classifier in `model_dir` on the validation split of
     `data_path` (seeded 80/10/10, maps resized as its card says) and write them into the directory.
 
-    Returns {"metric", "thresholds", "val_before", "val_after", "accuracy"}: the metric on
-    validation with the card's thresholds before and with the new ones, and the card's new
-    accuracy figures (int8 in TFLite Micro on the test split). `made_by`: the command, added to
+    Returns {"metric", "thresholds", "val_before", "val_after", "accuracy", "test_fab_classes"}:
+    the metric on validation with the card's thresholds before and with the new ones, the
+    card's new accuracy figures (int8 in TFLite Micro on the test split), and on a fab's maps
+    the test split's class figures (`fab_class_figures`; else None). `made_by`: the command, added to
     the directory's README.md (when it has one) after the command that made it.
     """
     card, int8 = load_converted(model_dir)
@@ -92,14 +88,14 @@ def calibrate_model(model_dir, data_path, *, seed=0, metric=None, made_by=None):
     parts = load_splits(data_path, seed=seed, resize=card.input.resize or DEFAULT_RESIZE)
     val, quantization = parts["val"], int8.output_quantizations[0]
     # One run over the validation maps: the outputs measured from logit 0, read with each set of thresholds.
-    logits = Int8Model(int8.flatbuffer).outputs(val.maps, card.views)[MULTILABEL]
-    score = METRICS[metric]
-    thresholds = choose_thresholds(logits, val.labels, quantization, metric)
-    before, after = (score(_readings(logits, chosen, quantization), val.labels)
-                     for chosen in (card.output(MULTILABEL).defect_thresholds_int8(), thresholds))
+    logits = Int8Model(int8.flatbuffer).outputs(val.maps, card.views)
+    thresholds = choose_thresholds(logits[MULTILABEL], val.labels, quantization, metric)
     calibrated = Int8Model(int8.flatbuffer, thresholds)
+    before, after = (METRICS[metric](CLASSIFY.predicted_patterns(model.from_thresholds(logits)), val.labels)
+                     for model in (int8, calibrated))
     test = parts["test"]
-    figures = CLASSIFY.figures(calibrated.outputs(test.maps, card.views), test)
+    test_outputs = calibrated.outputs(test.maps, card.views)
+    figures = CLASSIFY.figures(test_outputs, test)
     accuracy = {**card.accuracy, "test_maps": len(test), **{f"int8_{name}": value for name, value in figures.items()},
                 "int8_thresholds": f"chosen on the validation split of {data_path} (seed {seed}) for {metric}"}
     output = card.output(MULTILABEL)
@@ -112,5 +108,7 @@ def calibrate_model(model_dir, data_path, *, seed=0, metric=None, made_by=None):
     })
     if made_by and (Path(model_dir) / "README.md").is_file():
         rewrite_model_readme(model_dir, made_by)
+    fab_classes = (fab_class_figures(CLASSIFY.predicted_patterns(test_outputs), test.labels)
+                   if file_layout(data_path) == "wm811k" else None)
     return {"metric": metric, "thresholds": thresholds, "val_before": float(before), "val_after": float(after),
-            "accuracy": accuracy}
+            "accuracy": accuracy, "test_fab_classes": fab_classes}
