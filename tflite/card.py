@@ -255,17 +255,17 @@ def _defect_logits_words(output):
     return f"{len(output.labels)} int8 defect logits ({', '.join(output.labels)}); a defect is present when {rule}"
 
 
-def rewrite_model_readme(model_dir, then):
+def rewrite_model_readme(model_dir, then=None):
     """Rewrite `model_dir/README.md` (written by `write_model_readme`) from its card as it is
     now, keeping its summary and the command that made it, followed by `then`, the command
-    that changed the card."""
+    that changed the card (if any)."""
     model_dir = Path(model_dir)
     text = (model_dir / "README.md").read_text()
     made_by = re.search(r"Made by `(.*)`\.", text)
     if made_by is None:
         raise FileFormatError(f"{model_dir / 'README.md'}: not a README written by this toolkit (no 'Made by')")
     made_by = made_by.group(1)
-    if then not in made_by:
+    if then and then not in made_by:
         made_by += f"`, then `{then}"
     write_model_readme(model_dir, text.split("\n\n")[1], made_by)
 

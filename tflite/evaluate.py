@@ -15,7 +15,9 @@ rate; where the float model is not at hand (a fresh clone ships only the int8 mo
 the LiteRT comparison is made, and it says so. --budget (default: the one the card records):
 exit 1 when model.tflite is over it, saying by how much and which layers weigh most. A model
 converted with `--views 8` is run as its firmware runs it: on all 8 rotations/flips of each
-map, its outputs summed (the --compare figures stay single-view).
+map, its outputs summed (the --compare figures stay single-view). A classifier whose card holds
+a threshold per defect (`python -m tflite.calibrate`) is read with them, the float model of
+--compare too.
 """
 
 import argparse
