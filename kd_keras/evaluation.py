@@ -49,21 +49,25 @@ def maps_read_right(predicted, labels):
     return (np.asarray(predicted) == np.asarray(labels)).all(axis=1)
 
 
+def exact_match(predicted, labels):
+    """The share of maps whose 8 flags are all right."""
+    return float(maps_read_right(predicted, labels).mean())
+
+
 THRESHOLD_GRID = np.arange(-3.0, 3.01, 0.25)
 
 
-def tune_thresholds(logits, labels, grid=THRESHOLD_GRID, rounds=2, score=None):
+def tune_thresholds(logits, labels, grid=THRESHOLD_GRID, rounds=2, score=exact_match):
     """Per-defect logit thresholds that maximize `score` on (logits, labels), one defect at a
     time (coordinate ascent); ties go to the threshold nearest 0.
 
-    `score(readings, labels)`: a number from (N, 8) thresholded readings; default exact match.
+    `score(readings, labels)`: a number from (N, 8) thresholded readings.
 
     >>> logits = np.array([[1.0, -1.0], [0.5, -1.5]])
     >>> tune_thresholds(logits, np.array([[1, 0], [0, 0]]), grid=np.array([0.0, 0.75]), rounds=1).tolist()
     [0.75, 0.0]
     """
     logits, labels = np.asarray(logits), np.asarray(labels)
-    score = score or (lambda readings, labels: maps_read_right(readings, labels).mean())
     thresholds = np.zeros(logits.shape[1])
     for _ in range(rounds):
         for defect in range(len(thresholds)):

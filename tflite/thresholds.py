@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from kd_keras.data import DEFAULT_RESIZE, file_layout, load_splits
-from kd_keras.evaluation import fab_class_figures, maps_read_right, tune_thresholds
+from kd_keras.evaluation import exact_match, fab_class_figures, tune_thresholds
 from kd_keras.fileio import write_directory
 from kd_keras.tasks import CLASSIFY, MULTILABEL
 from tflite.c_sources import model_settings_h, sample_map_h
@@ -43,7 +43,7 @@ from tflite.micro import Int8Model
 
 # What a threshold can be chosen for: f((N, 8) readings, (N, 8) labels) -> a number, higher better.
 METRICS = {
-    "exact-match": lambda readings, labels: maps_read_right(readings, labels).mean(),
+    "exact-match": exact_match,
     "macro-f1": lambda readings, labels: fab_class_figures(readings, labels)["natural"]["macro_f1"],
     "balanced-macro-f1": lambda readings, labels: fab_class_figures(readings, labels)["balanced"]["macro_f1"],
 }
@@ -51,11 +51,6 @@ FAB_METRICS = ("macro-f1", "balanced-macro-f1")  # these read one class a map: W
 # The thresholds tried for each defect, in int8 steps from logit 0: mostly below it, where a
 # defect the training maps hold rarely wins its doubtful maps back from `none`.
 STEPS = np.arange(-32, 9)
-
-
-def default_metric(data_path):
-    """Class-balanced macro F1 on a fab's maps (WM-811K layout), else exact match."""
-    return "balanced-macro-f1" if file_layout(data_path) == "wm811k" else "exact-match"
 
 
 def choose_thresholds(logits, labels, quantization, metric):
@@ -81,8 +76,9 @@ def calibrate_model(model_dir, data_path, *, seed=0, metric=None, made_by=None):
     if card.task is not CLASSIFY:
         raise ValueError(f"{model_dir}: decision thresholds are for a classifier's defect outputs; this model's "
                          f"outputs are {', '.join(output.kind for output in card.outputs)}")
-    metric = metric or default_metric(data_path)
-    if metric in FAB_METRICS and file_layout(data_path) != "wm811k":
+    fab_maps = file_layout(data_path) == "wm811k"
+    metric = metric or ("balanced-macro-f1" if fab_maps else "exact-match")
+    if metric in FAB_METRICS and not fab_maps:
         raise ValueError(f"--metric {metric} reads one class a map: it needs a WM-811K-layout file, and "
                          f"{data_path} is not one; use --metric exact-match")
     parts = load_splits(data_path, seed=seed, resize=card.input.resize or DEFAULT_RESIZE)
@@ -108,7 +104,6 @@ def calibrate_model(model_dir, data_path, *, seed=0, metric=None, made_by=None):
     })
     if made_by and (Path(model_dir) / "README.md").is_file():
         rewrite_model_readme(model_dir, made_by)
-    fab_classes = (fab_class_figures(CLASSIFY.predicted_patterns(test_outputs), test.labels)
-                   if file_layout(data_path) == "wm811k" else None)
+    fab_classes = fab_class_figures(CLASSIFY.predicted_patterns(test_outputs), test.labels) if fab_maps else None
     return {"metric": metric, "thresholds": thresholds, "val_before": float(before), "val_after": float(after),
             "accuracy": accuracy, "test_fab_classes": fab_classes}
