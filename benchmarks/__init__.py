@@ -9,6 +9,8 @@ library: `python -m benchmarks.<name>` from the repository root (`--help` for ea
   trained on one source read the other (real WM-811K fab maps, MixedWM38);
 - `first_run`: the main job with no arguments in a clean clone, timed, as a new user runs it.
 - `main_job_teacher`: how long the main job's teacher trains: its figure, and its students'.
+- `strip_unread`: the bytes each shipped model saves without what no interpreter reads.
+- `weight_compression`: TFLite Micro's look-up-table weight compression on a shipped model.
 """
 
 # First: kd_keras quiets TensorFlow's C++ start-up logging, before any benchmark imports TensorFlow.

@@ -3,7 +3,7 @@ reference and the CMSIS-NN kernels, built from source and run on QEMU's emulated
 
     python -m benchmarks.firmware_footprint                  # every shipped model, both kernel sets
     python -m benchmarks.firmware_footprint --models kd-21kb --kernels cmsis_nn
-    python -m benchmarks.firmware_footprint --update-cards   # also record it in each model card
+    python -m benchmarks.firmware_footprint --update-cards   # also record it in each model card and README
 
 Per image: flash (the load sections, from the linker's map file) split into the model, TensorFlow
 Lite Micro, the application and the C runtime; RAM (.data + .bss with the tensor arena, the peak
@@ -22,7 +22,7 @@ from pathlib import Path
 from benchmarks import REPO, write_results
 from kd_keras.data import generate_wafer_maps
 from kd_keras.fileio import write_text
-from tflite.card import CARD_FILE, ModelCard
+from tflite.card import CARD_FILE, ModelCard, rewrite_model_readme
 from tflite.export import load_converted
 from tflite.firmware import KERNELS, KERNEL_TITLES, Firmware
 
@@ -60,7 +60,7 @@ def main(argv=None):
     parser.add_argument("--models", nargs="+", default=SHIPPED, choices=SHIPPED, help="shipped models (models/)")
     parser.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=KERNELS)
     parser.add_argument("--maps", type=int, default=2, help="synthetic maps whose inferences are counted")
-    parser.add_argument("--update-cards", action="store_true", help="record the images in each model card")
+    parser.add_argument("--update-cards", action="store_true", help="record the images in each model card and README")
     parser.add_argument("--out", type=Path, default=RESULTS / "firmware_footprint.json")
     args = parser.parse_args(argv)
 
@@ -75,6 +75,8 @@ def main(argv=None):
             path = REPO / "models" / model / CARD_FILE
             card = ModelCard.read(path)
             write_text(path, dataclasses.replace(card, firmware={**(card.firmware or {}), **results[model]}).to_json())
+            if (path.parent / "README.md").is_file():
+                rewrite_model_readme(path.parent)  # its firmware lines are written from the card
     record = {"command": "python -m benchmarks.firmware_footprint " + " ".join(argv or sys.argv[1:]),
               "board": "QEMU mps2-an386 (Cortex-M4, -O s, newlib with semihosting)", "maps": args.maps,
               "wall_seconds": round(time.time() - start, 1), "models": results}

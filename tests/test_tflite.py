@@ -20,10 +20,10 @@ from tflite import convert, evaluate
 from tflite.budget import BUDGETS, Budget, ConversionError
 from tflite.card import ModelCard, write_model_readme
 from tflite.deploy import choose_budget
-from tflite.export import export_model, int8_flatbuffer
+from tflite.export import export_model, int8_flatbuffer, load_converted, strip_directory
 from tflite.harness import compare_with_references
 from tflite.micro import Int8Model
-from tflite.quantize import convert_int8
+from tflite.quantize import convert_int8, strip_unread
 
 TIER = "integration"  # tests marked with no tier of their own (conftest.py)
 LARGE = Budget("1,000,000 bytes", 10**6)
@@ -196,13 +196,62 @@ def test_convert_on_a_run_directory_takes_the_run_data(tmp_path, capsys):
     assert not (tmp_path / "bad").exists()
 
 
-def test_exported_model_carries_no_names_and_computes_the_same(trained_student, parts):
+def test_exported_model_carries_nothing_unread_and_computes_the_same(trained_student, parts):
     model, root, _ = trained_student
     exported = (root / "out" / "model.tflite").read_bytes()
-    with_names = convert_int8(model, parts["train"].maps)
-    assert b"logits" in with_names and b"logits" not in exported and len(exported) < len(with_names)
+    as_converted = convert_int8(model, parts["train"].maps)
+    assert b"logits" in as_converted and b"logits" not in exported
+    # Every bias keeps one of its per-channel scales; the weights keep all of theirs.
+    counts = bias_scale_counts(as_converted)
+    assert max(counts) > 1 and set(bias_scale_counts(exported)) == {1}
+    assert max(weight_scale_counts(exported)) > 1
+    # Each bias scale dropped saves its float32 and its int64 zero point (12 bytes, less some padding).
+    assert len(as_converted) - len(exported) >= 11 * (sum(counts) - len(counts))
+    assert strip_unread(exported) == exported
     maps = parts["test"].maps[:50]
-    np.testing.assert_array_equal(Int8Model(exported).run_micro(maps)[0], Int8Model(with_names).run_micro(maps)[0])
+    stripped, original = Int8Model(exported), Int8Model(as_converted)
+    np.testing.assert_array_equal(stripped.run_micro(maps)[0], original.run_micro(maps)[0])
+    assert original.same_outputs(stripped, maps) == {"tflite_micro": True, "litert": True}
+    assert stripped.arena_bytes() == original.arena_bytes()
+
+
+def test_a_directory_converted_before_is_stripped_and_its_card_follows(trained_student, parts, tmp_path,
+                                                                      monkeypatch):
+    model, root, card = trained_student
+    maps = parts["test"].maps[:20]
+    # A directory as the toolkit wrote it before strip_unread: only the names stripped.
+    old = export_model(model, tmp_path / "old", parts["train"].maps, name="net1", budget=BUDGETS["248KB"],
+                       int8=Int8Model(names_stripped_only(model, parts)))
+    write_model_readme(tmp_path / "old", "Net-1 for a test.", "python make_it.py")
+
+    # Outputs that would change are refused, and nothing is written.
+    files = {path.name: path.read_bytes() for path in (tmp_path / "old").iterdir()}
+    other = (root / "out" / "model.tflite").read_bytes()
+    monkeypatch.setattr("tflite.export.strip_unread", lambda flatbuffer: convert_int8(build_student("net1", seed=3),
+                                                                                      parts["train"].maps))
+    with pytest.raises(ConversionError, match=r"outputs change \(in tflite_micro, litert\)"):
+        strip_directory(tmp_path / "old", maps)
+    assert {path.name: path.read_bytes() for path in (tmp_path / "old").iterdir()} == files
+    monkeypatch.undo()
+
+    before, after = strip_directory(tmp_path / "old", maps, made_by="python strip_it.py")
+    assert (before, after) == (old.flash_bytes, card.flash_bytes) and after < before
+    stripped_card, int8 = load_converted(tmp_path / "old")
+    assert stripped_card.flash_bytes == after and int8.flatbuffer == other  # as a conversion now writes it
+    assert (tmp_path / "old" / "model_settings.h").read_bytes() == (root / "out" / "model_settings.h").read_bytes()
+    assert f"g_net1_model_data_size = {after};" in (tmp_path / "old" / "model_data.h").read_text()
+    readme = (tmp_path / "old" / "README.md").read_text()
+    assert f"| {after:,} bytes |" in readme and "Made by `python make_it.py`, then `python strip_it.py`." in readme
+    assert strip_directory(tmp_path / "old", maps) == (after, after)
+
+
+def names_stripped_only(model, parts):
+    """The int8 flatbuffer as the toolkit wrote it before `strip_unread`: names stripped, nothing else."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    converted = flatbuffer_utils.convert_bytearray_to_object(bytearray(convert_int8(model, parts["train"].maps)))
+    flatbuffer_utils.strip_strings(converted)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(converted))
 
 
 def test_model_readme_is_written_from_the_card(trained_student, tmp_path):
@@ -251,6 +300,16 @@ def weight_scale_counts(flatbuffer):
     model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
     return [len(tensor.quantization.scale) for tensor in model.subgraphs[0].tensors
             if model.buffers[tensor.buffer].data is not None and tensor.quantization.scale is not None]
+
+
+def bias_scale_counts(flatbuffer):
+    """How many scales each int32 bias of a flatbuffer carries."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    return [len(tensor.quantization.scale) for tensor in model.subgraphs[0].tensors
+            if tensor.type == flatbuffer_utils.schema_fb.TensorType.INT32 and tensor.quantization is not None
+            and tensor.quantization.scale is not None]
 
 
 def test_convert_with_per_tensor_weight_scales(trained_student, parts, tmp_path, capsys):

@@ -21,6 +21,7 @@ Example:
 (True, '21KB')
 """
 
+import dataclasses
 import errno
 from pathlib import Path
 
@@ -39,10 +40,10 @@ from kd_keras.training import load_model
 from tflite.budget import ConversionError
 from tflite.c_sources import (RESOLVER_METHODS, check_c_identifier, model_data_cc, model_data_h, model_settings_h,
                               sample_map_h)
-from tflite.card import CARD_FILE, InputSpec, ModelCard, OutputSpec
+from tflite.card import CARD_FILE, InputSpec, ModelCard, OutputSpec, rewrite_model_readme
 from tflite.harness import accuracy_figures
 from tflite.micro import Int8Model
-from tflite.quantize import convert_int8, strip_names
+from tflite.quantize import convert_int8, strip_unread
 
 ARENA_MARGIN = 1.10  # the firmware's arena: the measured bytes plus 10%, rounded up to 16
 TFLITE_FILE = "model.tflite"
@@ -133,8 +134,8 @@ def demo_sample(int8, views=1):
 
 
 def int8_flatbuffer(model, representative_maps, *, qat_epochs=0, per_channel=True):
-    """`model` as the full-integer int8 `.tflite` bytes that `export_model` writes (tensor
-    names stripped). For the arguments, see `export_model`."""
+    """`model` as the full-integer int8 `.tflite` bytes that `export_model` writes (what no
+    interpreter reads stripped: `tflite.quantize.strip_unread`). For the arguments, see `export_model`."""
     if qat_epochs and not per_channel:
         raise ConversionError("per-tensor weight scales are available with post-training quantization only, not QAT")
     if qat_epochs:
@@ -144,7 +145,7 @@ def int8_flatbuffer(model, representative_maps, *, qat_epochs=0, per_channel=Tru
         flatbuffer = quantization_aware_finetune(model, representative_maps, epochs=qat_epochs)
     else:
         flatbuffer = convert_int8(model, representative_maps, per_channel=per_channel)
-    return strip_names(flatbuffer)
+    return strip_unread(flatbuffer)
 
 
 def export_model(model, out_dir, representative_maps, *, name, budget, accuracy_fn=None, source_model=None,
@@ -223,6 +224,34 @@ def load_converted(model_dir):
     if int8.task is not card.task:
         raise FileFormatError(f"{path}: its outputs ({', '.join(int8.kinds)}) are not those its card describes")
     return card, int8
+
+
+def strip_directory(model_dir, check_maps, made_by=None):
+    """Strip what no interpreter reads (`tflite.quantize.strip_unread`) from the model in a
+    directory converted before the toolkit did so; return its (bytes before, bytes after).
+
+    The model files, settings header and card (`flash_bytes`) are rewritten in one swap, and the
+    README from the card. Nothing is written unless TensorFlow Lite Micro and LiteRT both give
+    the same int8 outputs as before on `check_maps` (raw (N, 52, 52) maps). The card's
+    `firmware` figures are those of the image before: `benchmarks.firmware_footprint
+    --update-cards` measures them again. `made_by`: the command, added to the README's "Made by"."""
+    card, int8 = load_converted(model_dir)
+    stripped = Int8Model(strip_unread(int8.flatbuffer))
+    changed = [name for name, same in int8.same_outputs(stripped, check_maps).items() if not same]
+    if changed:
+        raise ConversionError(f"{model_dir}: stripped, the model's outputs change (in {', '.join(changed)}); "
+                              "left as it was")
+    card = dataclasses.replace(card, flash_bytes=len(stripped.flatbuffer))
+    write_directory(model_dir, {
+        TFLITE_FILE: stripped.flatbuffer,
+        "model_data.cc": model_data_cc(card.name, stripped.flatbuffer),
+        "model_data.h": model_data_h(card.name, len(stripped.flatbuffer)),
+        "model_settings.h": model_settings_h(card),
+        CARD_FILE: card.to_json(),
+    })
+    if (Path(model_dir) / "README.md").is_file():
+        rewrite_model_readme(model_dir, made_by)
+    return len(int8.flatbuffer), len(stripped.flatbuffer)
 
 
 def check_output_directory(out_dir):

@@ -133,6 +133,13 @@ class Int8Model:
         8 inferences a map, as the firmware runs them when its model_settings.h says kNumViews = 8."""
         return self.task.average_views(lambda view: self.dequantized(self.run_micro(view)), maps, views)
 
+    def same_outputs(self, other, maps):
+        """{"tflite_micro": bool, "litert": bool}: whether `other` (an `Int8Model`) gives exactly
+        this model's int8 outputs on raw die maps, in each interpreter."""
+        return {name: all(np.array_equal(mine, theirs) for mine, theirs in zip(run(self, maps), run(other, maps),
+                                                                                 strict=True))
+                for name, run in (("tflite_micro", Int8Model.run_micro), ("litert", Int8Model.run_litert))}
+
     def arena_bytes(self):
         """Tensor-arena bytes TFLite Micro's recording allocator used for this model.
 
