@@ -11,6 +11,7 @@ library: `python -m benchmarks.<name>` from the repository root (`--help` for ea
 - `main_job_teacher`: how long the main job's teacher trains: its figure, and its students'.
 - `strip_unread`: the bytes each shipped model saves without what no interpreter reads.
 - `weight_compression`: TFLite Micro's look-up-table weight compression on a shipped model.
+- `label_audit`: which labels of the dev set are probably wrong, and the shipped models on the rest.
 """
 
 # First: kd_keras quiets TensorFlow's C++ start-up logging, before any benchmark imports TensorFlow.

@@ -62,6 +62,10 @@ def add_common_arguments(parser, defaults, lr_default=None):
     data.add_argument("--resize", choices=RESIZE_METHODS, default=defaults.resize,
                       help="how maps of other grids become the model's 52x52 input, recorded in the model card "
                            f"(default {defaults.resize}; see kd_keras.data.resize)")
+    data.add_argument("--drop-suspects", type=Path, default=None, metavar="AUDIT_JSON",
+                      help="leave the training maps that a label audit suspects out of training (its "
+                           "label_audit.json, from python -m kd_keras.audit_labels); validation and test keep "
+                           "every map")
     data.add_argument("--synthetic-maps", type=positive_int, default=defaults.synthetic_maps,
                       help=f"how many synthetic maps without --data (default {defaults.synthetic_maps})")
     data.add_argument("--seed", type=int, default=defaults.seed,

@@ -40,7 +40,7 @@ SEGCLASS_TEACHER = "deeplab"
 NOT_RESULT_FIELDS = ("out", "resume", "overwrite", "teacher_dir")
 # Fields added after runs were recorded: left out of the record while at their default, so
 # that runs made before them still resume and their teachers are still reused.
-ADDED_LATER = {"resize": DEFAULT_RESIZE, "teacher_arch": "resnet18"}
+ADDED_LATER = {"resize": DEFAULT_RESIZE, "teacher_arch": "resnet18", "drop_suspects": None}
 
 
 def _recorded(arguments):
@@ -57,6 +57,7 @@ class Job:
     synthetic_maps: int = DEFAULT_SYNTHETIC_MAPS
     seed: int = 0
     resize: str = DEFAULT_RESIZE
+    drop_suspects: Path | None = None  # a label audit's report: its suspects are left out of training
     epochs: int = 30
     batch_size: int = 128
     lr: float = 3e-3
@@ -75,10 +76,11 @@ class Job:
         if self.data is None:
             return f"{self.synthetic_maps} synthetic maps (seed {self.seed}), split 80/10/10"
         resized = f", maps resized to 52x52 by {self.resize}" if file_layout(self.data) == "wm811k" else ""
-        return f"{self.data}, seeded 80/10/10 split (seed {self.seed}){resized}"
+        dropped = "" if self.drop_suspects is None else f", training maps suspected by {self.drop_suspects} left out"
+        return f"{self.data}, seeded 80/10/10 split (seed {self.seed}){resized}{dropped}"
 
     def splits(self):
-        return load_splits(self.data, self.synthetic_maps, self.seed, self.resize)
+        return load_splits(self.data, self.synthetic_maps, self.seed, self.resize, self.drop_suspects)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,6 +150,7 @@ class DistillJob(Job):
         if self.teacher_dir is None:
             data = f"synthetic{self.synthetic_maps}" if self.data is None else Path(self.data).stem
             data += "" if self.resize == DEFAULT_RESIZE else f"-{self.resize}"
+            data += "" if self.drop_suspects is None else "-without-suspects"
             kind = ("segclass-teacher" if self.task == "segclass" else
                     "teacher" if self.teacher_arch == ADDED_LATER["teacher_arch"] else f"teacher-{self.teacher_arch}")
             object.__setattr__(self, "teacher_dir", Path("runs") / f"{kind}-{data}-seed{self.seed}")
@@ -166,7 +169,8 @@ class DistillJob(Job):
     def teacher_arguments(self):
         """What a teacher trained for this job depends on."""
         return _recorded({"task": self.task, "data": self.data, "synthetic_maps": self.synthetic_maps,
-                          "seed": self.seed, "resize": self.resize, "epochs": self.teacher_epochs,
+                          "seed": self.seed, "resize": self.resize, "drop_suspects": self.drop_suspects,
+                          "epochs": self.teacher_epochs,
                           "batch_size": self.batch_size, "augment": True, "strategy": self.strategy,
                           **({"teacher_arch": self.teacher_arch} if self.task == CLASSIFY.name else {})})
 

@@ -180,8 +180,9 @@ def plot_per_pattern_accuracy(per_pattern, out_path, title="accuracy per pattern
     _save(figure, out_path)
 
 
-def plot_mistakes(maps, true_flags, predicted_flags, out_path, columns=6, title="mistakes"):
-    """Each map with its true and predicted defects ('C+EL', or any other combination)."""
+def plot_mistakes(maps, true_flags, predicted_flags, out_path, columns=6, title="mistakes", captions=None):
+    """Each map with its true and predicted defects ('C+EL', or any other combination), or with
+    its line of `captions` instead."""
     maps = np.asarray(maps)
     if len(maps) == 0 or not len(maps) == len(true_flags) == len(predicted_flags):
         raise ValueError(f"need at least one map and one true and predicted label row per map, got "
@@ -191,9 +192,12 @@ def plot_mistakes(maps, true_flags, predicted_flags, out_path, columns=6, title=
     axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
     for ax in axes:
         ax.axis("off")
-    for ax, wafer_map, truth, prediction in zip(axes, maps, true_flags, predicted_flags):
+    if captions is None:
+        captions = [f"true {flags_name(truth)}\nread {flags_name(prediction)}"
+                    for truth, prediction in zip(true_flags, predicted_flags)]
+    for ax, wafer_map, caption in zip(axes, maps, captions):
         ax.imshow(wafer_map, cmap=WAFER_COLORS, vmin=0, vmax=2, interpolation="nearest")
-        ax.set_title(f"true {flags_name(truth)}\nread {flags_name(prediction)}", fontsize=8)
+        ax.set_title(caption, fontsize=8)
     figure.suptitle(title)
     _save(figure, out_path)
 

@@ -17,7 +17,10 @@ import dataclasses
 
 import numpy as np
 
+from kd_keras.data.labels import flags_name
 from kd_keras.data.layouts import load_wafer_maps
+from kd_keras.errors import FileFormatError
+from kd_keras.fileio import read_json
 from kd_keras.data.resize import DEFAULT_RESIZE
 from kd_keras.data.synthetic import generate_wafer_maps
 
@@ -56,25 +59,54 @@ def stratified_split(pattern_ids, fractions=DEFAULT_FRACTIONS, seed=0):
     return Split(**{name: np.sort(np.concatenate(p)) for name, p in parts.items()})
 
 
-def split_data(data, fractions=DEFAULT_FRACTIONS, seed=0):
-    """Split a `WaferMaps` into {'train', 'val', 'test', 'test_rotated'} `WaferMaps`."""
+def read_suspects(path, data):
+    """The rows of `data` that a label audit's report (`label_audit.json`, written by `python -m
+    kd_keras.audit_labels`) suspects, checked to be an audit of this data: as many maps, and
+    each suspect's given label the one `data` holds. (Read here, not in `kd_keras.label_audit`,
+    so that splitting a file needs no TensorFlow.)"""
+    report = read_json(path)
+    suspects = report.get("suspects") if isinstance(report, dict) else None
+    if not isinstance(suspects, list) or not all(isinstance(s, dict) and isinstance(s.get("index"), int)
+                                                 and isinstance(s.get("given"), str) for s in suspects):
+        raise FileFormatError(f"{path}: not a label audit (no list of suspects with their index and given label)")
+    if report.get("maps") != len(data):
+        raise FileFormatError(f"{path}: an audit of {report.get('maps')} maps, not of the {len(data):,} maps of "
+                              f"{data.source}")
+    for suspect in suspects:
+        row = suspect["index"]
+        if not 0 <= row < len(data):
+            raise FileFormatError(f"{path}: suspect {row} is no row of {data.source} ({len(data):,} maps)")
+        if suspect["given"] != flags_name(data.labels[row]):
+            raise FileFormatError(f"{path}: suspect {row} is given {suspect['given']} there, but {data.source} "
+                                  f"holds {flags_name(data.labels[row])}: an audit of other labels")
+    return np.array(sorted(s["index"] for s in suspects), np.int64)
+
+
+def split_data(data, fractions=DEFAULT_FRACTIONS, seed=0, drop_from_train=()):
+    """Split a `WaferMaps` into {'train', 'val', 'test', 'test_rotated'} `WaferMaps`.
+
+    `drop_from_train`: rows left out of the training split (e.g. `read_suspects`); validation
+    and test keep every map they are dealt, so their figures stay comparable."""
     split = stratified_split(data.pattern_ids, fractions, seed)
     test = data.subset(split.test)
     return {
-        "train": data.subset(split.train),
+        "train": data.subset(np.setdiff1d(split.train, drop_from_train)),
         "val": data.subset(split.val),
         "test": test,
         "test_rotated": test.rotated(1),
     }
 
 
-def load_splits(data_path=None, synthetic_maps=DEFAULT_SYNTHETIC_MAPS, seed=0, resize=DEFAULT_RESIZE):
+def load_splits(data_path=None, synthetic_maps=DEFAULT_SYNTHETIC_MAPS, seed=0, resize=DEFAULT_RESIZE,
+                drop_suspects=None):
     """A run's splits (see `split_data`): of a wafer-map file in either layout (maps of other
     grids brought to 52x52 by `resize`, see `kd_keras.data.layouts`), or of `synthetic_maps`
-    synthetic maps when `data_path` is None."""
+    synthetic maps when `data_path` is None; without the training maps that the label audit
+    report `drop_suspects` suspects, where given."""
     data = (generate_wafer_maps(synthetic_maps, seed=seed) if data_path is None
             else load_wafer_maps(data_path, resize))
-    parts = split_data(data, seed=seed)
+    dropped = () if drop_suspects is None else read_suspects(drop_suspects, data)
+    parts = split_data(data, seed=seed, drop_from_train=dropped)
     empty = [name for name in ("train", "val", "test") if len(parts[name]) == 0]
     if empty:
         raise ValueError(f"{data.source}: {len(data)} maps leave the {' and '.join(empty)} split(s) empty "
