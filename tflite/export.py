@@ -98,6 +98,11 @@ def _output_spec(index, kind, quantization):
                                       "threshold_int8", threshold_int8=threshold)
 
 
+def tensor_arena_size(arena_bytes):
+    """The firmware's `kTensorArenaSize` for a measured arena: `ARENA_MARGIN` more, rounded up to 16."""
+    return int(-(-arena_bytes * ARENA_MARGIN // 16) * 16)
+
+
 def build_card(model, int8, name, arena_bytes, resize=DEFAULT_RESIZE, **fields):
     """The model card of `model` converted to `int8` (an `Int8Model`); `resize`: how maps of other
     grids are brought to its input (`kd_keras.data.resize`); `fields`: the rest."""
@@ -113,7 +118,7 @@ def build_card(model, int8, name, arena_bytes, resize=DEFAULT_RESIZE, **fields):
                  in enumerate(zip(int8.kinds, int8.output_quantizations, strict=True))],
         flash_bytes=len(int8.flatbuffer),
         arena_bytes=arena_bytes,
-        tensor_arena_size=int(-(-arena_bytes * ARENA_MARGIN // 16) * 16),
+        tensor_arena_size=tensor_arena_size(arena_bytes),
         ops=list(dict.fromkeys(int8.ops)),
         parameters=int(model.count_params()),
         macs_per_inference=macs_per_inference(model),
@@ -241,17 +246,24 @@ def strip_directory(model_dir, check_maps, made_by=None):
     if changed:
         raise ConversionError(f"{model_dir}: stripped, the model's outputs change (in {', '.join(changed)}); "
                               "left as it was")
-    card = dataclasses.replace(card, flash_bytes=len(stripped.flatbuffer))
+    rewrite_model(model_dir, card, stripped.flatbuffer, made_by)
+    return len(int8.flatbuffer), len(stripped.flatbuffer)
+
+
+def rewrite_model(model_dir, card, flatbuffer, made_by=None):
+    """Make `flatbuffer` the model of the converted directory `model_dir`: `model.tflite`, its C
+    arrays, the settings header and `card` (with the new `flash_bytes`) in one swap, then the
+    README from the card. `made_by`: the command, added to the README's "Made by"."""
+    card = dataclasses.replace(card, flash_bytes=len(flatbuffer))
     write_directory(model_dir, {
-        TFLITE_FILE: stripped.flatbuffer,
-        "model_data.cc": model_data_cc(card.name, stripped.flatbuffer),
-        "model_data.h": model_data_h(card.name, len(stripped.flatbuffer)),
+        TFLITE_FILE: flatbuffer,
+        "model_data.cc": model_data_cc(card.name, flatbuffer),
+        "model_data.h": model_data_h(card.name, len(flatbuffer)),
         "model_settings.h": model_settings_h(card),
         CARD_FILE: card.to_json(),
     })
     if (Path(model_dir) / "README.md").is_file():
         rewrite_model_readme(model_dir, made_by)
-    return len(int8.flatbuffer), len(stripped.flatbuffer)
 
 
 def check_output_directory(out_dir):

@@ -1,4 +1,6 @@
-"""Full-integer (int8) post-training quantization of a Keras model, and what the result holds.
+"""Full-integer (int8) post-training quantization of a Keras model, and what the result holds;
+two edits of the converted flatbuffer: `strip_unread` (what no interpreter reads) and
+`int4_weights` (chosen layers' weights as packed 4-bit values).
 
 The model's input stays the raw die map (0 off-wafer, 1 good, 2 failed) of shape
 (52, 52, 1): the representative maps span exactly those values, so the int8 input
@@ -106,4 +108,85 @@ def strip_unread(flatbuffer):
             if bias.type == flatbuffer_utils.schema_fb.TensorType.INT32 and quantization is not None \
                     and quantization.scale is not None and len(quantization.scale) > 1:
                 quantization.scale, quantization.zeroPoint = quantization.scale[:1], quantization.zeroPoint[:1]
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
+
+
+# TFLite Micro reads packed int4 weights in these ops with one scale per output channel (as ours
+# are); FULLY_CONNECTED takes int4 weights only with one scale per tensor, so it keeps int8.
+INT4_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D")
+INT4_MAX = 7  # symmetric, as int8 weights use [-127, 127]: zero point 0 for every channel
+# Each channel's 4-bit step is chosen among these fractions of its largest weight, for the least
+# squared error: clipping a few outliers buys a finer step for all the other weights.
+_CLIP_FRACTIONS = np.linspace(0.5, 1.0, 26)
+
+
+def int4_layers(flatbuffer):
+    """[(operator index, op name, weight count)] of the operators whose int8 weights `int4_weights`
+    can store as int4, in execution order."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    subgraph = model.subgraphs[0]
+    layers = []
+    for index, operator in enumerate(subgraph.operators):
+        name = flatbuffer_utils.opcode_to_name(model, operator.opcodeIndex)
+        weights = subgraph.tensors[operator.inputs[1]] if name in INT4_OPS else None
+        if weights is not None and weights.type == flatbuffer_utils.schema_fb.TensorType.INT8:
+            layers.append((index, name, int(np.prod(weights.shape))))
+    return layers
+
+
+def _int4_step(channel):
+    """The 4-bit step (in int8 units) for one output channel's int8 weights: least squared error."""
+    peak = max(float(np.abs(channel).max()), 1.0)
+    steps = peak * _CLIP_FRACTIONS / INT4_MAX
+    errors = [np.sum((np.clip(np.round(channel / step), -INT4_MAX, INT4_MAX) * step - channel) ** 2) for step in steps]
+    return steps[int(np.argmin(errors))]
+
+
+def int4_weights(flatbuffer, operators, pack=True):
+    """The int8 flatbuffer with the weights of `operators` (indices from `int4_layers`) requantized
+    to 4 bits, per output channel, and stored packed: two weights a byte, the first in the low
+    nibble, as TFLite Micro and LiteRT unpack them (type INT4). Activations stay int8.
+
+    Each channel's new scale is its int8 scale times its 4-bit step (`_int4_step`); its int32
+    bias is divided by the same step, so that it keeps the scale input x weight that the kernels
+    assume. `pack=False` stores the same 4-bit values as int8 instead: the model that the packed
+    one must compute exactly (the tests check both interpreters).
+
+    Raises ValueError naming an operator that cannot take int4 weights."""
+    from tensorflow.lite.tools import flatbuffer_utils
+
+    allowed = {index: name for index, name, _ in int4_layers(flatbuffer)}
+    refused = [index for index in operators if index not in allowed]
+    if refused:
+        raise ValueError(f"operators {refused} cannot take int4 weights: only int8 {' and '.join(INT4_OPS)} "
+                         f"weights can (operators {sorted(allowed)} here)")
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(flatbuffer))
+    subgraph = model.subgraphs[0]
+    for index in sorted(set(operators)):
+        operator = subgraph.operators[index]
+        weights = subgraph.tensors[operator.inputs[1]]
+        values = np.frombuffer(bytes(model.buffers[weights.buffer].data), np.int8).reshape(weights.shape)
+        axis = weights.quantization.quantizedDimension
+        channels = np.moveaxis(values, axis, 0).reshape(values.shape[axis], -1).astype(np.float64)
+        steps = np.array([_int4_step(channel) for channel in channels])
+        shape = [1] * values.ndim
+        shape[axis] = -1
+        int4 = np.clip(np.round(values / steps.reshape(shape)), -INT4_MAX, INT4_MAX).astype(np.int8).ravel()
+        scales = np.asarray(weights.quantization.scale, np.float64) * steps
+        weights.quantization.scale = scales.astype(np.float32).tolist()
+        if len(operator.inputs) > _BIAS_INPUT and operator.inputs[_BIAS_INPUT] >= 0:
+            bias = subgraph.tensors[operator.inputs[_BIAS_INPUT]]
+            bias_values = np.frombuffer(bytes(model.buffers[bias.buffer].data), np.int32)
+            model.buffers[bias.buffer].data = np.frombuffer(
+                np.round(bias_values / steps).astype(np.int32).tobytes(), np.uint8)
+            input_scale = subgraph.tensors[operator.inputs[0]].quantization.scale[0]
+            kept = len(bias.quantization.scale)  # one after `strip_unread`, else one a channel
+            bias.quantization.scale = (input_scale * scales[:kept]).astype(np.float32).tolist()
+        if pack:
+            nibbles = (np.append(int4, 0) if len(int4) % 2 else int4).astype(np.uint8) & 0x0F
+            int4 = nibbles[0::2] | (nibbles[1::2] << 4)
+            weights.type = flatbuffer_utils.schema_fb.TensorType.INT4
+        model.buffers[weights.buffer].data = np.frombuffer(int4.tobytes(), np.uint8)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
