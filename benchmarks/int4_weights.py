@@ -17,11 +17,12 @@ LiteRT, the first 100 test maps). With the firmware (the default), the chosen pl
 as a model directory (runs/int4-weights/<model>-int4) and built for the Cortex-M4 with the
 reference and the CMSIS-NN kernels beside the int8 model: flash, RAM, instructions per
 inference, and whether its outputs equal the Python interpreter's. Writes
-benchmarks/results/int4_weights.{json,md}. Nothing here ships.
+benchmarks/results/int4_weights_<model>.{json,md}. Nothing here ships.
 """
 
 import argparse
 import dataclasses
+import re
 import sys
 import time
 from pathlib import Path
@@ -33,11 +34,11 @@ from kd_keras.data import dihedral_views, generate_wafer_maps, load_splits
 from kd_keras.fileio import write_directory
 from kd_keras.tasks import CLASSIFY
 from tflite.export import load_converted, rewrite_model, tensor_arena_size
-from tflite.firmware import KERNEL_TITLES, KERNELS, Firmware
+from tflite.firmware import KERNEL_TITLES, KERNELS, Firmware, FirmwareError
 from tflite.micro import Int8Model
 from tflite.quantize import int4_layers, int4_weights
 
-RESULTS = REPO / "benchmarks" / "results" / "int4_weights"
+RESULTS = REPO / "benchmarks" / "results"
 RUNS = REPO / "runs" / "int4-weights"
 CHECKED_MAPS = 100
 REPLAYED_MAPS = 5  # the reference kernels run about 30 times slower on the board than CMSIS-NN's
@@ -69,6 +70,16 @@ def measure_plan(int8, operators, test, views):
                     "packed_computes_as_unpacked": packed.same_outputs(unpacked, test.maps[:CHECKED_MAPS])}
 
 
+def arena_used(firmware):
+    """Tensor-arena bytes the demo's interpreter used on the board, as it prints them: with the
+    CMSIS-NN kernels, int4 layers need no arena to unpack into, which the Python interpreter's
+    reference kernels (the card's arena) do."""
+    match = re.search(r"arena used: (\d+) of \d+ bytes", firmware.demo())
+    if match is None:
+        raise FirmwareError(f"the demo of {firmware.model_dir} did not report its arena")
+    return int(match.group(1))
+
+
 def firmware_figures(model_dir, card, int8, maps):
     """{kernels: the Cortex-M4 image's figures} of a model directory, its replayed outputs checked
     against the Python TFLite Micro interpreter's."""
@@ -80,6 +91,7 @@ def firmware_figures(model_dir, card, int8, maps):
         printed = firmware.replay(maps, card.views, [o.shape[1:] for o in expected])
         footprint = firmware.footprint(card.tensor_arena_size)
         figures[kernels] = {**footprint.to_card(firmware.instructions_per_inference(maps[:TIMED_MAPS], card.views)),
+                            "arena_used_bytes": arena_used(firmware),
                             "same_outputs_as_python": all(np.array_equal(a, b)
                                                           for a, b in zip(expected, printed, strict=True))}
     return figures
@@ -126,12 +138,13 @@ def table(results):
                      f"{same} |")
     if results.get("firmware"):
         lines += ["", "The Cortex-M4 image (mps2-an386, QEMU):", "",
-                  "| model | kernels | flash | RAM | tensor arena (kTensorArenaSize) | instructions per inference | "
-                  "outputs equal Python's |", "| --- | --- | ---: | ---: | ---: | ---: | --- |"]
+                  "| model | kernels | flash | RAM | kTensorArenaSize (from the card) | arena used on the board | "
+                  "instructions per inference | outputs equal Python's |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |"]
         for title, images in results["firmware"].items():
             for kernels, image in images.items():
                 lines.append(f"| {title} | {KERNEL_TITLES[kernels]} | {image['flash_bytes']:,} | "
-                             f"{image['ram_bytes']:,} | {image['arena_bytes']:,} | "
+                             f"{image['ram_bytes']:,} | {image['arena_bytes']:,} | {image['arena_used_bytes']:,} | "
                              f"{image['instructions_per_inference'] / 1e6:.2f}M | "
                              f"{'yes' if image['same_outputs_as_python'] else 'NO'} ({REPLAYED_MAPS} maps) |")
     return "\n".join(lines + ["", f"Reproduce: `{results['command']}`."]) + "\n"
@@ -143,7 +156,8 @@ def main(argv=None):
     parser.add_argument("--tolerance", type=float, default=0.2,
                         help="validation exact-match points the chosen plan may lose against int8 (default 0.2)")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="the MixedWM38 file whose splits judge it")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="results path without suffix (.json and .md)")
+    parser.add_argument("--out", type=Path, help="results path without suffix (.json and .md; default "
+                        "benchmarks/results/int4_weights_<model directory's name>)")
     parser.add_argument("--firmware", action=argparse.BooleanOptionalAction, default=True,
                         help="build and run the Cortex-M4 images too (default: yes)")
     args = parser.parse_args(argv)
@@ -184,7 +198,7 @@ def main(argv=None):
         results["firmware"] = {"int8, as shipped": firmware_figures(args.model, card, int8, maps),
                                "int4, the chosen plan": firmware_figures(int4_dir, int4_card, chosen, maps)}
     results["seconds"] = round(time.time() - start)
-    write_results(args.out, results, table(results))
+    write_results(args.out or RESULTS / f"int4_weights_{Path(args.model).resolve().name}", results, table(results))
     return 0
 
 

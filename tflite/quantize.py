@@ -14,6 +14,12 @@ Example:
 >>> flatbuffer = convert_int8(build_student("net2", seed=0), np.ones((4, 52, 52), np.uint8))
 >>> flatbuffer[4:8]  # a TFLite flatbuffer's file identifier
 b'TFL3'
+>>> layers = int4_layers(flatbuffer)  # (operator index, op, weights) of each layer that can take int4
+>>> layers[0]
+(0, 'CONV_2D', 54)
+>>> int4 = int4_weights(flatbuffer, [index for index, _, _ in layers])
+>>> len(flatbuffer) - len(int4) >= sum(weights for _, _, weights in layers) // 2 - 64  # two weights a byte
+True
 """
 
 import contextlib
