@@ -55,12 +55,32 @@ CMSIS_NN_SOURCES := $(filter-out %_f16.c %_f32.c %/arm_nntables_flt.c,\
 CMSIS_NN_INCLUDES = -I$(CMSIS_NN_DIR) -I$(CMSIS_NN_DIR)/Include -I$(CMSIS_DIR)/CMSIS/Core/Include \
 	-DARM_NN_ENABLE_F16=0 -DARM_NN_ENABLE_F32=0
 
+# Parsing the flatbuffer schema (schema_generated.h) is about 4 of the 5 s it takes g++ to compile one
+# kernel (measured on the 2-core CI machine). So each library precompiles it once, with the library's
+# own compiler and flags, and every kernel includes it first: the kernels build 2.4 times faster
+# (host, reference kernels: 111 s -> 46 s). The runtime's sources gain nothing from it (many never
+# read the schema, and loading the 250 MB .gch costs them), so they compile as they are. A compiler
+# that cannot use the .gch reads the header itself.
+TFLM_PRECOMPILED = tensorflow/lite/schema/schema_generated.h
+
 # $(call tflm_library,LIBRARY,SOURCES,C SOURCES,COMPILER,C COMPILER,FLAGS,ARCHIVER): $(BUILD)/tflm/LIBRARY.a
 define tflm_library
 $(BUILD)/tflm/$(1).a: $(addprefix $(BUILD)/tflm/$(1)/,$(2:.cc=.o) $(3:.c=.o))
 	@rm -f $$@
 	$(7) rcs $$@ $$^
 	@echo "built $$@ ($$(words $$^) objects)"
+
+# Intermediate: make deletes the .gch (about 250 MB) once the library is built, and remakes it only
+# when a kernel must be compiled again.
+.INTERMEDIATE: $(BUILD)/tflm/$(1)/precompiled.h.gch
+$(BUILD)/tflm/$(1)/precompiled.h.gch: $(TFLM_DIR)/$(TFLM_PRECOMPILED)
+	@mkdir -p $$(@D)
+	@echo '#include "$(TFLM_PRECOMPILED)"' > $$(basename $$@)
+	@$(4) $(6) -x c++-header $$(basename $$@) -o $$@.tmp && mv $$@.tmp $$@
+
+$(BUILD)/tflm/$(1)/$(TFLM_KERNEL_DIR)/%.o: $(TFLM_DIR)/$(TFLM_KERNEL_DIR)/%.cc $(BUILD)/tflm/$(1)/precompiled.h.gch
+	@mkdir -p $$(@D)
+	@$(4) $(6) -include $(BUILD)/tflm/$(1)/precompiled.h -c $$< -o $$@
 
 $(BUILD)/tflm/$(1)/%.o: $(TFLM_DIR)/%.cc
 	@mkdir -p $$(@D)

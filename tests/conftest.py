@@ -11,9 +11,9 @@ or, failing that, its module's `TIER`):
 
 `python -m pytest -m unit` is the fast loop; `python -m pytest` runs everything CI runs.
 
-The session fixtures are built once per test run, for every module that asks: the synthetic
-splits, a stand-in teacher trained on them, Net-1 trained on them and converted to int8, and
-a small segmentation + classification student, converted too.
+The session fixtures are built once per test process (pytest-xdist runs two, pyproject.toml), for
+every module that asks: the synthetic splits, a stand-in teacher trained on them, Net-1 trained on
+them and converted to int8, and a small segmentation + classification student, converted too.
 """
 
 import keras
