@@ -30,11 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import DEFAULT_DATA, REPO, repo_relative, write_results
-from kd_keras.data import dihedral_views, generate_wafer_maps, load_splits
+from kd_keras.data import generate_wafer_maps, load_splits
 from kd_keras.fileio import write_directory
 from kd_keras.tasks import CLASSIFY
 from tflite.export import load_converted, rewrite_model, tensor_arena_size
-from tflite.firmware import KERNEL_TITLES, KERNELS, Firmware, FirmwareError
+from tflite.firmware import KERNEL_TITLES, KERNELS, Firmware, FirmwareError, replay_inputs
 from tflite.micro import Int8Model
 from tflite.quantize import int4_layers, int4_weights
 
@@ -83,8 +83,7 @@ def arena_used(firmware):
 def firmware_figures(model_dir, card, int8, maps):
     """{kernels: the Cortex-M4 image's figures} of a model directory, its replayed outputs checked
     against the Python TFLite Micro interpreter's."""
-    views = np.stack(dihedral_views(maps)[:card.views], axis=1).reshape(-1, *maps.shape[1:])
-    expected = int8.run_micro(views)
+    expected = int8.run_micro(replay_inputs(maps, card.views))
     figures = {}
     for kernels in KERNELS:
         firmware = Firmware(model_dir, "cortex-m", kernels)

@@ -16,7 +16,7 @@ from kd_keras.tasks import MASK
 from tests.helpers import REPO, read_sample_map, require
 from tflite.c_sources import patterns_h, sample_map_h
 from tflite.card import ModelCard
-from tflite.firmware import ImageFootprint, firmware_lines, map_file_parts
+from tflite.firmware import ImageFootprint, firmware_lines, map_file_parts, replay_inputs
 from tflite.micro import Int8Model
 
 TIER = "firmware"  # tests marked with no tier of their own (conftest.py)
@@ -172,3 +172,15 @@ def test_evaluate_prints_the_measured_images_of_a_card():
                     "17,728, stack 1,700, heap 3,300); 61.2M instructions per inference")
     assert ModelCard.from_dict(json.loads(dataclasses.replace(card, firmware={"cmsis_nn": record}).to_json())
                                ).firmware == {"cmsis_nn": record}  # the card keeps it
+
+
+@pytest.mark.unit
+def test_replay_inputs_are_each_maps_views_map_after_map():
+    maps = generate_wafer_maps(3, seed=0).maps
+    inputs = replay_inputs(maps, 2)
+    assert inputs.shape == (6, 52, 52)
+    views = dihedral_views(maps)
+    for index, die_map in enumerate(maps):
+        assert np.array_equal(inputs[2 * index], die_map)  # view 0 is the map itself
+        assert np.array_equal(inputs[2 * index + 1], views[1][index])
+    assert np.array_equal(replay_inputs(maps, 1), maps)

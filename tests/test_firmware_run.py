@@ -13,14 +13,14 @@ import shutil
 import numpy as np
 import pytest
 
-from kd_keras.data import dihedral_views, generate_wafer_maps, load_mixedwm38, resize_maps
+from kd_keras.data import generate_wafer_maps, load_mixedwm38, resize_maps
 from kd_keras.data.labels import DEFECT_NAMES, PATTERN_NAMES, PATTERNS
 from tests.conftest import REAL_DATA
 from tests.helpers import REPO, read_sample_map, require
 from tflite.c_sources import model_settings_h
 from tflite.card import CARD_FILE, ModelCard
 from tflite.export import load_converted
-from tflite.firmware import Firmware, FirmwareError
+from tflite.firmware import Firmware, FirmwareError, replay_inputs
 
 TIER = "firmware"  # tests marked with no tier of their own (conftest.py)
 SHIPPED = sorted(p for p in (REPO / "models").iterdir() if p.is_dir())
@@ -52,8 +52,7 @@ def python_outputs(maps):
     @functools.cache
     def outputs(model_dir):
         card, int8 = load_converted(model_dir)
-        views = np.stack(dihedral_views(maps)[:card.views], axis=1).reshape(-1, *maps.shape[1:])
-        return card, int8.run_micro(views)
+        return card, int8.run_micro(replay_inputs(maps, card.views))
     return outputs
 
 
@@ -88,8 +87,7 @@ def test_the_firmware_resizes_maps_of_other_grids_as_python_does(target, kernels
     fab_maps = [rng.choice(3, (rows, cols), p=[0.2, 0.7, 0.1]).astype(np.uint8) for rows, cols in grids]
     resized = resize_maps(fab_maps, 52, method)
     _, int8 = load_converted(model_dir)
-    views = np.stack(dihedral_views(resized)[:card.views], axis=1).reshape(-1, 52, 52)
-    (expected,) = int8.run_micro(views)
+    (expected,) = int8.run_micro(replay_inputs(resized, card.views))
     (printed,) = Firmware(model_dir, target, kernels).replay(fab_maps, card.views, [expected.shape[1:]])
     assert np.array_equal(printed, expected)
 

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from kd_keras.data import dihedral_views
 from kd_keras.errors import ToolkitError
 
 FIRMWARE_DIR = Path(__file__).resolve().parents[1] / "firmware_stub"
@@ -135,6 +136,12 @@ class Firmware:
             maps_file = Path(folder) / "maps.txt"
             maps_file.write_text("".join(replay_line(m) for m in maps))
             return self.make(f"{self.target}-replay", extra=[f"MAPS={maps_file}", *extra])
+
+
+def replay_inputs(maps, views):
+    """The model inputs a replay of `maps` runs, in its order (that of `Firmware.replay`'s
+    outputs): the first `views` of the 8 rotations/flips of map 0, then of map 1, ..."""
+    return np.stack(dihedral_views(maps)[:views], axis=1).reshape(-1, *np.shape(maps)[1:])
 
 
 def replay_line(die_map):
