@@ -33,7 +33,8 @@ from tflite.harness import fab_figures
 SEED = 0
 # The shipped classifiers and what each was trained on.
 SHIPPED = {"kd-21kb": "MixedWM38", "kd-248kb": "MixedWM38", "paper1-net1": "MixedWM38", "paper1-net2": "MixedWM38",
-           "wm811k-21kb": "WM-811K", "wm811k-248kb": "WM-811K"}
+           "wm811k-21kb": "WM-811K", "wm811k-248kb": "WM-811K",
+           "both-21kb": "MixedWM38 + WM-811K", "both-248kb": "MixedWM38 + WM-811K"}
 
 
 def measure(model_dir, fab_splits, mixed_test):

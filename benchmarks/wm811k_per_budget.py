@@ -2,6 +2,7 @@
 as `models/wm811k-21kb` and `models/wm811k-248kb`.
 
     python -m benchmarks.wm811k_per_budget           # resumable: run it again to continue
+    python -m benchmarks.wm811k_per_budget --with-mixedwm38 --budgets 248KB   # one model for both sources
     python -m benchmarks.wm811k_per_budget --quick --fab-data fab.npz --runs /tmp/r --models /tmp/m
 
 On the seeded 80/10/10 split of `../shared/data/wm811k_dev.npz` (stratified by class; maps
@@ -15,8 +16,13 @@ brought to 52x52 by `--resize`, default max):
    runs one view of a map or all 8 is chosen on validation (macro F1 of its class readings,
    class-balanced, in TFLite Micro); then each model's decision threshold per defect, on the
    same maps for the same figure (`python -m tflite.calibrate`, `tflite.thresholds`).
-Each stage is a run directory under `--runs` (default runs/wm811k/): rerunning resumes an
-unfinished one and reuses a finished one. `python -m benchmarks.wm811k_cross_domain` then reads
+With `--with-mixedwm38` the teacher and students train on MixedWM38's maps (`--data`) and the
+fab's together, each file split as it is alone (so each source's test maps are those of its own
+models), and ship as `models/both-21kb` and `models/both-248kb`, read at logit 0: thresholds
+chosen for one source's figure would move the other's. Views are chosen on the fab's validation
+maps, and each model is measured on both sources' test splits.
+Each stage is a run directory under `--runs` (default runs/wm811k/, or runs/both/): rerunning
+resumes an unfinished one and reuses a finished one. `python -m benchmarks.wm811k_cross_domain` then reads
 every shipped model on both sources. Writes `benchmarks/results/wm811k_per_budget.{json,md}`.
 """
 
@@ -27,16 +33,16 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from benchmarks import DEFAULT_FAB_DATA, REPO, repo_relative
-from kd_keras.data import RESIZE_METHODS, load_splits
-from kd_keras.fileio import write_json, write_text
+from benchmarks import DEFAULT_DATA, DEFAULT_FAB_DATA, REPO, repo_relative, write_results
+from kd_keras.data import RESIZE_METHODS, data_paths, load_splits
+from kd_keras.fileio import read_json
 from kd_keras.jobs import DistillJob, TeacherJob, run_distill_job, run_teacher_job
 from kd_keras.recipes import OUR_TEACHER
 from kd_keras.rundir import plain, versions
 from kd_keras.training import TEACHER_FILE, load_model, read_training_state
 from tflite.budget import BUDGETS
 from tflite.card import CARD_FILE, ModelCard, write_model_readme
-from tflite.export import convert_student, int8_flatbuffer
+from tflite.export import convert_student, int8_flatbuffer, load_converted
 from tflite.harness import fab_figures
 from tflite.micro import Int8Model
 from tflite.thresholds import calibrate_model
@@ -59,89 +65,119 @@ STUDENTS = (FabStudent("wm811k-21kb", "separable8k", "21KB", 40, (1, 8)),
 
 def markdown(results):
     lines = ["| model | student | parameters | flash | arena | views | val macro F1, balanced: logit 0 | "
-             "with thresholds | test accuracy | test macro F1 | test macro F1, balanced |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "with thresholds | test accuracy | test macro F1 | test macro F1, balanced | MixedWM38 test exact match |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for label, row in results["models"].items():
-        test = row["test"]
+        test, calibrated, mixed = row["test"], row["val_macro_f1_balanced_thresholds"], row.get("mixedwm38_test")
         lines.append(f"| {label} | {row['student']} | {row['parameters']:,} | {row['flash_bytes']:,} | "
                      f"{row['arena_bytes']:,} | {row['views']} | {row['val_macro_f1_balanced']:.3f} | "
-                     f"{row['val_macro_f1_balanced_thresholds']:.3f} | "
-                     f"{100 * test['natural']['accuracy']:.2f}% | {test['natural']['macro_f1']:.3f} | "
-                     f"{test['balanced']['macro_f1']:.3f} |")
+                     + ("- | " if calibrated is None else f"{calibrated:.3f} | ")
+                     + f"{100 * test['natural']['accuracy']:.2f}% | {test['natural']['macro_f1']:.3f} | "
+                     f"{test['balanced']['macro_f1']:.3f} | "
+                     + ("- |" if mixed is None else f"{100 * mixed['exact_match']:.2f}% |"))
     teacher = results["teacher"]
-    lines += ["", f"Teacher ({OUR_TEACHER.arch}, float): test exact match {100 * teacher['test_exact_match']:.2f}% "
-              f"(validation {100 * teacher['val_exact_match']:.2f}%). Students: int8 in TFLite Micro on the "
-              f"{results['test_maps']:,} test maps. Command: `{results['command']}`; wall time "
-              f"{results['wall_seconds']}."]
+    lines += ["", f"Data: {' + '.join(results['training_data'])}. Teacher ({OUR_TEACHER.arch}, float): test exact "
+              f"match {100 * teacher['test_exact_match']:.2f}% (validation {100 * teacher['val_exact_match']:.2f}%), "
+              f"on all its test maps. Students: int8 in TFLite Micro on the {results['test_maps']:,} WM-811K test "
+              f"maps. Command: `{results['command']}`; wall time {results['wall_seconds']}."]
     return "\n".join(lines) + "\n"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fab-data", type=Path, default=DEFAULT_FAB_DATA, help="WM-811K-layout npz")
+    parser.add_argument("--with-mixedwm38", action="store_true",
+                        help="train on --data's MixedWM38 maps too: one model per budget for both sources")
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                        help="MixedWM38-layout npz, read with --with-mixedwm38")
+    parser.add_argument("--budgets", nargs="+", choices=[final.budget for final in STUDENTS],
+                        default=[final.budget for final in STUDENTS],
+                        help="the students to train (default all); the results file keeps the others' rows")
     parser.add_argument("--resize", choices=RESIZE_METHODS, default="max")
-    parser.add_argument("--runs", type=Path, default=REPO / "runs" / "wm811k")
-    parser.add_argument("--models", type=Path, default=REPO / "models", help="where the two models go")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "wm811k_per_budget")
+    parser.add_argument("--runs", type=Path, default=None, help="default runs/wm811k, or runs/both")
+    parser.add_argument("--models", type=Path, default=REPO / "models", help="where the models go")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results file, no suffix (default benchmarks/results/wm811k_per_budget[_both])")
     parser.add_argument("--quick", action="store_true", help="one epoch per stage: a check that it runs")
     args = parser.parse_args(argv)
-    if not args.fab_data.is_file():
-        parser.error(f"no WM-811K-layout file at {args.fab_data}")
+    both = args.with_mixedwm38
+    for path, layout in ((args.fab_data, "WM-811K"), *([(args.data, "MixedWM38")] if both else [])):
+        if not path.is_file():
+            parser.error(f"no {layout}-layout file at {path}")
+    runs = args.runs or REPO / "runs" / ("both" if both else "wm811k")
+    out = args.out or REPO / "benchmarks" / "results" / ("wm811k_per_budget_both" if both else "wm811k_per_budget")
     # Paths as the command line would give them, relative to here: the runs record them.
-    data, runs = Path(os.path.relpath(args.fab_data)), Path(os.path.relpath(args.runs))
+    fab_data, runs = Path(os.path.relpath(args.fab_data)), Path(os.path.relpath(runs))
+    data = (Path(os.path.relpath(args.data)), fab_data) if both else fab_data
     common = {"data": data, "resize": args.resize, "seed": SEED, "resume": True}
     seconds, start = {}, time.time()
     teacher = TeacherJob(arch=OUR_TEACHER.arch, lr=OUR_TEACHER.learning_rate,
                          epochs=1 if args.quick else OUR_TEACHER.epochs, out=runs / "teacher-vgg7", **common)
     teacher_row = run_teacher_job(teacher, verbose=2)
     seconds["teacher"] = round(time.time() - start)
-    parts = load_splits(data, seed=SEED, resize=args.resize)
-    results = {"data": repo_relative(args.fab_data), "resize": args.resize, "seed": SEED,
-               "test_maps": len(parts["test"]), "teacher_job": plain(teacher.arguments()),
+    parts = load_splits(fab_data, seed=SEED, resize=args.resize)  # the fab's maps: views, thresholds, figures
+    mixed_test = load_splits(args.data, seed=SEED)["test"] if both else None
+    results = {"data": repo_relative(args.fab_data),
+               "training_data": [repo_relative(path) for path in data_paths(data)], "resize": args.resize,
+               "seed": SEED, "test_maps": len(parts["test"]),
+               "teacher_job": plain(teacher.arguments()),
                "teacher": {"parameters": teacher_row["parameters"],
                            "test_exact_match": teacher_row["metrics"]["test"]["threshold"]["exact_match"],
                            "val_exact_match": read_training_state(teacher.out)["best"]},
                "models": {}}
-    for final in STUDENTS:
+    if out.with_suffix(".json").is_file() and set(args.budgets) != {final.budget for final in STUDENTS}:
+        results["models"] = read_json(out.with_suffix(".json"))["models"]  # rows measured before
+    for final in (final for final in STUDENTS if final.budget in args.budgets):
         start = time.time()
+        label = final.label.replace("wm811k", "both") if both else final.label
         run_dir = runs / f"students-{final.budget.lower()}"
         job = DistillJob(student=(final.student,), teacher=teacher.out / TEACHER_FILE, out=run_dir,
                          epochs=1 if args.quick else final.epochs, **RECIPE, **common)
         row = run_distill_job(job, verbose=2)[final.student]
-        out = args.models / final.label
+        out_dir = args.models / label
         source = run_dir / final.student / f"{final.student}.keras"
         # Views chosen on validation (class-balanced macro F1 in TFLite Micro), then one conversion with them.
         int8 = Int8Model(int8_flatbuffer(load_model(source), parts["train"].maps))
         scores = {views: fab_figures(int8, parts["val"], views)["balanced"]["macro_f1"] for views in final.views}
         views = max(scores, key=scores.get)
-        convert_student(run_dir / final.student, out, BUDGETS[final.budget], views=views, source_model=source)
-        # Calibrating also measures the shipped model, thresholds and all, on the test split.
-        calibration = calibrate_model(out, data, seed=SEED)
-        card = ModelCard.read(out / CARD_FILE)
-        write_model_readme(out, f"Our int8 student for real fab maps at the {BUDGETS[final.budget].title} budget: "
-                           f"{final.student} ({row['parameters']:,} parameters), distilled without labels from a "
-                           f"{OUR_TEACHER.arch} teacher (Hinton T=4; teacher logits averaged over 8 views; "
-                           f"rotations/flips), {job.epochs} epochs, on the real WM-811K dev set, maps brought to "
-                           f"52x52 by `{args.resize}`, with a decision threshold per defect chosen on the "
-                           "validation maps for class-balanced macro F1 (`python -m tflite.calibrate`). Its test maps "
-                           "have one class each (8 types or none): the card's exact match is the share of maps whose "
-                           "class it reads right.",
-                           "python -m benchmarks.wm811k_per_budget")
-        test = calibration["test_fab_classes"]
-        results["models"][final.label] = {
+        convert_student(run_dir / final.student, out_dir, BUDGETS[final.budget], views=views, source_model=source)
+        if both:  # read at logit 0, on each source's test maps
+            card, int8 = load_converted(out_dir)
+            calibration = {"thresholds": None, "val_after": None, "test_fab_classes": fab_figures(
+                int8, parts["test"], views)}
+            mixed = int8.task.figures(int8.outputs(mixed_test.maps, views), mixed_test)
+        else:  # calibrating also measures the shipped model, thresholds and all, on the test split
+            calibration, mixed = calibrate_model(out_dir, fab_data, seed=SEED), None
+        card = ModelCard.read(out_dir / CARD_FILE)
+        write_model_readme(out_dir, model_readme(final, row, job.epochs, args.resize, both),
+                           "python -m benchmarks.wm811k_per_budget" + (" --with-mixedwm38" if both else ""))
+        results["models"][label] = {
             "student": final.student, "parameters": row["parameters"], "epochs": job.epochs,
-            "run_dir": repo_relative(run_dir), "model_dir": repo_relative(out), "flash_bytes": card.flash_bytes,
+            "run_dir": repo_relative(run_dir), "model_dir": repo_relative(out_dir), "flash_bytes": card.flash_bytes,
             "arena_bytes": card.arena_bytes, "views": views, "val_macro_f1_balanced_by_views": scores,
             "val_macro_f1_balanced": scores[views], "thresholds_int8": calibration["thresholds"],
-            "val_macro_f1_balanced_thresholds": calibration["val_after"], "test": test,
+            "val_macro_f1_balanced_thresholds": calibration["val_after"], "test": calibration["test_fab_classes"],
+            "mixedwm38_test": None if mixed is None else {"maps": len(mixed_test), "exact_match": mixed["exact_match"]},
             "card_accuracy": card.accuracy}
-        seconds[final.label] = round(time.time() - start)
-    results.update(command="python -m benchmarks.wm811k_per_budget" + (" --quick" if args.quick else ""),
-                   recipe=RECIPE, wall_seconds=seconds, versions=versions())
-    write_json(args.out.with_suffix(".json"), results)
-    write_text(args.out.with_suffix(".md"), markdown(results))
-    print(markdown(results))
+        seconds[label] = round(time.time() - start)
+    command = "python -m benchmarks.wm811k_per_budget " + " ".join(argv if argv is not None else sys.argv[1:])
+    results.update(command=command.strip(), recipe=RECIPE, wall_seconds=seconds, versions=versions())
+    write_results(out, results, markdown(results))
     return 0
+
+
+def model_readme(final, row, epochs, resize, both):
+    """What the shipped model's README says it is."""
+    trained_on = ("MixedWM38's dev set and the real WM-811K dev set together (each split on its own)" if both
+                  else "the real WM-811K dev set")
+    decision = ("read at logit 0 (thresholds chosen for one source's figure would move the other's)" if both else
+                "with a decision threshold per defect chosen on the validation maps for class-balanced macro F1 "
+                "(`python -m tflite.calibrate`)")
+    return (f"Our int8 student for real fab maps at the {BUDGETS[final.budget].title} budget: {final.student} "
+            f"({row['parameters']:,} parameters), distilled without labels from a {OUR_TEACHER.arch} teacher "
+            f"(Hinton T=4; teacher logits averaged over 8 views; rotations/flips), {epochs} epochs, on {trained_on}, "
+            f"maps brought to 52x52 by `{resize}`, {decision}. WM-811K's test maps have one class each (8 types "
+            "or none): on them, exact match is the share of maps whose class it reads right.")
 
 
 if __name__ == "__main__":

@@ -56,9 +56,10 @@ def add_common_arguments(parser, defaults, lr_default=None):
     """The data and training arguments of a training command; `defaults`: its `kd_keras.jobs` job
     (`lr_default`: what --lr's help names as its default, where that is not `defaults.lr`)."""
     data = parser.add_argument_group("data")
-    data.add_argument("--data", type=Path, default=None,
+    data.add_argument("--data", type=Path, nargs="+", default=None, metavar="NPZ",
                       help="wafer maps: a MixedWM38-layout .npz (e.g. Wafer_Map_Datasets.npz) or a WM-811K-layout "
-                           "one (any die grid); default: synthetic maps")
+                           "one (any die grid); several files train one model on all of them, each split on "
+                           "its own; default: synthetic maps")
     data.add_argument("--resize", choices=RESIZE_METHODS, default=defaults.resize,
                       help="how maps of other grids become the model's 52x52 input, recorded in the model card "
                            f"(default {defaults.resize}; see kd_keras.data.resize)")

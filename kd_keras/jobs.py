@@ -21,7 +21,7 @@ import dataclasses
 import datetime
 from pathlib import Path
 
-from kd_keras.data import DEFAULT_RESIZE, DEFAULT_SYNTHETIC_MAPS, file_layout, load_splits
+from kd_keras.data import DEFAULT_RESIZE, DEFAULT_SYNTHETIC_MAPS, data_paths, file_layout, load_splits
 from kd_keras.distillation import distill_student, load_teacher, teacher_logits_cached
 from kd_keras.errors import FileFormatError, RunDirectoryError
 from kd_keras.fileio import read_json, write_json
@@ -67,6 +67,11 @@ class Job:
     overwrite: bool = False
     strategy: str = "default"
 
+    def __post_init__(self):
+        # One --data file is recorded as a path, as before several were read.
+        paths = tuple(Path(path) for path in data_paths(self.data))
+        object.__setattr__(self, "data", None if not paths else paths[0] if len(paths) == 1 else paths)
+
     def arguments(self):
         """What the result depends on: recorded in config.json, compared on --resume."""
         return _recorded({field.name: getattr(self, field.name) for field in dataclasses.fields(self)
@@ -75,9 +80,12 @@ class Job:
     def data_description(self):
         if self.data is None:
             return f"{self.synthetic_maps} synthetic maps (seed {self.seed}), split 80/10/10"
-        resized = f", maps resized to 52x52 by {self.resize}" if file_layout(self.data) == "wm811k" else ""
+        paths = data_paths(self.data)
+        resized = (f", maps resized to 52x52 by {self.resize}"
+                   if any(file_layout(path) == "wm811k" for path in paths) else "")
         dropped = "" if self.drop_suspects is None else f", training maps suspected by {self.drop_suspects} left out"
-        return f"{self.data}, seeded 80/10/10 split (seed {self.seed}){resized}{dropped}"
+        split = "each split 80/10/10" if len(paths) > 1 else "seeded 80/10/10 split"
+        return f"{' + '.join(map(str, paths))}, {split} (seed {self.seed}){resized}{dropped}"
 
     def splits(self):
         return load_splits(self.data, self.synthetic_maps, self.seed, self.resize, self.drop_suspects)
@@ -128,6 +136,7 @@ class DistillJob(Job):
     a_feat: float = 0.3
 
     def __post_init__(self):
+        super().__post_init__()
         task = TASKS[self.task]
         students = tuple(self.student or task.default_students)
         wrong = [name for name in students if name not in task.students()]
@@ -148,7 +157,8 @@ class DistillJob(Job):
         if self.out is None:
             object.__setattr__(self, "out", Path("runs") / datetime.datetime.now().strftime("distill-%Y%m%d-%H%M%S"))
         if self.teacher_dir is None:
-            data = f"synthetic{self.synthetic_maps}" if self.data is None else Path(self.data).stem
+            data = (f"synthetic{self.synthetic_maps}" if self.data is None
+                    else "+".join(Path(path).stem for path in data_paths(self.data)))
             data += "" if self.resize == DEFAULT_RESIZE else f"-{self.resize}"
             data += "" if self.drop_suspects is None else "-without-suspects"
             kind = ("segclass-teacher" if self.task == "segclass" else

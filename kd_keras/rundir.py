@@ -191,12 +191,16 @@ def run_data_settings(model_path):
             settings = {"data": arguments.get("data"), "synthetic_maps": arguments.get("synthetic_maps",
                                                                                    DEFAULT_SYNTHETIC_MAPS),
                         "seed": arguments.get("seed", 0), "resize": arguments.get("resize", DEFAULT_RESIZE)}
-            for field, kinds in (("data", (str, type(None))), ("synthetic_maps", int), ("seed", int),
+            for field, kinds in (("data", (str, list, type(None))), ("synthetic_maps", int), ("seed", int),
                                  ("resize", str)):
                 value = settings[field]
-                if not isinstance(value, kinds) or isinstance(value, bool):
+                if (not isinstance(value, kinds) or isinstance(value, bool)
+                        or isinstance(value, list) and not all(isinstance(v, str) for v in value)):
                     raise FileFormatError(f"{path}: field 'arguments.{field}' has the wrong type ({value!r})")
-            return {**settings, "data": None if settings["data"] in (None, "None") else Path(settings["data"])}
+            data = settings["data"]  # one file, several (a list), or synthetic maps
+            data = (None if data in (None, "None") else Path(data) if isinstance(data, str)
+                    else tuple(map(Path, data)))
+            return {**settings, "data": data}
     return None
 
 

@@ -10,6 +10,7 @@ import pytest
 from kd_keras.data import generate_wafer_maps
 from kd_keras.errors import FileFormatError
 from kd_keras.jobs import DistillJob, TeacherJob
+from kd_keras.rundir import run_data_settings, write_config
 from kd_keras.tasks import CLASSIFY, MASK, MULTILABEL, PATTERN, SEGCLASS, task_of_output_shapes
 from tests.helpers import REPO
 from tflite.budget import BUDGETS, Budget, ConversionError, parse_budget
@@ -118,3 +119,18 @@ def test_the_teacher_architecture_is_recorded_where_runs_before_it_still_match()
     assert "teacher_arch" not in DistillJob(task="segclass").arguments()
     with pytest.raises(ValueError, match="--teacher-arch lenet: choose from resnet18, vgg7"):
         DistillJob(teacher_arch="lenet")
+
+
+def test_one_data_file_is_recorded_as_before_and_several_name_the_teacher_together():
+    assert TeacherJob(data=[Path("a/mixed.npz")]).arguments()["data"] == Path("a/mixed.npz")
+    both = DistillJob(data=["a/mixed.npz", "b/fab.npz"], resize="max")
+    assert both.arguments()["data"] == (Path("a/mixed.npz"), Path("b/fab.npz"))
+    assert both.teacher_dir == Path("runs/teacher-vgg7-mixed+fab-max-seed0")
+    assert both.data_description() == "a/mixed.npz + b/fab.npz, each split 80/10/10 (seed 0)"
+
+
+def test_a_model_trained_on_several_files_converts_on_the_same_files(tmp_path):
+    job = TeacherJob(data=["a/mixed.npz", "b/fab.npz"], resize="max")
+    write_config(tmp_path, job.arguments())
+    settings = run_data_settings(tmp_path / "teacher.keras")
+    assert settings["data"] == (Path("a/mixed.npz"), Path("b/fab.npz")) and settings["resize"] == "max"

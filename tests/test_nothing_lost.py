@@ -296,6 +296,7 @@ def test_a_model_file_keras_cannot_load_is_named(workspace, tmp_path, capsys, fa
     ("{not json", "not valid JSON"),
     ('{"command": "python -m kd_keras.distill"}', 'expected an object with an "arguments" object'),
     ('{"arguments": {"seed": "zero"}}', "field 'arguments.seed' has the wrong type"),
+    ('{"arguments": {"data": ["a.npz", 3]}}', "field 'arguments.data' has the wrong type"),
 ])
 def test_a_broken_run_configuration_is_named(workspace, tmp_path, capsys, config, words):
     (tmp_path / "net2").mkdir()

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from kd_keras.data import (
-    CLASS_NAMES, RESIZE_METHODS, WaferDataError, file_layout, load_splits, load_wafer_maps, load_wm811k,
-    resize_map, save_wm811k,
+    CLASS_NAMES, RESIZE_METHODS, WaferDataError, file_layout, generate_wafer_maps, load_splits, load_wafer_maps,
+    load_wm811k, resize_map, save_mixedwm38, save_wm811k,
 )
 from kd_keras.data.lswmd import fab_maps_from_rows, import_lswmd
 from kd_keras.data.wm811k import NONE_CLASS, OTHER_READING, FabMaps, classes_of_labels, describe_wm811k
@@ -115,6 +115,22 @@ def test_either_layout_loads_as_52x52_maps_and_splits_by_class(tmp_path):
     assert [len(parts[split]) for split in ("train", "val", "test")] == [144, 18, 18]
     assert sorted(classes_of_labels(parts["test"].labels).tolist()) == sorted(list(range(9)) * 2)
     assert file_layout(tmp_path / "missing.npz") == "mixedwm38"  # whose loader names the problem
+
+
+def test_several_files_are_each_split_as_alone_and_joined_split_by_split(tmp_path):
+    fab, _, _ = _fab_file(tmp_path / "fab.npz", count=180)
+    mixed = tmp_path / "mixed.npz"
+    synthetic = generate_wafer_maps(380, seed=1)
+    save_mixedwm38(mixed, synthetic.maps, synthetic.labels)
+    alone = {path: load_splits(path, seed=3, resize="max") for path in (mixed, fab)}
+    both = load_splits([mixed, fab], seed=3, resize="max")
+    for split in ("train", "val", "test", "test_rotated"):
+        first, second = alone[mixed][split], alone[fab][split]
+        assert np.array_equal(both[split].maps, np.concatenate([first.maps, second.maps]))
+        assert np.array_equal(both[split].labels, np.concatenate([first.labels, second.labels]))
+    assert both["test"].source == f"{alone[mixed]['test'].source} + {alone[fab]['test'].source}"
+    with pytest.raises(ValueError, match="--drop-suspects reads an audit of one file, and 2 --data files"):
+        load_splits([mixed, fab], drop_suspects=tmp_path / "label_audit.json")
 
 
 def test_class_report_counts_a_mixture_wrong_and_balances_classes():

@@ -7,7 +7,7 @@ import json
 import numpy as np
 
 from benchmarks import wm811k_cross_domain, wm811k_per_budget
-from kd_keras.data import CLASS_NAMES, save_wm811k
+from kd_keras.data import CLASS_NAMES, load_splits, save_wm811k
 
 TIER = "e2e"  # tests marked with no tier of their own (conftest.py)
 
@@ -30,6 +30,21 @@ def test_fab_models_are_trained_shipped_and_read_on_both_sources(small_npz, tmp_
         assert sum(c["support"] for c in row["test"]["natural"]["per_class"].values()) == 18
         assert "maps brought to 52x52 by `max`" in (models / label / "README.md").read_text()
     assert out.with_suffix(".md").read_text() == wm811k_per_budget.markdown(results)
+
+    # One model for both sources: trained on the MixedWM38 file and the fab's, read on each.
+    both = tmp_path / "results" / "both"
+    assert wm811k_per_budget.main(["--quick", "--with-mixedwm38", "--data", str(small_npz), "--budgets", "21KB",
+                                   "--fab-data", str(fab), "--runs", str(tmp_path / "both-runs"),
+                                   "--models", str(models), "--out", str(both)]) == 0
+    results = json.loads(both.with_suffix(".json").read_text())
+    mixed_test_maps = len(load_splits(small_npz)["test"])
+    assert list(results["models"]) == ["both-21kb"] and len(results["training_data"]) == 2
+    row, card = results["models"]["both-21kb"], json.loads((models / "both-21kb" / "model_card.json").read_text())
+    assert row["thresholds_int8"] is None and card["accuracy"]["test_maps"] == 18 + mixed_test_maps
+    assert row["mixedwm38_test"]["maps"] == mixed_test_maps and 0 <= row["mixedwm38_test"]["exact_match"] <= 1
+    assert sum(c["support"] for c in row["test"]["natural"]["per_class"].values()) == 18
+    readme = (models / "both-21kb" / "README.md").read_text()
+    assert "MixedWM38's dev set and the real WM-811K dev set together" in readme
 
     cross = tmp_path / "results" / "cross"
     assert wm811k_cross_domain.main(["--no-shipped", "--model", str(models / "wm811k-21kb"), "WM-811K",

@@ -34,8 +34,9 @@ def build_parser():
     parser.add_argument("--budget", type=argument_type(parse_budget), default=BUDGETS["248KB"],
                         help="largest .tflite allowed: 21KB, 248KB or bytes (default 248KB)")
     parser.add_argument("--name", default=None, help="C identifier for g_<name>_model_data (default: the file's stem)")
-    parser.add_argument("--data", type=Path, default=None,
-                        help="wafer maps (MixedWM38 or WM-811K layout) for calibration and accuracy")
+    parser.add_argument("--data", type=Path, nargs="+", default=None, metavar="NPZ",
+                        help="wafer maps (MixedWM38 or WM-811K layout, one file or several) for calibration and "
+                             "accuracy (default: the training run's)")
     parser.add_argument("--resize", choices=RESIZE_METHODS, default=None,
                         help="how maps of other grids become the 52x52 input (default: the run's, else nearest); "
                              "recorded in the card")

@@ -24,7 +24,8 @@ from kd_keras.data.layouts import file_layout, load_wafer_maps
 from kd_keras.data.npz import WaferDataError
 from kd_keras.data.resize import DEFAULT_RESIZE, RESIZE_METHODS, resize_map, resize_maps
 from kd_keras.data.splits import (
-    DEFAULT_FRACTIONS, DEFAULT_SYNTHETIC_MAPS, Split, load_splits, read_suspects, split_data, stratified_split,
+    DEFAULT_FRACTIONS, DEFAULT_SYNTHETIC_MAPS, Split, data_paths, load_splits, read_suspects, split_data,
+    stratified_split,
 )
 from kd_keras.data.synthetic import draw_fab_map, draw_wafer_map, generate_fab_maps, generate_wafer_maps
 from kd_keras.data.wm811k import CLASS_NAMES, FabMaps, describe_wm811k, load_wm811k, save_wm811k

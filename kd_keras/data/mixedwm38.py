@@ -82,6 +82,14 @@ class WaferMaps:
         """The maps at `indices`, as a new `WaferMaps`."""
         return dataclasses.replace(self, maps=self.maps[indices], labels=self.labels[indices])
 
+    @classmethod
+    def joined(cls, parts):
+        """The maps of several `WaferMaps`, one after another, as one."""
+        parts = list(parts)
+        return cls(np.concatenate([part.maps for part in parts]), np.concatenate([part.labels for part in parts]),
+                   source=" + ".join(part.source for part in parts),
+                   legacy_failed_dies=sum(part.legacy_failed_dies for part in parts))
+
     def rotated(self, quarter_turns=1):
         """The same maps rotated by 90 degrees `quarter_turns` times (labels are unchanged)."""
         rotated = np.ascontiguousarray(np.rot90(self.maps, quarter_turns, axes=(1, 2)))

@@ -14,11 +14,13 @@ Example:
 """
 
 import dataclasses
+import os
 
 import numpy as np
 
 from kd_keras.data.labels import flags_name
 from kd_keras.data.layouts import load_wafer_maps
+from kd_keras.data.mixedwm38 import WaferMaps
 from kd_keras.errors import FileFormatError
 from kd_keras.fileio import read_json
 from kd_keras.data.resize import DEFAULT_RESIZE
@@ -97,18 +99,36 @@ def split_data(data, fractions=DEFAULT_FRACTIONS, seed=0, drop_from_train=()):
     }
 
 
+def data_paths(data):
+    """`--data` as a tuple of paths: () for synthetic maps (None), else one path or several."""
+    if data is None:
+        return ()
+    return (data,) if isinstance(data, (str, os.PathLike)) else tuple(data)
+
+
 def load_splits(data_path=None, synthetic_maps=DEFAULT_SYNTHETIC_MAPS, seed=0, resize=DEFAULT_RESIZE,
                 drop_suspects=None):
     """A run's splits (see `split_data`): of a wafer-map file in either layout (maps of other
     grids brought to 52x52 by `resize`, see `kd_keras.data.layouts`), or of `synthetic_maps`
     synthetic maps when `data_path` is None; without the training maps that the label audit
-    report `drop_suspects` suspects, where given."""
-    data = (generate_wafer_maps(synthetic_maps, seed=seed) if data_path is None
-            else load_wafer_maps(data_path, resize))
-    dropped = () if drop_suspects is None else read_suspects(drop_suspects, data)
-    parts = split_data(data, seed=seed, drop_from_train=dropped)
-    empty = [name for name in ("train", "val", "test") if len(parts[name]) == 0]
-    if empty:
-        raise ValueError(f"{data.source}: {len(data)} maps leave the {' and '.join(empty)} split(s) empty "
-                         "(each pattern is split 80/10/10); use more maps")
-    return parts
+    report `drop_suspects` suspects, where given.
+
+    `data_path` may name several files (e.g. MixedWM38's and WM-811K's, for one model that
+    reads both sources): each is split on its own, as it would be alone, and the splits are
+    joined file after file, so each file's test maps are those of a run on that file alone."""
+    paths = data_paths(data_path)
+    if drop_suspects is not None and len(paths) > 1:
+        raise ValueError(f"--drop-suspects reads an audit of one file, and {len(paths)} --data files are given")
+    sources = [generate_wafer_maps(synthetic_maps, seed=seed)] if not paths else \
+        [load_wafer_maps(path, resize) for path in paths]
+    joined = {}
+    for data in sources:
+        dropped = () if drop_suspects is None else read_suspects(drop_suspects, data)
+        parts = split_data(data, seed=seed, drop_from_train=dropped)
+        empty = [name for name in ("train", "val", "test") if len(parts[name]) == 0]
+        if empty:
+            raise ValueError(f"{data.source}: {len(data)} maps leave the {' and '.join(empty)} split(s) empty "
+                             "(each pattern is split 80/10/10); use more maps")
+        for name, part in parts.items():
+            joined.setdefault(name, []).append(part)
+    return {name: parts[0] if len(parts) == 1 else WaferMaps.joined(parts) for name, parts in joined.items()}
