@@ -143,3 +143,7 @@ def test_a_run_on_fab_maps_is_told_to_choose_thresholds_next(tmp_path):
     commands = next_commands(rows, {"data": fab, "seed": 0})
     assert commands[0].startswith(f"python -m tflite.calibrate {tmp_path / 'net2'} --data {fab}")
     assert not any("tflite.calibrate" in command for command in next_commands(rows, {"data": mixed, "seed": 0}))
+    both = next_commands(rows, {"data": (mixed, fab), "seed": 0})  # one model of both: evaluated on each
+    assert not any("tflite.calibrate" in command for command in both)
+    assert [command for command in both if "tflite.evaluate" in command] == [
+        f"python -m tflite.evaluate {tmp_path / 'net2'} --data {path}" for path in (mixed, fab)]

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import keras
 
-from kd_keras.data import file_layout, load_splits
+from kd_keras.data import data_paths, file_layout, load_splits
 from kd_keras.fileio import write_json, write_text
 from kd_keras.rundir import run_data_settings
 from kd_keras.training import load_model
@@ -102,7 +102,7 @@ def deploy_run(run_dir, students):
         rows[name] = deploy_student(model_path, run_dir / MODELS_DIR / name, parts, settings["resize"])
         progress.update(number, finalize=False)
     progress.update(len(students), finalize=True)
-    data = "synthetic" if settings["data"] is None else str(settings["data"])
+    data = "synthetic" if settings["data"] is None else " + ".join(map(str, data_paths(settings["data"])))
     write_json(run_dir / "deployment.json", {"test_maps": len(parts["test"]), "models": rows})
     write_text(run_dir / DEPLOYMENT_REPORT, "\n".join([
         "# Deployment", "", f"int8, in TFLite Micro, on the run's {len(parts['test'])} test maps ({data}).", "",
@@ -133,16 +133,17 @@ def next_commands(rows, settings):
         return ["# no model fits a budget: choose smaller students (--student)"]
     model_dir = Path(deployed[0]).resolve()
     if settings["data"] is None:
-        maps = "new_maps.npz"
-        commands = [f"python -m kd_keras.data synth --n 380 --seed {settings['seed'] + 1} --out {maps}"
+        maps = ["new_maps.npz"]
+        commands = [f"python -m kd_keras.data synth --n 380 --seed {settings['seed'] + 1} --out {maps[0]}"
                     "   # maps this run never saw"]
     else:
-        maps, commands = settings["data"], []
-        if file_layout(maps) == "wm811k":  # classes very unequal: thresholds chosen for them (tflite.thresholds)
-            commands = [f"python -m tflite.calibrate {model_dir} --data {maps}   # a threshold per defect"]
+        maps, commands = data_paths(settings["data"]), []
+        # Classes very unequal: thresholds chosen for them (tflite.thresholds); not for a model of
+        # several sources, whose other sources they would move.
+        if len(maps) == 1 and file_layout(maps[0]) == "wm811k":
+            commands = [f"python -m tflite.calibrate {model_dir} --data {maps[0]}   # a threshold per defect"]
     make = f"make -C {FIRMWARE_DIR}"
-    return commands + [
-        f"python -m tflite.evaluate {model_dir} --data {maps}",
+    return commands + [f"python -m tflite.evaluate {model_dir} --data {path}" for path in maps] + [
         f"{make} check MODEL_DIR={model_dir}   # compile it for a Cortex-M4; prints its flash",
         f"{make} host MODEL_DIR={model_dir}    # build TFLite Micro (once, ~12 min) and run the firmware",
         f"{make} cortex-m MODEL_DIR={model_dir}   # the same on an emulated Cortex-M4 (QEMU)",
