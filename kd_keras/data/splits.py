@@ -119,8 +119,8 @@ def load_splits(data_path=None, synthetic_maps=DEFAULT_SYNTHETIC_MAPS, seed=0, r
     paths = data_paths(data_path)
     if drop_suspects is not None and len(paths) > 1:
         raise ValueError(f"--drop-suspects reads an audit of one file, and {len(paths)} --data files are given")
-    sources = [generate_wafer_maps(synthetic_maps, seed=seed)] if not paths else \
-        [load_wafer_maps(path, resize) for path in paths]
+    sources = ([load_wafer_maps(path, resize) for path in paths] if paths
+               else [generate_wafer_maps(synthetic_maps, seed=seed)])
     joined = {}
     for data in sources:
         dropped = () if drop_suspects is None else read_suspects(drop_suspects, data)
