@@ -35,9 +35,11 @@ from typing import NamedTuple
 
 from benchmarks import DEFAULT_DATA, DEFAULT_FAB_DATA, REPO, repo_relative, write_results
 from kd_keras.data import RESIZE_METHODS, data_paths, load_splits
+from kd_keras.evaluation import fab_class_figures
 from kd_keras.fileio import read_json
 from kd_keras.jobs import DistillJob, TeacherJob, run_distill_job, run_teacher_job
 from kd_keras.recipes import OUR_TEACHER
+from kd_keras.tasks import CLASSIFY
 from kd_keras.rundir import plain, versions
 from kd_keras.training import TEACHER_FILE, load_model, read_training_state
 from tflite.budget import BUDGETS
@@ -75,7 +77,13 @@ def markdown(results):
                      + f"{100 * test['natural']['accuracy']:.2f}% | {test['natural']['macro_f1']:.3f} | "
                      f"{test['balanced']['macro_f1']:.3f} | "
                      + ("- |" if mixed is None else f"{100 * mixed['exact_match']:.2f}% |"))
-    teacher = results["teacher"]
+    teacher, by_source = results["teacher"], results.get("teacher_by_source")
+    if by_source:
+        fab, mixed = by_source["wm811k_test"], by_source.get("mixedwm38_test_exact_match")
+        lines += ["", f"The teacher (float, its logits averaged over {by_source['views']} views) on the WM-811K test "
+                  f"maps: accuracy {100 * fab['natural']['accuracy']:.2f}%, macro F1 {fab['natural']['macro_f1']:.3f}"
+                  f" ({fab['balanced']['macro_f1']:.3f} class-balanced)"
+                  + ("" if mixed is None else f"; MixedWM38 test exact match {100 * mixed:.2f}%") + "."]
     lines += ["", f"Data: {' + '.join(results['training_data'])}. Teacher ({OUR_TEACHER.arch}, float): test exact "
               f"match {100 * teacher['test_exact_match']:.2f}% (validation {100 * teacher['val_exact_match']:.2f}%), "
               f"on all its test maps. Students: int8 in TFLite Micro on the {results['test_maps']:,} WM-811K test "
@@ -124,6 +132,7 @@ def main(argv=None):
                "teacher": {"parameters": teacher_row["parameters"],
                            "test_exact_match": teacher_row["metrics"]["test"]["threshold"]["exact_match"],
                            "val_exact_match": read_training_state(teacher.out)["best"]},
+               "teacher_by_source": teacher_by_source(teacher.out / TEACHER_FILE, parts["test"], mixed_test),
                "models": {}}
     if out.with_suffix(".json").is_file() and set(args.budgets) != {final.budget for final in STUDENTS}:
         results["models"] = read_json(out.with_suffix(".json"))["models"]  # rows measured before
@@ -164,6 +173,18 @@ def main(argv=None):
     results.update(command=command.strip(), recipe=RECIPE, wall_seconds=seconds, versions=versions())
     write_results(out, results, markdown(results))
     return 0
+
+
+def teacher_by_source(teacher_path, fab_test, mixed_test, views=RECIPE["teacher_views"]):
+    """The float teacher on each source's test maps, read as its students learn from it (its
+    logits averaged over `views` rotations/flips, each defect present above logit 0)."""
+    model = load_model(teacher_path)
+    readings = CLASSIFY.predicted_patterns(CLASSIFY.predict(model, fab_test.maps, views))
+    figures = {"views": views, "wm811k_test": fab_class_figures(readings, fab_test.labels)}
+    if mixed_test is not None:
+        outputs = CLASSIFY.predict(model, mixed_test.maps, views)
+        figures["mixedwm38_test_exact_match"] = CLASSIFY.figures(outputs, mixed_test)["exact_match"]
+    return figures
 
 
 def model_readme(final, row, epochs, resize, both):

@@ -22,6 +22,7 @@ def test_fab_models_are_trained_shipped_and_read_on_both_sources(small_npz, tmp_
                                    "--models", str(models), "--out", str(out)]) == 0
     results = json.loads(out.with_suffix(".json").read_text())
     assert list(results["models"]) == ["wm811k-21kb", "wm811k-248kb"] and results["test_maps"] == 18
+    assert "mixedwm38_test_exact_match" not in results["teacher_by_source"]
     for label, budget in (("wm811k-21kb", 21_504), ("wm811k-248kb", 253_952)):
         row = results["models"][label]
         card = json.loads((models / label / "model_card.json").read_text())
@@ -39,6 +40,8 @@ def test_fab_models_are_trained_shipped_and_read_on_both_sources(small_npz, tmp_
     results = json.loads(both.with_suffix(".json").read_text())
     mixed_test_maps = len(load_splits(small_npz)["test"])
     assert list(results["models"]) == ["both-21kb"] and len(results["training_data"]) == 2
+    teacher = results["teacher_by_source"]  # the teacher read on each source's test maps
+    assert 0 <= teacher["mixedwm38_test_exact_match"] <= 1 and teacher["wm811k_test"]["natural"]["maps"] == 18
     row, card = results["models"]["both-21kb"], json.loads((models / "both-21kb" / "model_card.json").read_text())
     assert row["thresholds_int8"] is None and card["accuracy"]["test_maps"] == 18 + mixed_test_maps
     assert row["mixedwm38_test"]["maps"] == mixed_test_maps and 0 <= row["mixedwm38_test"]["exact_match"] <= 1
