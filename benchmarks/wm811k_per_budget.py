@@ -151,12 +151,13 @@ def main(argv=None):
         views = max(scores, key=scores.get)
         convert_student(run_dir / final.student, out_dir, BUDGETS[final.budget], views=views, source_model=source)
         if both:  # read at logit 0, on each source's test maps
-            card, int8 = load_converted(out_dir)
-            calibration = {"thresholds": None, "val_after": None, "test_fab_classes": fab_figures(
-                int8, parts["test"], views)}
-            mixed = int8.task.figures(int8.outputs(mixed_test.maps, views), mixed_test)
+            _, shipped = load_converted(out_dir)
+            thresholds, val_calibrated, test = None, None, fab_figures(shipped, parts["test"], views)
+            mixed = shipped.task.figures(shipped.outputs(mixed_test.maps, views), mixed_test)
         else:  # calibrating also measures the shipped model, thresholds and all, on the test split
             calibration, mixed = calibrate_model(out_dir, fab_data, seed=SEED), None
+            thresholds, val_calibrated, test = (calibration[key] for key in ("thresholds", "val_after",
+                                                                             "test_fab_classes"))
         card = ModelCard.read(out_dir / CARD_FILE)
         write_model_readme(out_dir, model_readme(final, row, job.epochs, args.resize, both),
                            "python -m benchmarks.wm811k_per_budget" + (" --with-mixedwm38" if both else ""))
@@ -164,8 +165,8 @@ def main(argv=None):
             "student": final.student, "parameters": row["parameters"], "epochs": job.epochs,
             "run_dir": repo_relative(run_dir), "model_dir": repo_relative(out_dir), "flash_bytes": card.flash_bytes,
             "arena_bytes": card.arena_bytes, "views": views, "val_macro_f1_balanced_by_views": scores,
-            "val_macro_f1_balanced": scores[views], "thresholds_int8": calibration["thresholds"],
-            "val_macro_f1_balanced_thresholds": calibration["val_after"], "test": calibration["test_fab_classes"],
+            "val_macro_f1_balanced": scores[views], "thresholds_int8": thresholds,
+            "val_macro_f1_balanced_thresholds": val_calibrated, "test": test,
             "mixedwm38_test": None if mixed is None else {"maps": len(mixed_test), "exact_match": mixed["exact_match"]},
             "card_accuracy": card.accuracy}
         seconds[label] = round(time.time() - start)
