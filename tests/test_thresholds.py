@@ -91,17 +91,48 @@ def test_calibrate_writes_the_thresholds_everywhere_a_reader_looks(model_dir, pa
     assert report["val_after"] >= report["val_before"] and report["thresholds"] == thresholds
 
 
-def test_calibrate_on_fab_maps_chooses_for_class_balanced_macro_f1(model_dir, parts, tmp_path, capsys):
-    # The synthetic maps of one defect or none, as a WM-811K-layout file.
+def fab_npz(path, parts):
+    """The synthetic maps of one defect or none, as a WM-811K-layout file at `path`."""
     maps = np.concatenate([parts[name].maps for name in ("train", "val", "test")])
     labels = np.concatenate([parts[name].labels for name in ("train", "val", "test")])
     single = labels.sum(axis=1) <= 1
-    fab = tmp_path / "fab.npz"
-    save_wm811k(fab, maps[single], classes_of_labels(labels[single]))
+    save_wm811k(path, maps[single], classes_of_labels(labels[single]))
+    return path
+
+
+def test_calibrate_on_fab_maps_chooses_for_class_balanced_macro_f1(model_dir, parts, tmp_path, capsys):
+    fab = fab_npz(tmp_path / "fab.npz", parts)
     assert calibrate.main([str(model_dir), "--data", str(fab)]) == 0
     printed = capsys.readouterr().out
     assert "balanced-macro-f1 on the validation split" in printed and ", class-balanced 0." in printed
     assert len(ModelCard.read(model_dir / CARD_FILE).output(MULTILABEL).thresholds_int8) == len(CLASS_NAMES) - 1
+
+
+def test_a_model_of_two_sources_is_calibrated_for_the_mean_of_their_figures(model_dir, parts, tmp_path, capsys):
+    mixed = npz_of(tmp_path / "mixed.npz", parts["train"], parts["val"], parts["test"])
+    fab = fab_npz(tmp_path / "fab.npz", parts)
+    assert calibrate.main([str(model_dir), "--data", str(mixed), str(fab)]) == 0
+    printed = capsys.readouterr().out
+    assert "the mean of mixed.npz's exact-match and fab.npz's balanced-macro-f1 on the validation splits" in printed
+    assert f"{mixed}: exact-match on the validation split" in printed
+    assert f"{fab}: balanced-macro-f1 on the validation split" in printed
+    card = ModelCard.read(model_dir / CARD_FILE)
+    thresholds = card.output(MULTILABEL).thresholds_int8
+    splits = [load_splits(path, seed=0) for path in (mixed, fab)]
+    assert card.accuracy["test_maps"] == sum(len(parts["test"]) for parts in splits)
+    assert f"chosen on the validation split of {mixed}, {fab} (seed 0)" in card.accuracy["int8_thresholds"]
+    assert f"--data {mixed} {fab}" in (model_dir / "README.md").read_text()
+
+    # Chosen again, the same; the mean is of each file's figure, and each file's test figure is
+    # what `tflite.evaluate` reads on that file's test maps.
+    report = calibrate_model(model_dir, (mixed, fab))
+    assert report["thresholds"] == thresholds and report["val_after"] >= report["val_before"]
+    assert report["val_after"] == pytest.approx(np.mean([figures["val_after"] for figures in report["files"]]))
+    assert [figures["test_maps"] for figures in report["files"]] == [len(parts["test"]) for parts in splits]
+    assert report["files"][0]["test_fab_classes"] is None and report["files"][1]["test_fab_classes"]
+    fab_test = npz_of(tmp_path / "fab_test.npz", splits[1]["test"])  # a MixedWM38-layout copy: exact match
+    assert evaluate.main([str(model_dir), "--data", str(fab_test), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["metrics"]["exact_match"] == report["files"][1]["test_exact_match"]
 
 
 def test_calibrate_refuses_what_it_cannot_do_and_writes_nothing(model_dir, segclass_student, small_npz, tmp_path,
