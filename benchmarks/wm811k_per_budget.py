@@ -156,13 +156,14 @@ def main(argv=None):
             mixed = shipped.task.figures(shipped.outputs(mixed_test.maps, views), mixed_test)
         else:  # calibrating also measures the shipped model, thresholds and all, on the test split
             calibration, mixed = calibrate_model(out_dir, fab_data, seed=SEED), None
-            thresholds, val_calibrated, test = (calibration[key] for key in ("thresholds", "val_after",
-                                                                             "test_fab_classes"))
-        card = ModelCard.read(out_dir / CARD_FILE)
-        write_model_readme(out_dir, model_readme(final, row, job.epochs, args.resize, both),
+            thresholds, val_calibrated = calibration["thresholds"], calibration["val_after"]
+            test = calibration["files"][0]["test_fab_classes"]
+        card, state = ModelCard.read(out_dir / CARD_FILE), read_training_state(run_dir / final.student)
+        write_model_readme(out_dir, model_readme(final, row, state, args.resize, both),
                            "python -m benchmarks.wm811k_per_budget" + (" --with-mixedwm38" if both else ""))
         results["models"][label] = {
             "student": final.student, "parameters": row["parameters"], "epochs": job.epochs,
+            "epochs_trained": state["epoch"], "best_epoch": state["best_epoch"],
             "run_dir": repo_relative(run_dir), "model_dir": repo_relative(out_dir), "flash_bytes": card.flash_bytes,
             "arena_bytes": card.arena_bytes, "views": views, "val_macro_f1_balanced_by_views": scores,
             "val_macro_f1_balanced": scores[views], "thresholds_int8": thresholds,
@@ -188,16 +189,22 @@ def teacher_by_source(teacher_path, fab_test, mixed_test, views=RECIPE["teacher_
     return figures
 
 
-def model_readme(final, row, epochs, resize, both):
-    """What the shipped model's README says it is."""
+def model_readme(final, row, state, resize, both):
+    """What the shipped model's README says it is; `state`: its training's (`read_training_state`)."""
+    epochs = state["settings"]["epochs"]
+    schedule = (f"{epochs} epochs" if state["epoch"] == epochs else
+                f"{state['epoch']} of {epochs} epochs (stopped: no better validation exact match for "
+                f"{state['wait']} epochs)")
+    schedule += f", the weights of epoch {state['best_epoch']} (best validation exact match)"
     trained_on = ("MixedWM38's dev set and the real WM-811K dev set together (each split on its own)" if both
                   else "the real WM-811K dev set")
-    decision = ("read at logit 0 (thresholds chosen for one source's figure would move the other's)" if both else
+    decision = ("read at logit 0 (thresholds chosen for both sources' figures cost more than they win: see the "
+                "repository's README)" if both else
                 "with a decision threshold per defect chosen on the validation maps for class-balanced macro F1 "
                 "(`python -m tflite.calibrate`)")
     return (f"Our int8 student for real fab maps at the {BUDGETS[final.budget].title} budget: {final.student} "
             f"({row['parameters']:,} parameters), distilled without labels from a {OUR_TEACHER.arch} teacher "
-            f"(Hinton T=4; teacher logits averaged over 8 views; rotations/flips), {epochs} epochs, on {trained_on}, "
+            f"(Hinton T=4; teacher logits averaged over 8 views; rotations/flips), {schedule}, on {trained_on}, "
             f"maps brought to 52x52 by `{resize}`, {decision}. WM-811K's test maps have one class each (8 types "
             "or none): on them, exact match is the share of maps whose class it reads right.")
 
