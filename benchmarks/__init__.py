@@ -12,6 +12,8 @@ library: `python -m benchmarks.<name>` from the repository root (`--help` for ea
 - `strip_unread`: the bytes each shipped model saves without what no interpreter reads.
 - `weight_compression`: TFLite Micro's look-up-table weight compression on a shipped model.
 - `label_audit`: which labels of the dev set are probably wrong, and the shipped models on the rest.
+- `wm811k_per_budget`: models for real fab maps, one per budget (WM-811K alone, or with MixedWM38).
+- `unlabelled_maps`: what maps without labels add to a student distilled from a teacher of few labels.
 """
 
 # First: kd_keras quiets TensorFlow's C++ start-up logging, before any benchmark imports TensorFlow.

@@ -1,22 +1,30 @@
-"""`python -m benchmarks.wm811k_per_budget --quick` and `benchmarks.wm811k_cross_domain` on a small
-WM-811K-layout file: models for both budgets trained, converted with their resize and judged on
-both sources."""
+"""`python -m benchmarks.wm811k_per_budget --quick`, `benchmarks.wm811k_cross_domain` and
+`benchmarks.unlabelled_maps` on a small WM-811K-layout file: models for both budgets trained,
+converted with their resize and judged on both sources; students of a teacher taught on a share
+of the maps."""
 
 import json
 
 import numpy as np
+import pytest
 
-from benchmarks import wm811k_cross_domain, wm811k_per_budget
+from benchmarks import unlabelled_maps, wm811k_cross_domain, wm811k_per_budget
 from kd_keras.data import CLASS_NAMES, load_splits, save_wm811k
 
 TIER = "e2e"  # tests marked with no tier of their own (conftest.py)
 
 
-def test_fab_models_are_trained_shipped_and_read_on_both_sources(small_npz, tmp_path):
+@pytest.fixture
+def fab(tmp_path):
+    """180 random maps of many grids, 20 of each WM-811K class, in a WM-811K-layout file."""
     rng = np.random.default_rng(0)
-    fab = tmp_path / "fab.npz"
-    save_wm811k(fab, [rng.integers(0, 3, tuple(grid)) for grid in rng.integers(15, 90, (180, 2))],
+    path = tmp_path / "fab.npz"
+    save_wm811k(path, [rng.integers(0, 3, tuple(grid)) for grid in rng.integers(15, 90, (180, 2))],
                 [CLASS_NAMES[i % len(CLASS_NAMES)] for i in range(180)])
+    return path
+
+
+def test_fab_models_are_trained_shipped_and_read_on_both_sources(small_npz, fab, tmp_path):
     models, out = tmp_path / "models", tmp_path / "results" / "fab"
     assert wm811k_per_budget.main(["--quick", "--fab-data", str(fab), "--runs", str(tmp_path / "runs"),
                                    "--models", str(models), "--out", str(out)]) == 0
@@ -56,3 +64,22 @@ def test_fab_models_are_trained_shipped_and_read_on_both_sources(small_npz, tmp_
     assert crossed["trained_on"] == "WM-811K" and crossed["card_resize"] == "max"
     assert set(crossed["by_resize"]) == {"nearest", "max"} and 0 <= crossed["mixedwm38_test_exact_match"] <= 1
     assert "| wm811k-21kb | WM-811K |" in cross.with_suffix(".md").read_text()
+
+
+def test_students_learn_from_a_teacher_of_the_labelled_share_on_those_maps_or_every_map(fab, tmp_path):
+    out = tmp_path / "results" / "unlabelled"
+    argv = ["--quick", "--labelled", "0.5", "--fab-data", str(fab), "--runs", str(tmp_path / "runs"), "--out", str(out)]
+    assert unlabelled_maps.main(argv) == 0
+    results = json.loads(out.with_suffix(".json").read_text())
+    train = load_splits(fab, resize="max")["train"]
+    assert results["training_maps"] == len(train) == 144 and results["labelled_maps"] == 72  # 8 of each class's 16
+    rows = results["models"]
+    assert list(rows) == ["teacher (vgg7, float, 8 views)", "separable8k, labelled maps only", "separable8k, every map"]
+    assert [row["training_maps"] for row in rows.values()] == [72, 72, 144]
+    assert all(row["test"]["natural"]["maps"] == 18 for row in rows.values())
+    assert out.with_suffix(".md").read_text() == unlabelled_maps.markdown(results)
+    # Run again: every stage is reused, and the figures are the same.
+    assert unlabelled_maps.main(argv) == 0
+    assert json.loads(out.with_suffix(".json").read_text())["models"] == rows
+    with pytest.raises(SystemExit):
+        unlabelled_maps.main([*argv, "--labelled", "1"])
