@@ -35,9 +35,9 @@ from pathlib import Path
 from benchmarks import DEFAULT_FAB_DATA, REPO, repo_relative, write_results
 from benchmarks.wm811k_per_budget import RECIPE, STUDENTS
 from kd_keras.data import CLASS_NAMES, load_splits, stratified_split
-from kd_keras.distillation import distill_student, teacher_logits_cached
+from kd_keras.distillation import teacher_logits_cached
 from kd_keras.evaluation import fab_class_figures
-from kd_keras.jobs import Job
+from kd_keras.jobs import DistillJob, TeacherJob, distill_job_student
 from kd_keras.recipes import OUR_TEACHER
 from kd_keras.rundir import locked, versions
 from kd_keras.tasks import CLASSIFY
@@ -50,7 +50,6 @@ SEED = 0
 RESIZE = "max"
 STUDENT = next(final for final in STUDENTS if final.budget == "21KB")
 LABELLED_SHARE = 0.21  # WM-811K's public release: 172,950 labelled maps of 811,457
-PATIENCE = Job.patience  # the jobs' default, which wm811k_per_budget's runs have
 
 
 def labelled_part(train, share, seed=SEED):
@@ -101,13 +100,18 @@ def main(argv=None):
     labelled = {**parts, "train": labelled_part(parts["train"], args.labelled)}
     seconds, start = {}, time.time()
     teacher_dir = args.runs / "teacher-labelled"
+    # The teacher and students of wm811k_per_budget, as its jobs define them, on other maps.
+    teacher = TeacherJob(arch=OUR_TEACHER.arch, lr=OUR_TEACHER.learning_rate, seed=SEED,
+                         epochs=1 if args.quick else OUR_TEACHER.epochs)
+    job = DistillJob(student=(STUDENT.student,), out=args.runs, seed=SEED,
+                     epochs=1 if args.quick else STUDENT.epochs, **RECIPE)
     with locked(teacher_dir):
-        train_teacher(labelled, teacher_dir, arch=OUR_TEACHER.arch, epochs=1 if args.quick else OUR_TEACHER.epochs,
-                      batch_size=RECIPE["batch_size"], learning_rate=OUR_TEACHER.learning_rate, patience=PATIENCE,
-                      seed=SEED, resume=True, verbose=2)
+        train_teacher(labelled, teacher_dir, arch=teacher.arch, epochs=teacher.epochs, batch_size=teacher.batch_size,
+                      learning_rate=teacher.lr, augment=teacher.augment, patience=teacher.patience, seed=SEED,
+                      resume=True, verbose=2)
     teacher_path = teacher_dir / TEACHER_FILE
     seconds["teacher"] = round(time.time() - start)
-    teacher_outputs = CLASSIFY.predict(load_model(teacher_path), parts["test"].maps, RECIPE["teacher_views"])
+    teacher_outputs = CLASSIFY.predict(load_model(teacher_path), parts["test"].maps, job.teacher_views)
     results = {"data": repo_relative(args.fab_data), "resize": RESIZE, "seed": SEED,
                "labelled_share": args.labelled, "labelled_maps": len(labelled["train"]),
                "training_maps": len(parts["train"]), "test_maps": len(parts["test"]), "models": {
@@ -121,12 +125,9 @@ def main(argv=None):
         run_dir = args.runs / f"{STUDENT.student}-{'labelled' if splits is labelled else 'all'}"
         with locked(run_dir):
             logits = teacher_logits_cached(teacher_path, splits, run_dir / "teacher_cache.h5",
-                                           views=RECIPE["teacher_views"])
-            student = distill_student(
-                STUDENT.student, splits, run_dir / STUDENT.student, teacher_path, logits, loss=RECIPE["loss"],
-                temperature=RECIPE["temperature"], epochs=1 if args.quick else STUDENT.epochs,
-                batch_size=RECIPE["batch_size"], learning_rate=RECIPE["lr"], augment=RECIPE["augment"],
-                teacher_views=RECIPE["teacher_views"], patience=PATIENCE, seed=SEED, resume=True, verbose=2)
+                                           views=job.teacher_views)
+            student = distill_job_student(job, STUDENT.student, splits, run_dir / STUDENT.student, teacher_path,
+                                          logits, resume=True, verbose=2)
         int8 = Int8Model(int8_flatbuffer(student, splits["train"].maps))
         state = read_training_state(run_dir / STUDENT.student)
         results["models"][f"{STUDENT.student}, {name}"] = {

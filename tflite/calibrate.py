@@ -45,8 +45,7 @@ def run(args):
     command = " ".join(["python -m tflite.calibrate", str(args.model_dir), "--data", *map(str, args.data),
                         *(["--seed", str(args.seed)] if args.seed else []),
                         *(["--metric", args.metric] if args.metric else [])])
-    data = args.data[0] if len(args.data) == 1 else args.data
-    report = calibrate_model(args.model_dir, data, seed=args.seed, metric=args.metric, made_by=command)
+    report = calibrate_model(args.model_dir, args.data, seed=args.seed, metric=args.metric, made_by=command)
     print(f"{args.model_dir}: thresholds (int8) {report['thresholds']}")
     if len(args.data) > 1:
         print(f"{report['metric']} on the validation splits: {report['val_before']:.4f} before, "
