@@ -15,13 +15,11 @@ Example:
 True
 """
 
-import os
 import re
-import sys
-import tempfile
 
 import numpy as np
 
+from kd_keras.framework_output import captured_c_stderr
 from kd_keras.tasks import MULTILABEL, task_of_output_shapes
 
 # Arena for measuring and running: generous, then the recording allocator reports what was used.
@@ -143,20 +141,12 @@ class Int8Model:
     def arena_bytes(self):
         """Tensor-arena bytes TFLite Micro's recording allocator used for this model.
 
-        The interpreter prints its allocations to the C-level stderr only, so file
-        descriptor 2 is pointed at a temporary file while it prints."""
+        The interpreter prints its allocations to the C-level stderr only, which is
+        captured while it prints."""
         interpreter = micro_interpreter(self.flatbuffer)
-        sys.stderr.flush()
-        saved = os.dup(2)
-        with tempfile.TemporaryFile() as captured:
-            os.dup2(captured.fileno(), 2)
-            try:
-                interpreter.print_allocations()
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
-            captured.seek(0)
-            report = captured.read().decode(errors="replace")
+        with captured_c_stderr() as output:
+            interpreter.print_allocations()
+        report = output.text
         match = re.search(r"Arena allocation total (\d+) bytes", report)
         if match is None:
             raise RuntimeError(f"TFLite Micro printed no arena total:\n{report}")

@@ -31,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from kd_keras.data import MAP_SIZE, model_input
+from kd_keras.framework_output import CONVERTER_LINES, c_stderr_without
 
 REPRESENTATIVE_MAPS = 500
 # The input range is [0, 2 * 255/254]: its int8 grid (scale 2/254, zero point -128) holds
@@ -76,7 +77,7 @@ def convert_int8(model, representative_maps, seed=0, per_channel=True):
     # Keras' export prints the SavedModel's signature to stdout: noise for our users. The
     # converter warns that the int8 input has no (mean, std) statistics: those are for graphs
     # trained with fake quantization; here the representative maps set the input's scale.
-    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+    with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), c_stderr_without(CONVERTER_LINES):
         warnings.filterwarnings("ignore", "Statistics for quantized inputs were expected", UserWarning)
         return converter.convert()
 
