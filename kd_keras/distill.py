@@ -4,6 +4,7 @@
     python -m kd_keras.distill --data mixedwm38.npz --teacher runs/teacher --student net1 \\
         --loss paper --alpha 0.5 --beta 0.5 --epochs 40
     python -m kd_keras.distill --task segclass        # Paper 2: defect mask + 38 patterns
+    python -m kd_keras.distill --data fab.npz --unlabelled fab_unlabelled.npz   # also learn from maps without labels
 
 Without --teacher, a teacher for the same data and seed (--teacher-arch, default vgg7) is
 reused from runs/teacher-<arch>-<data>-seed<S>/ or trained there first. Losses: 'hinton' (the
@@ -70,6 +71,10 @@ def build_parser():
                     help="for --loss hinton and --task segclass (default 4)")
     kd.add_argument("--kd-weight", type=float, default=None,
                     help="for --loss mixed: weight w of the distillation term (default 0.5)")
+    kd.add_argument("--unlabelled", type=Path, nargs="+", default=None, metavar="NPZ",
+                    help="files of maps without labels (e.g. from kd_keras.data import-lswmd --unlabelled-out; "
+                         "any layout, labels unread) that the students also learn from, label-free; the teacher, "
+                         "validation and test use --data alone")
     kd.add_argument("--teacher-views", type=int, choices=VIEWS, default=None,
                     help="8: the teacher's logits are its mean over the 8 rotations/flips of each map "
                          "(rotation-invariant, more accurate; cached, and reused for --augment) (default: "

@@ -21,7 +21,12 @@ import dataclasses
 import datetime
 from pathlib import Path
 
-from kd_keras.data import DEFAULT_RESIZE, DEFAULT_SYNTHETIC_MAPS, data_paths, file_layout, load_splits
+import numpy as np
+
+from kd_keras.data import (
+    DEFAULT_RESIZE, DEFAULT_SYNTHETIC_MAPS, NUM_DEFECTS, WaferMaps, data_paths, file_layout, load_splits,
+    load_unlabelled_maps,
+)
 from kd_keras.distillation import distill_student, load_teacher, teacher_logits_cached
 from kd_keras.errors import FileFormatError, RunDirectoryError
 from kd_keras.fileio import read_json, write_json
@@ -40,7 +45,7 @@ SEGCLASS_TEACHER = "deeplab"
 NOT_RESULT_FIELDS = ("out", "resume", "overwrite", "teacher_dir")
 # Fields added after runs were recorded: left out of the record while at their default, so
 # that runs made before them still resume and their teachers are still reused.
-ADDED_LATER = {"resize": DEFAULT_RESIZE, "teacher_arch": "resnet18", "drop_suspects": None}
+ADDED_LATER = {"resize": DEFAULT_RESIZE, "teacher_arch": "resnet18", "drop_suspects": None, "unlabelled": None}
 
 
 def _recorded(arguments):
@@ -134,10 +139,18 @@ class DistillJob(Job):
     a_cls: float = 0.7
     a_seg: float = 0.5
     a_feat: float = 0.3
+    # Files of maps without labels that the students also learn from (never the teacher, never
+    # validation or test): the label-free losses read the teacher's logits only.
+    unlabelled: tuple | None = None
 
     def __post_init__(self):
         super().__post_init__()
         task = TASKS[self.task]
+        if self.unlabelled is not None:
+            object.__setattr__(self, "unlabelled", tuple(Path(path) for path in data_paths(self.unlabelled)) or None)
+        if self.unlabelled and (self.task != CLASSIFY.name or self.loss == "mixed"):
+            raise ValueError("--unlabelled maps are learnt from the teacher alone: they need --task classify "
+                             f"and a label-free loss (hinton or paper), not --task {self.task} --loss {self.loss}")
         students = tuple(self.student or task.default_students)
         wrong = [name for name in students if name not in task.students()]
         if wrong:
@@ -164,6 +177,13 @@ class DistillJob(Job):
             kind = ("segclass-teacher" if self.task == "segclass" else
                     "teacher" if self.teacher_arch == ADDED_LATER["teacher_arch"] else f"teacher-{self.teacher_arch}")
             object.__setattr__(self, "teacher_dir", Path("runs") / f"{kind}-{data}-seed{self.seed}")
+
+    def data_description(self):
+        description = super().data_description()
+        if not self.unlabelled:
+            return description
+        return (f"{description}; the students also learn from the maps without labels of "
+                f"{' + '.join(map(str, self.unlabelled))}")
 
     def arguments(self):
         arguments = super().arguments()
@@ -228,7 +248,10 @@ def run_distill_job(job, verbose="auto"):
 
 def _classifiers(job, parts, teacher_path, resume, strategy, verbose):
     """(report title, {name: (model, directory)}) of a classify job: its teacher and distilled students."""
-    logits = teacher_logits_cached(teacher_path, parts, job.out / "teacher_cache.h5", views=job.teacher_views)
+    cache = job.out / "teacher_cache.h5"
+    if job.unlabelled:
+        parts = with_unlabelled_maps(parts, job.unlabelled, job.resize, teacher_path, cache, job.teacher_views)
+    logits = teacher_logits_cached(teacher_path, parts, cache, views=job.teacher_views)
     teacher = load_teacher(teacher_path, job.teacher_views)
     models = {f"teacher ({teacher_title(teacher)})": (teacher, teacher_path.parent)}
     for name in job.student:
@@ -236,6 +259,21 @@ def _classifiers(job, parts, teacher_path, resume, strategy, verbose):
         models[name] = (distill_job_student(job, name, parts, job.out / name, teacher_path, logits, resume=resume,
                                             strategy=strategy, verbose=verbose), job.out / name)
     return f"Distillation ({job.loss} loss)", models
+
+
+def with_unlabelled_maps(parts, paths, resize, teacher_path, cache_path, views):
+    """`parts` whose training split also holds the maps of the files `paths`, their labels unread.
+
+    The students' loss reads only the teacher's logits (computed here, over `views`, and cached
+    with the rest of the training split's); a training map's label feeds only the exact match
+    the progress bar shows, which on these maps is therefore the teacher's reading of them."""
+    maps = np.concatenate([load_unlabelled_maps(path, resize) for path in paths])
+    print(f"{len(maps):,} maps without labels join the {len(parts['train']):,} training maps")
+    unread = WaferMaps(maps, np.zeros((len(maps), NUM_DEFECTS), np.uint8), source=" + ".join(map(str, paths)))
+    train = WaferMaps.joined([parts["train"], unread])
+    logits = teacher_logits_cached(teacher_path, {**parts, "train": train}, cache_path, views=views)
+    readings = (logits["train"][len(parts["train"]):] > 0).astype(np.uint8)
+    return {**parts, "train": WaferMaps.joined([parts["train"], dataclasses.replace(unread, labels=readings)])}
 
 
 def distill_job_student(job, name, parts, out_dir, teacher_path, logits, *, seed=None, resume=False, strategy=None,

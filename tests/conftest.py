@@ -16,6 +16,9 @@ every module that asks: the synthetic splits, a stand-in teacher trained on them
 them and converted to int8, and a small segmentation + classification student, converted too.
 """
 
+# First, as for a user: kd_keras sets TensorFlow's output up before keras imports TensorFlow.
+import kd_keras  # noqa: F401, I001
+
 import keras
 import pytest
 

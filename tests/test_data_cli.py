@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from kd_keras.data import __main__ as data_cli
-from kd_keras.data import load_mixedwm38, load_wm811k
+from kd_keras.data import load_mixedwm38, load_wm811k, save_unlabelled
 
 TIER = "unit"  # tests marked with no tier of their own (conftest.py)
 
@@ -67,6 +67,10 @@ def test_synth_wm811k_layout_then_inspect_then_show_beside_synthetic(run_cli, tm
     result = run_cli("inspect", out)
     assert result.returncode == 0, result.stderr
     assert "maps: 27 in" in result.stdout and "none" in result.stdout
+    save_unlabelled(tmp_path / "unlabelled.npz", fab.maps())
+    result = run_cli("inspect", tmp_path / "unlabelled.npz")
+    assert result.returncode == 0, result.stderr
+    assert "maps without labels: 27 in" in result.stdout and "none" not in result.stdout
 
     grid, both = tmp_path / "grid.png", tmp_path / "both.png"
     assert run_cli("show", out, "--out", grid, "--per-pattern", 2).returncode == 0

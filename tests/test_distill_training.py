@@ -10,11 +10,13 @@ import pytest
 
 import tflite.deploy
 from kd_keras import distill, train_teacher
+from kd_keras.data import DEFAULT_RESIZE, generate_fab_maps, load_unlabelled_maps, save_unlabelled
 from kd_keras.distillation import distill_student, teacher_logits_cached
 from kd_keras.errors import RunDirectoryError
+from kd_keras.data.cache import read_arrays
 from kd_keras.evaluation import evaluate
 from kd_keras.inference import predict
-from kd_keras.models import build_student
+from kd_keras.models import DihedralMean, build_student
 from kd_keras.training import load_model
 from tests.helpers import CHANCE, REPO
 
@@ -149,6 +151,31 @@ def test_distill_writes_a_complete_run_directory(stand_in_teacher, tmp_path, cap
     assert deployment["arena_bytes"] > 16_384 and deployment["budget"] == "248KB"
     assert 0 <= deployment["int8_exact_match"] <= 1
     assert f"| net2 | {100 * deployment['int8_exact_match']:.2f}% |" in (out / "deployment.md").read_text()
+
+
+def test_students_also_learn_from_maps_without_labels(stand_in_teacher, tmp_path, capsys):
+    fab = generate_fab_maps(45, seed=1)
+    save_unlabelled(tmp_path / "unlabelled.npz", fab.maps())
+    out = tmp_path / "run"
+    assert distill.main(["--synthetic-maps", "380", "--teacher", str(stand_in_teacher), "--student", "net2",
+                         "--epochs", "1", "--out", str(out), "--no-convert",
+                         "--unlabelled", str(tmp_path / "unlabelled.npz")]) == 0
+    assert "45 maps without labels join the 304 training maps" in capsys.readouterr().out
+    cache, _ = read_arrays(out / "teacher_cache.h5")
+    assert len(cache["train"]) == 304 + 45 and len(cache["val"]) == 38
+    # the teacher's logits of those maps are those of the maps as --resize brings them to 52x52
+    unlabelled_maps = load_unlabelled_maps(tmp_path / "unlabelled.npz", DEFAULT_RESIZE)
+    teacher = DihedralMean(load_model(stand_in_teacher))
+    np.testing.assert_allclose(cache["train"][304:], predict(teacher, unlabelled_maps), atol=1e-4)
+    config = json.loads((out / "config.json").read_text())
+    assert config["arguments"]["unlabelled"] == [str(tmp_path / "unlabelled.npz")]
+    assert "the students also learn from the maps without labels of" in (out / "report.md").read_text()
+    assert json.loads((out / "net2" / "training.json").read_text())["epoch"] == 1
+
+
+def test_maps_without_labels_need_a_label_free_loss(tmp_path, capsys):
+    assert distill.main(["--loss", "mixed", "--unlabelled", str(tmp_path / "u.npz"), "--out", str(tmp_path)]) == 1
+    assert "--unlabelled maps are learnt from the teacher alone" in capsys.readouterr().err
 
 
 def test_a_finished_run_resumed_reads_its_deployment_back(stand_in_teacher, tmp_path, capsys, monkeypatch):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from kd_keras.data import (
-    CLASS_NAMES, RESIZE_METHODS, WaferDataError, file_layout, generate_wafer_maps, load_splits, load_wafer_maps,
-    load_wm811k, resize_map, save_mixedwm38, save_wm811k,
+    CLASS_NAMES, RESIZE_METHODS, WaferDataError, file_layout, generate_wafer_maps, load_splits, load_unlabelled,
+    load_unlabelled_maps, load_wafer_maps, load_wm811k, resize_map, save_mixedwm38, save_unlabelled, save_wm811k,
 )
 from kd_keras.data.lswmd import fab_maps_from_rows, import_lswmd
 from kd_keras.data.wm811k import NONE_CLASS, OTHER_READING, FabMaps, classes_of_labels, describe_wm811k
@@ -176,12 +176,34 @@ def test_lswmd_rows_become_our_layout_and_bad_rows_are_named():
     rows = [(np.array([[0, 1], [2, 1]]), np.array([["Edge-Ring"]])), (np.ones((3, 3)), []),
             (np.ones((4, 5)), np.array([["none"]]))]
     fab, unlabelled = fab_maps_from_rows(rows)
-    assert unlabelled == 1 and [CLASS_NAMES[c] for c in fab.classes] == ["Edge-Ring", "none"]
+    assert [m.tolist() for m in unlabelled] == [[[1] * 3] * 3]
+    assert [CLASS_NAMES[c] for c in fab.classes] == ["Edge-Ring", "none"]
     assert fab.map(0).tolist() == [[0, 1], [2, 1]] and fab.shapes.tolist() == [[2, 2], [4, 5]]
     with pytest.raises(ToolkitError, match=r"LSWMD.pkl row 1: failureType \['Blob'\] is not one of Center"):
         fab_maps_from_rows([rows[0], (np.ones((2, 2)), [["Blob"]])])
     with pytest.raises(ToolkitError, match=r"LSWMD.pkl row 0: waferMap is not a 2-D map of die values 0, 1, 2"):
         fab_maps_from_rows([(np.full((2, 2), 7), [["none"]])])
+    with pytest.raises(ToolkitError, match=r"LSWMD.pkl row 1: waferMap is not a 2-D map"):  # unlabelled ones too
+        fab_maps_from_rows([rows[0], (np.ones(3), [])])
+
+
+def test_maps_without_labels_round_trip_and_are_refused_where_labels_are_needed(tmp_path):
+    maps = [np.array([[0, 1, 2], [1, 1, 0]], np.uint8), np.full((30, 27), 2, np.uint8)]
+    path = tmp_path / "unlabelled.npz"
+    save_unlabelled(path, maps)
+    assert [m.tolist() for m in load_unlabelled(path)] == [m.tolist() for m in maps]
+    assert file_layout(path) == "wm811k" and load_unlabelled_maps(path, "max").shape == (2, 52, 52)
+    with pytest.raises(WaferDataError, match=r"unlabelled.npz: missing key 'label' \(found \['pixels', 'shapes'\]\)"):
+        load_wafer_maps(path)
+    labelled = tmp_path / "fab.npz"
+    save_wm811k(labelled, maps, ["none", "Near-full"])  # a labelled file's maps, the labels unread
+    assert [m.tolist() for m in load_unlabelled(labelled)] == [m.tolist() for m in maps]
+    np.savez(tmp_path / "bad.npz", pixels=np.array([1, 1, 5], np.uint8), shapes=np.array([[1, 3]]))
+    with pytest.raises(WaferDataError, match=r"die \(0, 2\) of map 0 has value 5"):
+        load_unlabelled(tmp_path / "bad.npz")
+    np.savez(tmp_path / "bad.npz", pixels=np.array([1, 1, 1], np.uint8), shapes=np.array([[1, 3, 1]]))
+    with pytest.raises(WaferDataError, match=r"expected shape \(1, 2\), one \(rows, columns\) per map"):
+        load_unlabelled(tmp_path / "bad.npz")
 
 
 @pytest.mark.e2e
@@ -199,7 +221,9 @@ def test_lswmd_import_with_pandas(tmp_path):
     frame = pandas.DataFrame({"waferMap": [np.ones((30, 28), np.uint8), np.full((60, 61), 2, np.uint8)],
                               "failureType": [np.array([["Loc"]]), np.array([["Near-full"]])]})
     frame.to_pickle(tmp_path / "LSWMD.pkl")
-    fab, unlabelled = import_lswmd(tmp_path / "LSWMD.pkl", tmp_path / "fab.npz", trust_pickle=True)
+    fab, unlabelled = import_lswmd(tmp_path / "LSWMD.pkl", tmp_path / "fab.npz", trust_pickle=True,
+                                   unlabelled_out=tmp_path / "unlabelled.npz")
     loaded = load_wm811k(tmp_path / "fab.npz")
-    assert unlabelled == 0 and loaded.shapes.tolist() == [[30, 28], [60, 61]]
+    assert unlabelled == [] and loaded.shapes.tolist() == [[30, 28], [60, 61]]
+    assert not (tmp_path / "unlabelled.npz").exists()  # nothing to write
     assert [CLASS_NAMES[c] for c in loaded.classes] == ["Loc", "Near-full"] and (loaded.map(1) == 2).all()

@@ -20,7 +20,7 @@ from kd_keras.data.mixedwm38 import (
     DIE_VALUE_NAMES, FAILED_DIE, GOOD_DIE, MAP_SIZE, OFF_WAFER, VIEWS, WaferMaps, describe,
     dihedral_views, load_mixedwm38, model_input, save_mixedwm38, segmentation_masks,
 )
-from kd_keras.data.layouts import file_layout, load_wafer_maps
+from kd_keras.data.layouts import file_layout, load_unlabelled_maps, load_wafer_maps
 from kd_keras.data.npz import WaferDataError
 from kd_keras.data.resize import DEFAULT_RESIZE, RESIZE_METHODS, resize_map, resize_maps
 from kd_keras.data.splits import (
@@ -28,4 +28,6 @@ from kd_keras.data.splits import (
     stratified_split,
 )
 from kd_keras.data.synthetic import draw_fab_map, draw_wafer_map, generate_fab_maps, generate_wafer_maps
-from kd_keras.data.wm811k import CLASS_NAMES, FabMaps, describe_wm811k, load_wm811k, save_wm811k
+from kd_keras.data.wm811k import (
+    CLASS_NAMES, FabMaps, describe_wm811k, load_unlabelled, load_wm811k, save_unlabelled, save_wm811k,
+)

@@ -8,6 +8,7 @@ the WM-811K one (maps of any die grid, one class each; told apart by their keys)
     python -m kd_keras.data show FILE.npz --out compare.png --beside-synthetic   # real beside synthetic maps
                                                                                  # of the file's layout
     python -m kd_keras.data import-lswmd LSWMD.pkl --trust-pickle --out wm811k.npz   # needs pandas
+        [--unlabelled-out wm811k_unlabelled.npz]   # its maps without labels too, to distil on
 """
 
 import argparse
@@ -16,18 +17,24 @@ from pathlib import Path
 
 from kd_keras.cli import add_debug_argument, positive_int, run_command
 from kd_keras.data.labels import NUM_PATTERNS
-from kd_keras.data.layouts import file_layout, load_wafer_maps
+from kd_keras.data.layouts import file_layout, load_wafer_maps, npz_keys
 from kd_keras.data.lswmd import import_lswmd
 from kd_keras.data.mixedwm38 import describe, load_mixedwm38, save_mixedwm38
 from kd_keras.data.resize import DEFAULT_RESIZE, RESIZE_METHODS
 from kd_keras.data.synthetic import generate_fab_maps, generate_wafer_maps
-from kd_keras.data.wm811k import CLASS_NAMES, describe_wm811k, load_wm811k, save_wm811k
+from kd_keras.data.wm811k import (
+    CLASS_NAMES, LABEL_KEY, describe_unlabelled, describe_wm811k, load_unlabelled, load_wm811k, save_wm811k,
+)
 from kd_keras.plots import plot_pattern_grid
 
 
 def _inspect(args):
-    print(describe_wm811k(load_wm811k(args.file)) if file_layout(args.file) == "wm811k"
-          else describe(load_mixedwm38(args.file)))
+    if file_layout(args.file) == "mixedwm38":
+        print(describe(load_mixedwm38(args.file)))
+    elif LABEL_KEY in npz_keys(args.file):
+        print(describe_wm811k(load_wm811k(args.file)))
+    else:
+        print(describe_unlabelled(load_unlabelled(args.file), args.file))
 
 
 def _synth(args):
@@ -57,8 +64,14 @@ def _show(args):
 
 
 def _import_lswmd(args):
-    fab, unlabelled = import_lswmd(args.file, args.out, trust_pickle=args.trust_pickle)
-    print(f"wrote {len(fab):,} labelled maps to {args.out} ({unlabelled:,} unlabelled maps left out)")
+    fab, unlabelled = import_lswmd(args.file, args.out, trust_pickle=args.trust_pickle,
+                                   unlabelled_out=args.unlabelled_out)
+    print(f"wrote {len(fab):,} labelled maps to {args.out}")
+    if args.unlabelled_out is None or not unlabelled:
+        print(f"{len(unlabelled):,} maps without labels left out (--unlabelled-out writes them)")
+    else:
+        print(f"wrote {len(unlabelled):,} maps without labels to {args.unlabelled_out} "
+              f"(distil on them: python -m kd_keras.distill --unlabelled {args.unlabelled_out} ...)")
 
 
 def build_parser():
@@ -92,6 +105,8 @@ def build_parser():
     lswmd = commands.add_parser("import-lswmd", help="convert the public WM-811K LSWMD.pkl (a pickle) to our layout")
     lswmd.add_argument("file")
     lswmd.add_argument("--out", required=True, help="output .npz path (WM-811K layout)")
+    lswmd.add_argument("--unlabelled-out", default=None,
+                       help="also write the maps without labels there (pixels and shapes only), for distillation")
     lswmd.add_argument("--trust-pickle", action="store_true",
                        help="load the pickle although loading a pickle runs code: only for a file you trust")
     lswmd.set_defaults(run=_import_lswmd)

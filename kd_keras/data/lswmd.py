@@ -7,12 +7,16 @@ file (`python -m kd_keras.data import-lswmd LSWMD.pkl --trust-pickle --out wm811
 only with pandas installed (`pip install pandas`: an optional extra, never a requirement).
 What it writes is our plain-array layout (`kd_keras.data.wm811k`), safe to share and load.
 
+Its 638,507 unlabelled maps are what Paper 1's label-free distillation can learn from: with
+`--unlabelled-out`, they are written too, in the layout without labels (`wm811k.save_unlabelled`),
+for `python -m kd_keras.distill --unlabelled`.
+
 Example (rows as the DataFrame holds them, without pandas):
 
 >>> rows = [(np.ones((3, 4)), np.array([["Center"]])), (np.ones((2, 2)), np.array([]))]
 >>> fab, unlabelled = fab_maps_from_rows(rows)
->>> len(fab), unlabelled, fab.shapes.tolist()
-(1, 1, [[3, 4]])
+>>> len(fab), len(unlabelled), fab.shapes.tolist(), unlabelled[0].shape
+(1, 1, [[3, 4]], (2, 2))
 """
 
 import pickle  # noqa: S403  (only behind trust_pickle=True, see load_lswmd)
@@ -21,7 +25,7 @@ import sys
 import numpy as np
 
 from kd_keras.data.mixedwm38 import FAILED_DIE
-from kd_keras.data.wm811k import CLASS_NAMES, FabMaps, save_wm811k
+from kd_keras.data.wm811k import CLASS_NAMES, FabMaps, save_unlabelled, save_wm811k
 from kd_keras.errors import ToolkitError
 
 PICKLE_WARNING = ("LSWMD.pkl is a Python pickle: loading it runs code the file names. Pass --trust-pickle only "
@@ -29,22 +33,22 @@ PICKLE_WARNING = ("LSWMD.pkl is a Python pickle: loading it runs code the file n
 
 
 def fab_maps_from_rows(rows, source="LSWMD.pkl"):
-    """(`FabMaps` of the labelled rows, how many rows had no label) from (waferMap,
+    """(`FabMaps` of the labelled rows, the maps of the rows without a label) from (waferMap,
     failureType) pairs; a map or label that is none of ours raises `ToolkitError` naming its row."""
-    maps, classes, unlabelled = [], [], 0
+    maps, classes, unlabelled = [], [], []
     for row, (wafer_map, failure_type) in enumerate(rows):
+        die_map = np.asarray(wafer_map)
+        if die_map.ndim != 2 or die_map.size == 0 or die_map.min() < 0 or die_map.max() > FAILED_DIE:
+            raise ToolkitError(f"{source} row {row}: waferMap is not a 2-D map of die values 0, 1, 2 "
+                               f"(shape {die_map.shape})")
         names = np.asarray(failure_type).ravel()
         if names.size == 0:
-            unlabelled += 1
+            unlabelled.append(die_map.astype(np.uint8))
             continue
         name = str(names[0])
         if names.size != 1 or name not in CLASS_NAMES:
             raise ToolkitError(f"{source} row {row}: failureType {names.tolist()} is not one of "
                                f"{', '.join(CLASS_NAMES)}")
-        die_map = np.asarray(wafer_map)
-        if die_map.ndim != 2 or die_map.size == 0 or die_map.min() < 0 or die_map.max() > FAILED_DIE:
-            raise ToolkitError(f"{source} row {row}: waferMap is not a 2-D map of die values 0, 1, 2 "
-                               f"(shape {die_map.shape})")
         maps.append(die_map.astype(np.uint8))
         classes.append(CLASS_NAMES.index(name))
     if not maps:
@@ -70,8 +74,11 @@ def load_lswmd(path, trust_pickle=False):
     return zip(frame["waferMap"], frame["failureType"])
 
 
-def import_lswmd(path, out, trust_pickle=False):
-    """`LSWMD.pkl` -> our WM-811K layout at `out` (labelled maps); returns (`FabMaps`, unlabelled count)."""
+def import_lswmd(path, out, trust_pickle=False, unlabelled_out=None):
+    """`LSWMD.pkl` -> our WM-811K layout at `out` (the labelled maps), and the maps without a
+    label at `unlabelled_out` where given; returns (`FabMaps`, the unlabelled maps)."""
     fab, unlabelled = fab_maps_from_rows(load_lswmd(path, trust_pickle), source=str(path))
     save_wm811k(out, fab.maps(), fab.classes)
+    if unlabelled_out is not None and unlabelled:
+        save_unlabelled(unlabelled_out, unlabelled)
     return fab, unlabelled

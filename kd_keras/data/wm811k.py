@@ -10,6 +10,9 @@ die. The layout stores them flat, as `../shared/data/wm811k_dev.npz` does:
 | `label` | (N,) | index into `label_names` |
 | `label_names` | (K,) | strings among `CLASS_NAMES`, in any order |
 
+A file of maps without labels (most of a fab's maps; `save_unlabelled`, `load_unlabelled`) holds
+`pixels` and `shapes` only: distillation learns from them without reading a label.
+
 Each map has one of 9 classes: the 8 MixedWM38 defect types, or `none`. As a MixedWM38 label it
 is that one defect flag, or all zeros for `none` (the Normal pattern), so one model reads both
 sources. `FabMaps.resized` brings every map to the model's 52x52 input (`kd_keras.data.resize`).
@@ -60,6 +63,12 @@ def classes_of_labels(multihot):
     return np.where(counts == 0, NONE_CLASS, np.where(counts == 1, single, OTHER_READING))
 
 
+def unpack_maps(pixels, shapes):
+    """Flat `pixels` -> one (rows, columns) array per row of `shapes`, in order."""
+    offsets = np.concatenate([[0], np.cumsum(np.asarray(shapes).prod(axis=1))])
+    return [pixels[offsets[i]:offsets[i + 1]].reshape(shapes[i]) for i in range(len(shapes))]
+
+
 @dataclasses.dataclass(frozen=True)
 class FabMaps:
     """Validated die maps of any grids with one class each.
@@ -104,8 +113,7 @@ class FabMaps:
 
     def maps(self):
         """Every map, in order, as (rows, columns) arrays."""
-        offsets = self.offsets
-        return [self.pixels[offsets[i]:offsets[i + 1]].reshape(self.shapes[i]) for i in range(len(self))]
+        return unpack_maps(self.pixels, self.shapes)
 
     @property
     def labels(self):
@@ -141,6 +149,28 @@ def load_wm811k(path):
         shapes = _read_shapes(members, len(classes))
         pixels = _read_pixels(members, shapes)
     return FabMaps(pixels, shapes, classes, source=str(path))
+
+
+def load_unlabelled(path):
+    """The die maps (a list of (rows, columns) uint8 arrays) of a WM-811K-layout file, its labels
+    (if it has any) not read; raise `WaferDataError` naming the map and field."""
+    required = {PIXELS_KEY: "all dies, flat", SHAPES_KEY: "(N, 2) rows, columns"}
+    with open_archive(path, required) as members:
+        shapes = _read_shapes(members)
+        if len(shapes) == 0:
+            raise WaferDataError(members.path, "holds no wafer maps (N = 0)", key=SHAPES_KEY)
+        pixels = _read_pixels(members, shapes)
+    return unpack_maps(pixels, shapes)
+
+
+def save_unlabelled(path, maps):
+    """Write die maps of any grids without labels: `pixels` and `shapes` only."""
+    maps = [np.asarray(m, np.uint8) for m in maps]
+    if not maps:
+        raise ValueError("need at least one map")
+    pixels, shapes = np.concatenate([m.ravel() for m in maps]), np.array([m.shape for m in maps], np.int32)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **{PIXELS_KEY: pixels, SHAPES_KEY: shapes})
 
 
 def save_wm811k(path, maps, classes):
@@ -182,10 +212,13 @@ def _read_classes(members, class_of_name):
     return class_of_name[label.astype(np.int64)]
 
 
-def _read_shapes(members, num_maps):
+def _read_shapes(members, num_maps=None):
+    """`num_maps`: as many as the labels; None: as many as the file holds."""
     shapes = read_array(members, SHAPES_KEY, 2, "(N, 2) rows and columns")
-    if shapes.shape != (num_maps, 2):
-        raise WaferDataError(members.path, f"expected shape ({num_maps}, 2), one (rows, columns) per label, "
+    expected = (len(shapes) if num_maps is None else num_maps, 2)
+    if shapes.shape != expected:
+        per = "per map" if num_maps is None else "per label"
+        raise WaferDataError(members.path, f"expected shape {expected}, one (rows, columns) {per}, "
                              f"got {shapes.shape}", key=SHAPES_KEY)
     if shapes.dtype.kind not in "iu":
         raise WaferDataError(members.path, f"rows and columns must be integers, got dtype {shapes.dtype}",
@@ -220,21 +253,31 @@ def _read_pixels(members, shapes):
     return pixels.astype(np.uint8)
 
 
+def _describe_grids(source, shapes, pixels, what="maps"):
+    rows, cols = shapes[:, 0], shapes[:, 1]
+    values = np.bincount(pixels, minlength=3)
+    return [
+        f"file: {source}",
+        f"{what}: {len(shapes)} in {len(np.unique(shapes, axis=0))} die grids: rows {rows.min()} to {rows.max()} "
+        f"(median {np.median(rows):g}), columns {cols.min()} to {cols.max()} (median {np.median(cols):g}); "
+        f"{np.mean((rows < MAP_SIZE) & (cols < MAP_SIZE)):.0%} smaller than {MAP_SIZE}x{MAP_SIZE}",
+        "die values: " + ", ".join(f"{v} ({name}) {values[v]:,}" for v, name in DIE_VALUE_NAMES.items()),
+    ]
+
+
+def describe_unlabelled(maps, source):
+    """A readable summary of maps without labels (`load_unlabelled`): grids and die values."""
+    shapes = np.array([m.shape for m in maps])
+    return "\n".join(_describe_grids(source, shapes, np.concatenate([m.ravel() for m in maps]),
+                                     "maps without labels"))
+
+
 def describe_wm811k(fab):
     """A readable summary: maps, grids, die values and the classes (maps, their share of the
     file, and the mean share of a map's wafer dies that are failed)."""
-    rows, cols = fab.shapes[:, 0], fab.shapes[:, 1]
-    grids = len(np.unique(fab.shapes, axis=0))
-    values = np.bincount(fab.pixels, minlength=3)
     counts = np.bincount(fab.classes, minlength=len(CLASS_NAMES))
-    lines = [
-        f"file: {fab.source}",
-        f"maps: {len(fab)} in {grids} die grids: rows {rows.min()} to {rows.max()} (median {np.median(rows):g}), "
-        f"columns {cols.min()} to {cols.max()} (median {np.median(cols):g}); "
-        f"{np.mean((rows < MAP_SIZE) & (cols < MAP_SIZE)):.0%} smaller than {MAP_SIZE}x{MAP_SIZE}",
-        "die values: " + ", ".join(f"{v} ({name}) {values[v]:,}" for v, name in DIE_VALUE_NAMES.items()),
-        f"{'class':<10} {'maps':>6} {'share':>7} {'failed':>7}",
-    ]
+    lines = [*_describe_grids(fab.source, fab.shapes, fab.pixels),
+             f"{'class':<10} {'maps':>6} {'share':>7} {'failed':>7}"]
     failed = failed_share(fab.maps())
     for index in np.argsort(-counts, kind="stable"):
         if counts[index]:
