@@ -273,7 +273,7 @@ def with_unlabelled_maps(parts, paths, resize, teacher_path, cache_path, views):
     train = WaferMaps.joined([parts["train"], unread])
     logits = teacher_logits_cached(teacher_path, {**parts, "train": train}, cache_path, views=views)
     readings = (logits["train"][len(parts["train"]):] > 0).astype(np.uint8)
-    return {**parts, "train": WaferMaps.joined([parts["train"], dataclasses.replace(unread, labels=readings)])}
+    return {**parts, "train": dataclasses.replace(train, labels=np.concatenate([parts["train"].labels, readings]))}
 
 
 def distill_job_student(job, name, parts, out_dir, teacher_path, logits, *, seed=None, resume=False, strategy=None,

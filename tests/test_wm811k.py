@@ -175,8 +175,9 @@ def test_inspect_gives_each_class_its_mean_share_of_failed_wafer_dies():
 def test_lswmd_rows_become_our_layout_and_bad_rows_are_named():
     rows = [(np.array([[0, 1], [2, 1]]), np.array([["Edge-Ring"]])), (np.ones((3, 3)), []),
             (np.ones((4, 5)), np.array([["none"]]))]
-    fab, unlabelled = fab_maps_from_rows(rows)
-    assert [m.tolist() for m in unlabelled] == [[[1] * 3] * 3]
+    fab, unlabelled, count = fab_maps_from_rows(rows)
+    assert [m.tolist() for m in unlabelled] == [[[1] * 3] * 3] and count == 1
+    assert fab_maps_from_rows(rows, keep_unlabelled=False)[1:] == ([], 1)
     assert [CLASS_NAMES[c] for c in fab.classes] == ["Edge-Ring", "none"]
     assert fab.map(0).tolist() == [[0, 1], [2, 1]] and fab.shapes.tolist() == [[2, 2], [4, 5]]
     with pytest.raises(ToolkitError, match=r"LSWMD.pkl row 1: failureType \['Blob'\] is not one of Center"):
@@ -224,6 +225,6 @@ def test_lswmd_import_with_pandas(tmp_path):
     fab, unlabelled = import_lswmd(tmp_path / "LSWMD.pkl", tmp_path / "fab.npz", trust_pickle=True,
                                    unlabelled_out=tmp_path / "unlabelled.npz")
     loaded = load_wm811k(tmp_path / "fab.npz")
-    assert unlabelled == [] and loaded.shapes.tolist() == [[30, 28], [60, 61]]
+    assert unlabelled == 0 and loaded.shapes.tolist() == [[30, 28], [60, 61]]
     assert not (tmp_path / "unlabelled.npz").exists()  # nothing to write
     assert [CLASS_NAMES[c] for c in loaded.classes] == ["Loc", "Near-full"] and (loaded.map(1) == 2).all()

@@ -23,7 +23,7 @@ from kd_keras.data.mixedwm38 import describe, load_mixedwm38, save_mixedwm38
 from kd_keras.data.resize import DEFAULT_RESIZE, RESIZE_METHODS
 from kd_keras.data.synthetic import generate_fab_maps, generate_wafer_maps
 from kd_keras.data.wm811k import (
-    CLASS_NAMES, LABEL_KEY, describe_unlabelled, describe_wm811k, load_unlabelled, load_wm811k, save_wm811k,
+    CLASS_NAMES, LABEL_KEY, describe_unlabelled, describe_wm811k, load_wm811k, save_wm811k,
 )
 from kd_keras.plots import plot_pattern_grid
 
@@ -34,7 +34,7 @@ def _inspect(args):
     elif LABEL_KEY in npz_keys(args.file):
         print(describe_wm811k(load_wm811k(args.file)))
     else:
-        print(describe_unlabelled(load_unlabelled(args.file), args.file))
+        print(describe_unlabelled(args.file))
 
 
 def _synth(args):
@@ -68,9 +68,9 @@ def _import_lswmd(args):
                                    unlabelled_out=args.unlabelled_out)
     print(f"wrote {len(fab):,} labelled maps to {args.out}")
     if args.unlabelled_out is None or not unlabelled:
-        print(f"{len(unlabelled):,} maps without labels left out (--unlabelled-out writes them)")
+        print(f"{unlabelled:,} maps without labels left out (--unlabelled-out writes them)")
     else:
-        print(f"wrote {len(unlabelled):,} maps without labels to {args.unlabelled_out} "
+        print(f"wrote {unlabelled:,} maps without labels to {args.unlabelled_out} "
               f"(distil on them: python -m kd_keras.distill --unlabelled {args.unlabelled_out} ...)")
 
 

@@ -14,8 +14,8 @@ for `python -m kd_keras.distill --unlabelled`.
 Example (rows as the DataFrame holds them, without pandas):
 
 >>> rows = [(np.ones((3, 4)), np.array([["Center"]])), (np.ones((2, 2)), np.array([]))]
->>> fab, unlabelled = fab_maps_from_rows(rows)
->>> len(fab), len(unlabelled), fab.shapes.tolist(), unlabelled[0].shape
+>>> fab, unlabelled, count = fab_maps_from_rows(rows)
+>>> len(fab), count, fab.shapes.tolist(), unlabelled[0].shape
 (1, 1, [[3, 4]], (2, 2))
 """
 
@@ -32,10 +32,12 @@ PICKLE_WARNING = ("LSWMD.pkl is a Python pickle: loading it runs code the file n
                   "for a file you downloaded from a source you trust")
 
 
-def fab_maps_from_rows(rows, source="LSWMD.pkl"):
-    """(`FabMaps` of the labelled rows, the maps of the rows without a label) from (waferMap,
-    failureType) pairs; a map or label that is none of ours raises `ToolkitError` naming its row."""
-    maps, classes, unlabelled = [], [], []
+def fab_maps_from_rows(rows, source="LSWMD.pkl", keep_unlabelled=True):
+    """(`FabMaps` of the labelled rows, the maps of the rows without a label (none unless
+    `keep_unlabelled`: WM-811K has 638,507 of them), how many rows had no label) from
+    (waferMap, failureType) pairs; a map or label that is none of ours raises `ToolkitError`
+    naming its row."""
+    maps, classes, unlabelled, unlabelled_rows = [], [], [], 0
     for row, (wafer_map, failure_type) in enumerate(rows):
         die_map = np.asarray(wafer_map)
         if die_map.ndim != 2 or die_map.size == 0 or die_map.min() < 0 or die_map.max() > FAILED_DIE:
@@ -43,7 +45,9 @@ def fab_maps_from_rows(rows, source="LSWMD.pkl"):
                                f"(shape {die_map.shape})")
         names = np.asarray(failure_type).ravel()
         if names.size == 0:
-            unlabelled.append(die_map.astype(np.uint8))
+            unlabelled_rows += 1
+            if keep_unlabelled:
+                unlabelled.append(die_map.astype(np.uint8))
             continue
         name = str(names[0])
         if names.size != 1 or name not in CLASS_NAMES:
@@ -53,7 +57,7 @@ def fab_maps_from_rows(rows, source="LSWMD.pkl"):
         classes.append(CLASS_NAMES.index(name))
     if not maps:
         raise ToolkitError(f"{source}: no labelled maps")
-    return FabMaps.from_maps(maps, classes, source=source), unlabelled
+    return FabMaps.from_maps(maps, classes, source=source), unlabelled, unlabelled_rows
 
 
 def load_lswmd(path, trust_pickle=False):
@@ -76,9 +80,10 @@ def load_lswmd(path, trust_pickle=False):
 
 def import_lswmd(path, out, trust_pickle=False, unlabelled_out=None):
     """`LSWMD.pkl` -> our WM-811K layout at `out` (the labelled maps), and the maps without a
-    label at `unlabelled_out` where given; returns (`FabMaps`, the unlabelled maps)."""
-    fab, unlabelled = fab_maps_from_rows(load_lswmd(path, trust_pickle), source=str(path))
+    label at `unlabelled_out` where given; returns (`FabMaps`, how many maps had no label)."""
+    fab, unlabelled, unlabelled_rows = fab_maps_from_rows(load_lswmd(path, trust_pickle), source=str(path),
+                                                          keep_unlabelled=unlabelled_out is not None)
     save_wm811k(out, fab.maps(), fab.classes)
-    if unlabelled_out is not None and unlabelled:
+    if unlabelled:
         save_unlabelled(unlabelled_out, unlabelled)
-    return fab, unlabelled
+    return fab, unlabelled_rows

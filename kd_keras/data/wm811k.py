@@ -154,13 +154,17 @@ def load_wm811k(path):
 def load_unlabelled(path):
     """The die maps (a list of (rows, columns) uint8 arrays) of a WM-811K-layout file, its labels
     (if it has any) not read; raise `WaferDataError` naming the map and field."""
+    return unpack_maps(*_read_unlabelled(path))
+
+
+def _read_unlabelled(path):
+    """(pixels, shapes) of a WM-811K-layout file, validated, its labels not read."""
     required = {PIXELS_KEY: "all dies, flat", SHAPES_KEY: "(N, 2) rows, columns"}
     with open_archive(path, required) as members:
         shapes = _read_shapes(members)
         if len(shapes) == 0:
             raise WaferDataError(members.path, "holds no wafer maps (N = 0)", key=SHAPES_KEY)
-        pixels = _read_pixels(members, shapes)
-    return unpack_maps(pixels, shapes)
+        return _read_pixels(members, shapes), shapes
 
 
 def save_unlabelled(path, maps):
@@ -265,11 +269,10 @@ def _describe_grids(source, shapes, pixels, what="maps"):
     ]
 
 
-def describe_unlabelled(maps, source):
-    """A readable summary of maps without labels (`load_unlabelled`): grids and die values."""
-    shapes = np.array([m.shape for m in maps])
-    return "\n".join(_describe_grids(source, shapes, np.concatenate([m.ravel() for m in maps]),
-                                     "maps without labels"))
+def describe_unlabelled(path):
+    """A readable summary of a file of maps without labels (`save_unlabelled`): grids and die values."""
+    pixels, shapes = _read_unlabelled(path)
+    return "\n".join(_describe_grids(path, shapes, pixels, "maps without labels"))
 
 
 def describe_wm811k(fab):
