@@ -186,7 +186,8 @@ def teacher_logits_cached(teacher_path, parts, cache_path, splits=("train", "val
 def distill_student(student_name, parts, out_dir, teacher_path, teacher_logits, *, loss="paper",
                     alpha=0.5, beta=0.5, temperature=4.0, distillation_weight=None, epochs=30,
                     batch_size=128, learning_rate=3e-3, augment=False, teacher_views=1, patience=None,
-                    seed=0, resume=False, overwrite=False, strategy=None, extra_callbacks=(), verbose="auto"):
+                    seed=0, resume=False, overwrite=False, strategy=None, extra_callbacks=(), before_training=None,
+                    verbose="auto"):
     """Distil the teacher into a new `student_name` student; return the best student.
 
     Args:
@@ -200,6 +201,8 @@ def distill_student(student_name, parts, out_dir, teacher_path, teacher_logits, 
             are those of every rotation/flip of the map, and are reused.
         loss, alpha, beta, temperature, distillation_weight: see `make_loss`.
         resume, overwrite: what to do with a run `out_dir` already holds (see `training.fit_resumable`).
+        before_training: called once the student is built, before anything else
+            (see `kd_keras.side_by_side`).
     With a label-free loss the training labels never reach the loss: they only feed the
     training-set exact-match shown in the progress bar.
     """
@@ -213,6 +216,8 @@ def distill_student(student_name, parts, out_dir, teacher_path, teacher_logits, 
         distiller(np.zeros((1, MAP_SIZE, MAP_SIZE, 1), "float32"))  # build it: resuming loads weights into it
         distiller.compile(cosine_adamw(learning_rate, steps_for(len(train), batch_size, epochs)),
                           metrics=multilabel_metrics())
+    if before_training is not None:
+        before_training()
     targets = {"train": {LABELS: CLASSIFY.targets(train)}, "val": {LABELS: CLASSIFY.targets(val),
                                                                   TEACHER_LOGITS: teacher_logits["val"]}}
     if not run_teacher:

@@ -19,6 +19,7 @@ ValueError: --student net1 is not a model for --task segclass; choose from deepl
 
 import dataclasses
 import datetime
+import functools
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ from kd_keras.rundir import (
     CONFIG_FILE, METRICS_FILE, changed_settings, is_finished, locked, open_run, read_config, write_config,
 )
 from kd_keras.segclass_distillation import train_segclass
+from kd_keras.side_by_side import SideBySide, train_side_by_side
 from kd_keras.tasks import CLASSIFY, TASKS
 from kd_keras.training import TEACHER_FILE, load_model, make_strategy, train_teacher
 
@@ -254,10 +256,17 @@ def _classifiers(job, parts, teacher_path, resume, strategy, verbose):
     logits = teacher_logits_cached(teacher_path, parts, cache, views=job.teacher_views)
     teacher = load_teacher(teacher_path, job.teacher_views)
     models = {f"teacher ({teacher_title(teacher)})": (teacher, teacher_path.parent)}
-    for name in job.student:
-        print(f"distilling {name} ({job.loss} loss)")
-        models[name] = (distill_job_student(job, name, parts, job.out / name, teacher_path, logits, resume=resume,
-                                            strategy=strategy, verbose=verbose), job.out / name)
+    train = functools.partial(distill_job_student, job, parts=parts, teacher_path=teacher_path, logits=logits,
+                              resume=resume, strategy=strategy)
+    if len(job.student) == 1 or strategy is not None:  # a distribution strategy spreads one student already
+        for name in job.student:
+            print(f"distilling {name} ({job.loss} loss)")
+            models[name] = (train(name, out_dir=job.out / name, verbose=verbose), job.out / name)
+    else:
+        print(f"distilling {', '.join(job.student)} side by side ({job.loss} loss)")
+        students = train_side_by_side({name: SideBySide(job.epochs, functools.partial(
+            train, name, out_dir=job.out / name, verbose=0)) for name in job.student}, verbose=verbose)
+        models.update({name: (student, job.out / name) for name, student in students.items()})
     return f"Distillation ({job.loss} loss)", models
 
 
@@ -277,14 +286,15 @@ def with_unlabelled_maps(parts, paths, resize, teacher_path, cache_path, views):
 
 
 def distill_job_student(job, name, parts, out_dir, teacher_path, logits, *, seed=None, resume=False, strategy=None,
-                        verbose="auto"):
+                        extra_callbacks=(), before_training=None, verbose="auto"):
     """One classify student distilled as `job` says (loss, schedule, teacher views), seeded `seed`
     (default: the job's). Benchmarks call it to distil exactly as the main job does."""
     return distill_student(
         name, parts, out_dir, teacher_path, logits, loss=job.loss, alpha=job.alpha, beta=job.beta,
         temperature=job.temperature, distillation_weight=job.kd_weight, epochs=job.epochs, batch_size=job.batch_size,
         learning_rate=job.lr, augment=job.augment, teacher_views=job.teacher_views, patience=job.patience,
-        seed=job.seed if seed is None else seed, resume=resume, strategy=strategy, verbose=verbose)
+        seed=job.seed if seed is None else seed, resume=resume, strategy=strategy, extra_callbacks=extra_callbacks,
+        before_training=before_training, verbose=verbose)
 
 
 def _segclass_models(job, parts, teacher_path, resume, strategy, verbose):

@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from functools import partial
 
 import keras
 import numpy as np
@@ -17,6 +18,7 @@ from kd_keras.data.cache import read_arrays
 from kd_keras.evaluation import evaluate
 from kd_keras.inference import predict
 from kd_keras.models import DihedralMean, build_student
+from kd_keras.side_by_side import SideBySide, train_side_by_side
 from kd_keras.training import load_model
 from tests.helpers import CHANCE, REPO
 
@@ -60,6 +62,28 @@ def test_teacher_logits_are_cached_and_recomputed_for_another_teacher(parts, sta
     build_student("net2", seed=0).save(other)
     recomputed = teacher_logits_cached(other, parts, cache)
     assert not np.allclose(recomputed["val"], first["val"])
+
+
+def test_students_side_by_side_get_the_weights_they_get_alone(parts, stand_in_teacher, teacher_logits, tmp_path,
+                                                              capsys):
+    few = {**parts, "train": parts["train"].subset(slice(0, 608))}
+    logits = {**teacher_logits, "train": teacher_logits["train"][:608]}
+
+    def train(name, out, **kwargs):
+        return distill_student(name, few, out / name, stand_in_teacher, logits, epochs=2, batch_size=32,
+                               learning_rate=1e-2, loss="hinton", **kwargs)
+
+    alone = {name: train(name, tmp_path / "alone", verbose=0) for name in ("net1", "net2")}
+    capsys.readouterr()
+    together = train_side_by_side({name: SideBySide(2, partial(train, name, tmp_path / "together", verbose=0))
+                                   for name in ("net1", "net2")}, verbose=1)
+    for name in ("net1", "net2"):
+        for weights, alone_weights in zip(together[name].get_weights(), alone[name].get_weights(), strict=True):
+            np.testing.assert_array_equal(weights, alone_weights)
+        assert (tmp_path / "together" / name / "history.csv").read_text() == \
+            (tmp_path / "alone" / name / "history.csv").read_text()
+    shown = capsys.readouterr().out  # one bar over both students' epochs
+    assert "4/4" in shown and "net1 val_exact_match" in shown and "net2 val_exact_match" in shown
 
 
 class InterruptAfter(keras.callbacks.Callback):

@@ -573,7 +573,7 @@ def run_until_killed(argv, fault, rng):
 
     def watch():
         for line in child.stdout:
-            if "Epoch" in line:
+            if line.startswith("distilling"):  # the students are built and trained next
                 training_started.set()
         training_started.set()  # the output ended: so did the process
     threading.Thread(target=watch, daemon=True).start()
