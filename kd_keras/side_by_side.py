@@ -65,7 +65,6 @@ class _SharedProgress:
     moves it, and shows that student's latest validation exact match."""
 
     def __init__(self, epochs, verbose):
-        self.epochs = epochs
         self.done = dict.fromkeys(epochs, 0)
         self.lock = threading.Lock()
         self.bar = None if verbose == 0 else keras.utils.Progbar(
@@ -105,7 +104,8 @@ def train_side_by_side(trainings, verbose="auto"):
     """Run each of `trainings` ({name: `SideBySide`}) in a thread of its own; {name: what it returned}.
 
     They are built one after another, in order, and start training together once all are
-    built. The first failure (or Ctrl-C) stops the others at their next batch and is raised.
+    built. A failure (or Ctrl-C) stops the others at their next batch and is raised (with
+several failures, the first student's).
     `verbose`: 0 for silence; otherwise one progress bar over all their epochs."""
     progress = _SharedProgress({name: training.epochs for name, training in trainings.items()}, verbose)
     built = {name: threading.Event() for name in trainings}
