@@ -4,7 +4,7 @@ On 2 CPU cores one tiny student leaves the second core mostly idle: its layers a
 small to split across cores. The main job's Net-1 and Net-2 (30 epochs on 3,040 synthetic
 maps) took 142 s one after the other and 126 s side by side.
 
-Each student gets exactly the weights it gets when trained alone (`tests/test_side_by_side.py`):
+Each student gets exactly the weights it gets when trained alone (`tests/test_distill_training.py`):
 
 - the students are built one at a time, and all before any of them trains: building seeds
   the process (`keras.utils.set_random_seed`), which also resets TensorFlow's random
@@ -72,12 +72,8 @@ class _SharedProgress:
             stateful_metrics=[f"{name} val_exact_match" for name in epochs])
 
     def callback(self, name):
-        progress = self
-
-        class ReportEpochs(keras.callbacks.Callback):
-            def on_epoch_end(self, epoch, logs=None):
-                progress.epoch_ended(name, epoch, logs or {})
-        return ReportEpochs()
+        return keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: self.epoch_ended(name, epoch, logs or {}))
 
     def epoch_ended(self, name, epoch, logs):
         with self.lock:
@@ -105,7 +101,7 @@ def train_side_by_side(trainings, verbose="auto"):
 
     They are built one after another, in order, and start training together once all are
     built. A failure (or Ctrl-C) stops the others at their next batch and is raised (with
-several failures, the first student's).
+    several failures, the first student's).
     `verbose`: 0 for silence; otherwise one progress bar over all their epochs."""
     progress = _SharedProgress({name: training.epochs for name, training in trainings.items()}, verbose)
     built = {name: threading.Event() for name in trainings}

@@ -13,12 +13,12 @@ from kd_keras.side_by_side import SideBySide, _SharedProgress, train_side_by_sid
 TIER = "unit"  # tests marked with no tier of their own (conftest.py)
 
 
-def batches(name, events, before_training, extra_callbacks, fail_at=None, batches=200):
-    """A stand-in training: built, then `batches` batches, each told to the callbacks."""
+def batches(name, events, before_training, extra_callbacks, fail_at=None, count=200):
+    """A stand-in training: built, then `count` batches, each told to the callbacks."""
     events.append(f"{name} built")
     before_training()
     events.append(f"{name} trains")
-    for batch in range(batches):
+    for batch in range(count):
         if batch == fail_at:
             raise OSError(28, "No space left on device", f"runs/{name}/training.json")
         for callback in extra_callbacks:
@@ -29,7 +29,7 @@ def batches(name, events, before_training, extra_callbacks, fail_at=None, batche
 
 def test_students_are_built_one_after_another_and_all_before_any_trains():
     events = []
-    trained = train_side_by_side({name: SideBySide(1, partial(batches, name, events, batches=3))
+    trained = train_side_by_side({name: SideBySide(1, partial(batches, name, events, count=3))
                                   for name in ("net1", "net2", "vgg19k")}, verbose=0)
     assert trained == {"net1": "net1", "net2": "net2", "vgg19k": "vgg19k"}
     assert events[:3] == ["net1 built", "net2 built", "vgg19k built"]
@@ -38,7 +38,7 @@ def test_students_are_built_one_after_another_and_all_before_any_trains():
 
 def test_a_failure_stops_the_others_at_their_next_batch_and_is_raised():
     events = []
-    trainings = {"net1": SideBySide(1, partial(batches, "net1", events, batches=100_000)),
+    trainings = {"net1": SideBySide(1, partial(batches, "net1", events, count=100_000)),
                  "net2": SideBySide(1, partial(batches, "net2", events, fail_at=5))}
     with pytest.raises(OSError, match="No space left on device") as raised:
         train_side_by_side(trainings, verbose=0)
@@ -63,12 +63,12 @@ def test_ctrl_c_stops_every_student_and_is_raised():
     def interrupts(before_training, extra_callbacks):
         before_training()
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # Ctrl-C
-        return batches("net2", events, lambda: None, extra_callbacks, batches=100_000)
+        return batches("net2", events, lambda: None, extra_callbacks, count=100_000)
 
     start = time.monotonic()
     try:
         with pytest.raises(KeyboardInterrupt):
-            train_side_by_side({"net1": SideBySide(1, partial(batches, "net1", events, batches=100_000)),
+            train_side_by_side({"net1": SideBySide(1, partial(batches, "net1", events, count=100_000)),
                                 "net2": SideBySide(1, interrupts)}, verbose=0)
     finally:
         signal.signal(signal.SIGINT, previous)
