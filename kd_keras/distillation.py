@@ -36,8 +36,7 @@ from kd_keras.inference import predict
 from kd_keras.models import DihedralMean, build_student
 from kd_keras.rundir import digest
 from kd_keras.tasks import CLASSIFY
-from kd_keras.training import (STEPS_PER_EXECUTION, cosine_adamw, fit_splits, load_model, multilabel_metrics,
-                               steps_for)
+from kd_keras.training import cosine_adamw, fit_splits, load_model, multilabel_metrics, steps_for
 
 LOSSES = ("paper", "hinton", "mixed")
 TEACHER_LOGITS = "teacher_logits"
@@ -216,7 +215,7 @@ def distill_student(student_name, parts, out_dir, teacher_path, teacher_logits, 
         distiller = Distiller(student, distillation_loss, teacher, weight)
         distiller(np.zeros((1, MAP_SIZE, MAP_SIZE, 1), "float32"))  # build it: resuming loads weights into it
         distiller.compile(cosine_adamw(learning_rate, steps_for(len(train), batch_size, epochs)),
-                          metrics=multilabel_metrics(), steps_per_execution=STEPS_PER_EXECUTION)
+                          metrics=multilabel_metrics())
     if before_training is not None:
         before_training()
     targets = {"train": {LABELS: CLASSIFY.targets(train)}, "val": {LABELS: CLASSIFY.targets(val),

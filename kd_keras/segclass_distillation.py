@@ -38,7 +38,7 @@ from kd_keras.models import build_segclass_model
 from kd_keras.models.segclass import FEATURES, MASK, PATTERN
 from kd_keras.rundir import digest
 from kd_keras.tasks import SEGCLASS
-from kd_keras.training import STEPS_PER_EXECUTION, fit_splits, load_model, steps_for
+from kd_keras.training import fit_splits, load_model, steps_for
 
 DICE_SMOOTHING = 1.0  # keeps the Dice of an empty mask predicted empty at 1, not 0/0
 
@@ -200,7 +200,7 @@ def train_segclass(model_name, parts, out_dir, *, teacher_path=None, alpha_cls=0
     distiller(np.zeros((1, MAP_SIZE, MAP_SIZE, 1), "float32"))  # build it: resuming loads weights into it
     # A run shorter than one restart period anneals once, to the end of the run.
     distiller.compile(cosine_restarts_adamw(learning_rate, steps_for(len(parts["train"]), batch_size, 1),
-                                            min(restart_epochs, epochs)), steps_per_execution=STEPS_PER_EXECUTION)
+                                            min(restart_epochs, epochs)))
     return fit_splits(
         distiller, parts, {split: SEGCLASS.targets(parts[split]) for split in ("train", "val")}, out_dir,
         epochs=epochs, batch_size=batch_size, augment=augment, seed=seed,

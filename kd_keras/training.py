@@ -48,11 +48,6 @@ CHECKPOINT_DIR = "checkpoint"
 HISTORY_FILE = "history.csv"
 LEGACY_BACKUP_DIR = "backup"  # where older versions (Keras' BackupAndRestore) kept an unfinished run
 FIT_PASSES_PER_EPOCH = 2  # iterators Keras' `fit` makes of the training data each epoch (see `_train`)
-# Training steps per call into TensorFlow (Keras' `steps_per_execution`): the same steps in the
-# same order, hence the same weights, with less Python between them. A student's step takes a few
-# milliseconds, and students side by side share one interpreter: 8 made the main job's two
-# students 10% faster; a vgg7 teacher's 100 ms steps gain nothing (benchmarks/results/first_run).
-STEPS_PER_EXECUTION = 8
 
 
 @keras.saving.register_keras_serializable(package="kd_keras")
@@ -347,8 +342,7 @@ def train_teacher(parts, run_dir, *, arch="resnet18", epochs=20, batch_size=128,
     with strategy.scope() if strategy else contextlib.nullcontext():
         model = build_teacher(arch, seed=seed)
         model.compile(cosine_adamw(learning_rate, steps_for(len(parts["train"]), batch_size, epochs)),
-                      keras.losses.BinaryCrossentropy(from_logits=True), metrics=multilabel_metrics(),
-                      steps_per_execution=STEPS_PER_EXECUTION)
+                      keras.losses.BinaryCrossentropy(from_logits=True), metrics=multilabel_metrics())
     return fit_splits(model, parts, {split: CLASSIFY.targets(parts[split]) for split in ("train", "val")}, run_dir,
                       epochs=epochs, batch_size=batch_size, augment=augment, seed=seed,
                       best_path=run_dir / TEACHER_FILE, patience=patience, resume=resume, overwrite=overwrite,
