@@ -3,6 +3,7 @@ library: `python -m benchmarks.<name>` from the repository root (`--help` for ea
 
 - `best_per_budget`: our best int8 model per flash budget, and Paper 1's open questions;
 - `paper1_mixedwm38`: Paper 1 reproduced; `segclass_mixedwm38`: Paper 2 reproduced;
+  `segclass_kd_vs_hard`: whether distillation beats the hard loss for Paper 2's student, over seeds;
 - `teacher_ceiling`: how high a teacher goes on this data; `synthetic_to_real`: how realistic
   the synthetic maps are (MixedWM38-like, and WM-811K-like with `--like wm811k`);
 - `firmware_footprint`: the whole firmware image per model; `wm811k_cross_domain`: how models

@@ -23,11 +23,13 @@ A directory holding a run is refused: --resume continues it exactly where it sto
 starts it again. One process at a time trains in a directory.
 
 --task segclass (Paper 2): a DeepLabV3+ teacher (reused from or trained in
-runs/segclass-teacher-<data>-seed<S>/) and the LightWaferSegClassNet student, which
-output a defect mask and one of the 38 patterns. Loss: --a-cls, --a-seg, --a-feat and
+runs/segclass-teacher-<data>-seed<S>/) and our stridedseg student, which output a
+defect mask and one of the 38 patterns. Loss: --a-cls, --a-seg, --a-feat and
 --temperature (see kd_keras.segclass_distillation); all three weights 0 trains the
-student on the hard targets alone, without a teacher. Each student folder also gets
-masks.png: test maps with their true and predicted masks.
+student on the hard targets alone, without a teacher. --teacher may also name one of our
+classifiers (python -m kd_keras.train_teacher): its logits averaged over the 8 views teach
+the pattern, with --a-seg 0 --a-feat 0. Each student folder also gets masks.png: test
+maps with their true and predicted masks.
 """
 
 import argparse

@@ -30,11 +30,25 @@ def decode(logits, method="threshold"):
     if method == "threshold":
         return (logits > 0).astype(np.uint8)
     if method == "nearest":
-        # log p(pattern) = sum over defects of log sigmoid(z) where present, log sigmoid(-z) where
-        # not; as log sigmoid(z) - log sigmoid(-z) = z, that is a constant plus the sum of the
-        # pattern's own logits. Ties go to the first pattern, as in the firmware's NearestPattern().
-        return PATTERNS[np.argmax(logits @ PATTERNS.T, axis=1)]
+        # Ties go to the first pattern, as in the firmware's NearestPattern().
+        return PATTERNS[np.argmax(pattern_logits(logits), axis=1)]
     raise ValueError(f"unknown decoding {method!r}; choose one of {DECODINGS}")
+
+
+def pattern_logits(defect_logits):
+    """(N, 8) defect logits -> (N, 38) logits of the 38 patterns: the log-probability of each
+    pattern under independent per-defect sigmoids, up to a constant per map. So their softmax
+    is the distribution over the 38 patterns, given that the map is one of them.
+
+    log p(pattern) = sum over defects of log sigmoid(z) where present, log sigmoid(-z) where
+    not; as log sigmoid(z) - log sigmoid(-z) = z, that is a constant (the sum of log sigmoid(-z)
+    over all 8) plus the sum of the pattern's own logits.
+
+    >>> pattern_logits(np.array([[3.0, -2, -2, -2, 0.2, -2, -2, -2]]))[0, encode_patterns(
+    ...     np.array([[1, 0, 0, 0, 1, 0, 0, 0]]))[0]]  # C+L: 3.0 + 0.2
+    np.float64(3.2)
+    """
+    return np.asarray(defect_logits, np.float64) @ PATTERNS.T
 
 
 def pattern_ids_or_invalid(multihot):

@@ -36,9 +36,9 @@ from kd_keras.reports import report_run
 from kd_keras.rundir import (
     CONFIG_FILE, METRICS_FILE, changed_settings, is_finished, locked, open_run, read_config, write_config,
 )
-from kd_keras.segclass_distillation import train_segclass
+from kd_keras.segclass_distillation import classifier_pattern_logits, train_segclass
 from kd_keras.side_by_side import SideBySide, train_side_by_side
-from kd_keras.tasks import CLASSIFY, TASKS
+from kd_keras.tasks import CLASSIFY, SEGCLASS, TASKS, is_classifier
 from kd_keras.training import TEACHER_FILE, load_model, make_strategy, train_teacher
 
 SEGCLASS_TEACHER = "deeplab"
@@ -230,6 +230,8 @@ def run_distill_job(job, verbose="auto"):
     A run the directory holds is refused unless `job.resume` (which goes on where it stopped;
     a finished run only returns its rows) or `job.overwrite`."""
     given_teacher = None if job.teacher is None else teacher_file(job.teacher)  # a wrong path fails before any work
+    if given_teacher is not None and job.task == SEGCLASS.name and not job.hard_only:
+        segclass_teacher_is_classifier(job, load_model(given_teacher), given_teacher)  # so does a wrong kind
     parts = job.splits()
     with locked(job.out):
         mode = open_run(job.out, job.arguments(), resume=job.resume, overwrite=job.overwrite,
@@ -298,12 +300,25 @@ def distill_job_student(job, name, parts, out_dir, teacher_path, logits, *, seed
 
 
 def _segclass_models(job, parts, teacher_path, resume, strategy, verbose):
-    """(report title, {name: (model, directory)}) of a segclass job: its teacher and students."""
-    models = {} if job.hard_only else {"teacher (DeepLabV3+)": (load_model(teacher_path), teacher_path.parent)}
+    """(report title, {name: (model, directory)}) of a segclass job: its teacher and students.
+
+    A classifier teacher (8 defect logits, given with --teacher) teaches the pattern alone,
+    from its cached 8-view logits (`segclass_distillation.classifier_pattern_logits`); it is
+    reported in its own run directory, not among this job's models, whose outputs differ."""
+    models, pattern_logits = {}, None
+    if not job.hard_only:
+        teacher = load_model(teacher_path)
+        if segclass_teacher_is_classifier(job, teacher, teacher_path):
+            print(f"the classifier {teacher_path} teaches the pattern; the mask is learnt from the hard targets")
+            pattern_logits = classifier_pattern_logits(teacher_path, parts, job.out / "teacher_cache.h5")
+            teacher_path = None
+        else:
+            models[f"teacher ({teacher_title(teacher)})"] = (teacher, teacher_path.parent)
     for name in job.student:
         print(f"training {name} ({'hard loss only' if job.hard_only else 'distillation'})")
         models[name] = (train_segclass(
-            name, parts, job.out / name, teacher_path=teacher_path, alpha_cls=job.a_cls, alpha_seg=job.a_seg,
+            name, parts, job.out / name, teacher_path=teacher_path, teacher_pattern_logits=pattern_logits,
+            alpha_cls=job.a_cls, alpha_seg=job.a_seg,
             alpha_feat=job.a_feat, temperature=job.temperature, epochs=job.epochs, batch_size=job.batch_size,
             learning_rate=job.lr, augment=job.augment, patience=job.patience, seed=job.seed, resume=resume,
             verbose=verbose), job.out / name)
@@ -311,6 +326,17 @@ def _segclass_models(job, parts, teacher_path, resume, strategy, verbose):
 
 
 STUDENTS = {"classify": _classifiers, "segclass": _segclass_models}
+
+
+def segclass_teacher_is_classifier(job, teacher, teacher_path):
+    """Whether a segclass job's teacher is a classifier (8 defect logits); one with the mask
+    or feature terms on is refused: a classifier has neither."""
+    if not is_classifier(teacher):
+        return False
+    if job.a_seg or job.a_feat:
+        raise ValueError(f"{teacher_path} is a classifier (8 defect logits): it teaches the pattern, not "
+                         "the mask or features; distil from it with --a-seg 0 --a-feat 0")
+    return True
 
 
 def teacher_file(teacher):

@@ -86,6 +86,23 @@ def plot_training_curves(history_csv, out_path, title="training"):
     _save(figure, out_path)
 
 
+def plot_validation_curves(curves, out_path, title="validation exact match by epoch"):
+    """One line per run: {label: [validation exact match of each epoch]}, in percent."""
+    if not curves or not all(len(values) for values in curves.values()):
+        raise ValueError("need at least one run, each with at least one epoch")
+    figure = Figure(figsize=(8, 4.5))
+    ax = figure.subplots()
+    for label, values in curves.items():
+        ax.plot(np.arange(1, len(values) + 1), 100 * np.asarray(values, float), marker="o", markersize=3,
+                label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation exact match (%)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    _save(figure, out_path)
+
+
 def plot_confusion(confusion, out_path, title="confusion (rows: true pattern)"):
     """A 38 x 39 confusion matrix (last column: predictions that are none of the 38), row-normalized."""
     confusion = np.asarray(confusion, float)

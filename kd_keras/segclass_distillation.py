@@ -12,10 +12,19 @@ Targets per map: "pattern", the pattern id (0-37), and "mask", the (52, 52) defe
 With a_cls = a_seg = a_feat = 0 this is the "hard loss only" student, and no teacher is
 needed. Defaults are the paper's: T = 4, a_cls = 0.7, a_seg = 0.5, a_feat = 0.3.
 
+The teacher is either a segmentation + classification model (Paper 2's DeepLabV3+), run on
+every batch, or one of our classifiers (8 defect logits), which teaches the pattern only
+(a_seg = a_feat = 0): its logits averaged over the 8 rotations/flips of each map are
+computed once (`classifier_pattern_logits`), turned into the 38 patterns' logits
+(`evaluation.pattern_logits`), and read from each batch's targets. That mean is the same
+for every rotation/flip the augmentation draws, so it stays right for augmented maps, and
+a classifier ten times cheaper than DeepLabV3+ on 2 cores costs nothing per batch.
+
 `SegClassDistiller` is our own `keras.Model` with a custom `compute_loss`, like
 `kd_keras.distillation.Distiller`: `keras.distillation.Distiller` distils one output with
 one loss and cannot take hard targets or a learned feature projection. The teacher runs
 on every batch (its mask logits are too big to cache, and augmentation changes the maps).
+A classifier teacher's cached pattern logits come with the targets instead.
 
 Example:
 
@@ -33,7 +42,9 @@ import numpy as np
 from keras import ops
 
 from kd_keras.data import MAP_SIZE
-from kd_keras.distillation import StudentTrainer
+from kd_keras.data import VIEWS
+from kd_keras.distillation import StudentTrainer, teacher_logits_cached
+from kd_keras.evaluation import pattern_logits
 from kd_keras.models import build_segclass_model
 from kd_keras.models.segclass import FEATURES, MASK, PATTERN
 from kd_keras.rundir import digest
@@ -41,6 +52,7 @@ from kd_keras.tasks import SEGCLASS
 from kd_keras.training import fit_splits, load_model, steps_for
 
 DICE_SMOOTHING = 1.0  # keeps the Dice of an empty mask predicted empty at 1, not 0/0
+TEACHER_PATTERN = "teacher_pattern_logits"  # the targets' key of cached teacher pattern logits
 
 
 def dice_loss(masks, mask_logits):
@@ -113,8 +125,10 @@ class MaskDice(keras.metrics.Mean):
 class SegClassDistiller(StudentTrainer):
     """Trains a segmentation + classification `student` on hard targets and a `teacher`.
 
-    Batches are (maps, {"pattern": ids, "mask": masks}). Reports `exact_match` (pattern
-    accuracy: the 38 patterns are exactly the valid 8-flag combinations) and `dice`.
+    Batches are (maps, {"pattern": ids, "mask": masks}), and with `teacher=None` and
+    `alpha_cls > 0`, {"teacher_pattern_logits": ...} too: a classifier teacher's cached
+    pattern logits (see the module docstring). Reports `exact_match` (pattern accuracy: the
+    38 patterns are exactly the valid 8-flag combinations) and `dice`.
 
     Example:
 
@@ -132,8 +146,9 @@ class SegClassDistiller(StudentTrainer):
             raise ValueError(f"alpha_feat must not be negative, got {alpha_feat}")
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
-        if teacher is None and (alpha_cls or alpha_seg or alpha_feat):
-            raise ValueError("distillation terms (alpha_cls, alpha_seg, alpha_feat > 0) need a teacher")
+        if teacher is None and (alpha_seg or alpha_feat):
+            raise ValueError("the mask and feature distillation terms (alpha_seg, alpha_feat > 0) need a "
+                             "segmentation + classification teacher")
         super().__init__(student, teacher, **kwargs)
         self.alpha_cls, self.alpha_seg, self.alpha_feat = float(alpha_cls), float(alpha_seg), float(alpha_feat)
         self.temperature = float(temperature)
@@ -158,8 +173,12 @@ class SegClassDistiller(StudentTrainer):
         teacher = {}
         if self.alpha_feat:
             teacher = self.teacher_with_features(x, training=False)
-        elif self.alpha_cls or self.alpha_seg:
+        elif self.alpha_seg or (self.alpha_cls and TEACHER_PATTERN not in y):
+            if self.teacher is None:
+                raise ValueError(f"alpha_cls > 0 without a teacher: batches must carry {TEACHER_PATTERN}")
             teacher = self.teacher(x, training=False)
+        if TEACHER_PATTERN in y:
+            teacher[PATTERN] = y[TEACHER_PATTERN]
         loss = classification_loss(y[PATTERN], y_pred[PATTERN], teacher.get(PATTERN), self.alpha_cls,
                                    self.temperature)
         loss = loss + segmentation_loss(y[MASK], y_pred[MASK], teacher.get(MASK), self.alpha_seg, self.temperature)
@@ -181,18 +200,32 @@ def cosine_restarts_adamw(learning_rate, steps_per_epoch, restart_epochs=10, wei
     return keras.optimizers.AdamW(schedule, weight_decay=weight_decay)
 
 
-def train_segclass(model_name, parts, out_dir, *, teacher_path=None, alpha_cls=0.7, alpha_seg=0.5,
-                   alpha_feat=0.3, temperature=4.0, epochs=30, batch_size=64, learning_rate=2e-3,
+def classifier_pattern_logits(teacher_path, parts, cache_path):
+    """A classifier teacher's (8 defect logits) pattern logits on the training and validation
+    maps: {"train": (N, 38), "val": (N, 38)}, from its logits averaged over the 8 views,
+    which are computed once and cached in `cache_path` (see `distillation.teacher_logits_cached`)."""
+    logits = teacher_logits_cached(teacher_path, parts, cache_path, views=VIEWS[-1])
+    return {split: pattern_logits(split_logits).astype("float32") for split, split_logits in logits.items()}
+
+
+def train_segclass(model_name, parts, out_dir, *, teacher_path=None, teacher_pattern_logits=None, alpha_cls=0.7,
+                   alpha_seg=0.5, alpha_feat=0.3, temperature=4.0, epochs=30, batch_size=64, learning_rate=2e-3,
                    restart_epochs=10, augment=True, patience=None, seed=0, resume=False, overwrite=False,
                    model_file=None, extra_callbacks=(), verbose="auto"):
     """Train a registered segmentation + classification model; return the best one (by
     validation pattern accuracy), saved as `out_dir/<model_file>` (default `<model_name>.keras`).
 
-    Without `teacher_path` it learns from the hard targets alone (pass alpha_cls =
-    alpha_seg = alpha_feat = 0): that is how the teacher, and the "hard loss only"
-    student, are trained. With it, `SegClassDistiller`'s loss (see the module docstring).
-    `resume`, `overwrite`: what to do with a run `out_dir` already holds (see `training.fit_resumable`).
+    Without a teacher it learns from the hard targets alone (pass alpha_cls = alpha_seg =
+    alpha_feat = 0): that is how the teacher, and the "hard loss only" student, are trained.
+    With `teacher_path` (a segmentation + classification model), `SegClassDistiller`'s loss
+    (see the module docstring); with `teacher_pattern_logits` instead, a classifier teacher's
+    cached pattern logits (`classifier_pattern_logits`) teach the pattern (alpha_seg =
+    alpha_feat = 0). `resume`, `overwrite`: what to do with a run `out_dir` already holds
+    (see `training.fit_resumable`).
     """
+    if teacher_path is not None and teacher_pattern_logits is not None:
+        raise ValueError("give a segmentation + classification teacher_path or a classifier's "
+                         "teacher_pattern_logits, not both")
     model = build_segclass_model(model_name, seed=seed)
     teacher = load_model(teacher_path) if teacher_path else None
     distiller = SegClassDistiller(model, teacher, alpha_cls=alpha_cls, alpha_seg=alpha_seg,
@@ -201,11 +234,16 @@ def train_segclass(model_name, parts, out_dir, *, teacher_path=None, alpha_cls=0
     # A run shorter than one restart period anneals once, to the end of the run.
     distiller.compile(cosine_restarts_adamw(learning_rate, steps_for(len(parts["train"]), batch_size, 1),
                                             min(restart_epochs, epochs)))
+    targets = {split: SEGCLASS.targets(parts[split]) for split in ("train", "val")}
+    if teacher_pattern_logits is not None:
+        targets = {split: {**targets[split], TEACHER_PATTERN: teacher_pattern_logits[split]} for split in targets}
     return fit_splits(
-        distiller, parts, {split: SEGCLASS.targets(parts[split]) for split in ("train", "val")}, out_dir,
+        distiller, parts, targets, out_dir,
         epochs=epochs, batch_size=batch_size, augment=augment, seed=seed,
         best_path=Path(out_dir) / (model_file or f"{model_name}.keras"), model_to_save=model, patience=patience,
         resume=resume, overwrite=overwrite, extra_callbacks=extra_callbacks, verbose=verbose,
         settings={"model": model_name, "teacher": digest(Path(teacher_path).read_bytes()) if teacher_path else None,
+                  **({"teacher_pattern_logits": digest(*teacher_pattern_logits.values())}
+                     if teacher_pattern_logits is not None else {}),
                   "alpha_cls": alpha_cls, "alpha_seg": alpha_seg, "alpha_feat": alpha_feat,
                   "temperature": temperature, "learning_rate": learning_rate, "restart_epochs": restart_epochs})

@@ -283,6 +283,12 @@ def task_of_output_shapes(shapes):
     return task_for_kinds(kinds)
 
 
+def is_classifier(model):
+    """Whether a Keras model's one output is the 8 defect logits of a classifier."""
+    outputs = model.outputs
+    return len(outputs) == 1 and tuple(outputs[0].shape[1:]) == OUTPUT_SHAPES[MULTILABEL][1:]
+
+
 def check_views(task, views):
     """Refuse a number of views other than 1 or 8, and several views of a task that has one."""
     if views not in VIEWS:

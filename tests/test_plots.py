@@ -39,6 +39,15 @@ def test_training_curves(tmp_path):
     assert_png(tmp_path / "curves.png")
 
 
+def test_validation_curves(tmp_path):
+    plots.plot_validation_curves({"hard, seed 0": [0.5, 0.7, 0.8], "kd, seed 0": [0.6, 0.75]},
+                                 tmp_path / "val.png")
+    assert_png(tmp_path / "val.png")
+    with pytest.raises(ValueError, match="at least one epoch"):
+        plots.plot_validation_curves({"hard, seed 0": []}, tmp_path / "empty.png")
+    assert not (tmp_path / "empty.png").exists()
+
+
 def test_confusion(tmp_path):
     confusion = np.eye(NUM_PATTERNS, NUM_PATTERNS + 1, dtype=int) * 5
     confusion[3, NUM_PATTERNS] = 2

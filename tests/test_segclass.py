@@ -8,12 +8,15 @@ import pytest
 
 from kd_keras import distill
 from kd_keras.data import generate_wafer_maps, load_splits
-from kd_keras.evaluation import evaluate_segclass
+from kd_keras.data.labels import PATTERNS
+from kd_keras.evaluation import evaluate_segclass, pattern_logits
 from kd_keras.models import build_segclass_model, register_segclass_model
+from kd_keras.models.students import plain_cnn
 from kd_keras.models.segclass import light_wafer_segclass_net, part_parameter_counts
 from kd_keras.reports import evaluate_model
 from kd_keras.segclass_distillation import (
-    SegClassDistiller, classification_loss, dice_loss, feature_loss, segmentation_loss, train_segclass,
+    TEACHER_PATTERN, SegClassDistiller, classification_loss, dice_loss, feature_loss, segmentation_loss,
+    train_segclass,
 )
 from kd_keras.tasks import SEGCLASS
 from tests.helpers import CHANCE
@@ -141,10 +144,38 @@ def test_distiller_validates_its_arguments():
     student = light_wafer_segclass_net()
     with pytest.raises(ValueError, match="alpha_cls must lie in"):
         SegClassDistiller(student, student, alpha_cls=1.5)
-    with pytest.raises(ValueError, match="need a teacher"):
+    with pytest.raises(ValueError, match="need a segmentation \\+ classification teacher"):
         SegClassDistiller(student, alpha_cls=0, alpha_seg=0.5, alpha_feat=0)
     with pytest.raises(ValueError, match="temperature"):
         SegClassDistiller(student, student, temperature=0)
+
+
+def test_cached_teacher_pattern_logits_teach_the_pattern_alone():
+    """A classifier teacher's cached pattern logits stand for a teacher model in the pattern term."""
+    student = build_segclass_model("stridedseg", seed=0)
+    distiller = SegClassDistiller(student, alpha_cls=0.7, alpha_seg=0, alpha_feat=0, temperature=4.0)
+    data = generate_wafer_maps(4, seed=0)
+    maps = data.maps[..., None].astype("float32")
+    targets = SEGCLASS.targets(data)
+    outputs = student(maps)
+    cached = np.random.default_rng(0).normal(size=(4, 38)).astype("float32")
+    loss = float(distiller.compute_loss(maps, {**targets, TEACHER_PATTERN: cached}, outputs))
+    expected = (classification_loss(targets["pattern"], outputs["pattern"], cached, 0.7, 4.0)
+                + segmentation_loss(targets["mask"], outputs["mask"], alpha=0) + sum(student.losses))
+    assert loss == pytest.approx(float(expected), rel=1e-5)
+    assert float(distiller.compute_loss(maps, {**targets, TEACHER_PATTERN: -cached}, outputs)) != pytest.approx(loss)
+    with pytest.raises(ValueError, match="batches must carry teacher_pattern_logits"):
+        distiller.compute_loss(maps, targets, outputs)
+
+
+def test_a_classifiers_logits_become_the_patterns_log_probabilities():
+    """Softmax of `pattern_logits` is the per-defect sigmoids' probability of each of the 38
+    patterns, renormalised over the 38."""
+    defect_logits = np.random.default_rng(1).normal(scale=2, size=(3, 8))
+    p = sigmoid(defect_logits)[:, None, :]
+    joint = np.prod(np.where(PATTERNS[None] == 1, p, 1 - p), axis=-1)
+    patterns = np.exp(log_softmax(pattern_logits(defect_logits)))
+    np.testing.assert_allclose(patterns, joint / joint.sum(axis=1, keepdims=True), rtol=1e-9)
 
 
 @pytest.fixture(scope="module")
@@ -181,6 +212,38 @@ def test_segclass_hard_loss_only_writes_a_run(tmp_path, monkeypatch, capsys):
     assert set(metrics["metrics"]) == {"test", "test_rotated"}
     assert "Paper 2's student | 35,160 | 22,569 | 2,534 | 60,263" in (out / "report.md").read_text()
     assert not (tmp_path / "runs").exists()  # no teacher was needed
+
+
+@pytest.fixture(scope="module")
+def classifier_teacher(tmp_path_factory):
+    """An untrained classifier (8 defect logits) saved as a teacher: what the job does with its
+    logits, not what they teach."""
+    path = tmp_path_factory.mktemp("classifier") / "teacher.keras"
+    plain_cnn((8, 16), (4, 4), name="stand_in_classifier").save(path)
+    return path
+
+
+@pytest.mark.integration
+def test_a_classifier_teaches_a_segclass_student_the_pattern(tmp_path, classifier_teacher, capsys):
+    out = tmp_path / "run"
+    assert distill.main(["--task", "segclass", "--teacher", str(classifier_teacher), "--a-seg", "0", "--a-feat", "0",
+                         "--synthetic-maps", "380", "--epochs", "1", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "teaches the pattern; the mask is learnt from the hard targets" in printed
+    assert (out / "teacher_cache.h5").is_file()  # its 8-view logits, computed once
+    state = json.loads((out / "stridedseg" / "training.json").read_text())
+    assert state["settings"]["teacher"] is None and state["settings"]["teacher_pattern_logits"]
+    assert state["settings"]["alpha_cls"] == 0.7
+    assert set(json.loads((out / "metrics.json").read_text())["models"]) == {"stridedseg"}  # not the classifier
+
+
+def test_a_classifier_teacher_is_refused_for_the_mask_terms(tmp_path, classifier_teacher, capsys):
+    out = tmp_path / "run"
+    assert distill.main(["--task", "segclass", "--teacher", str(classifier_teacher), "--synthetic-maps", "380",
+                         "--epochs", "1", "--out", str(out)]) == 1
+    assert "is a classifier (8 defect logits): it teaches the pattern, not the mask or features; distil from it " \
+           "with --a-seg 0 --a-feat 0" in capsys.readouterr().err
+    assert not out.exists()  # refused before the run directory is made
 
 
 def test_a_classification_student_is_refused_for_segclass(capsys):

@@ -1,0 +1,170 @@
+"""Paper 2's finding on the real dev set: does distillation beat the hard loss, by more than
+the seeds spread?
+
+    python -m benchmarks.segclass_kd_vs_hard                  # 10 epochs, seeds 0 1 2 (about 80 min on 2 cores)
+    python -m benchmarks.segclass_kd_vs_hard --epochs 60      # the shipped student's schedule (about 6.5 hours)
+    python -m benchmarks.segclass_kd_vs_hard --quick --runs /tmp/r --out /tmp/res/kd   # smoke test
+
+The same student (`stridedseg`, with `benchmarks.segclass_mixedwm38`'s settings: augmented,
+batch 128, peak learning rate 2e-3 under 10-epoch cosine restarts), the same epochs, the same
+seeds and the same split (seed 0's), trained twice:
+
+- "hard": on the hard targets alone (pattern and mask);
+- "kd": distilled from our vgg7 classifier teacher (recipe `OUR_TEACHER`, trained once here),
+  whose logits averaged over the 8 rotations/flips become the 38 patterns' logits: Paper 2's
+  pattern term (a_cls = 0.7, T = 4); the mask is learnt from the hard targets (a_seg = a_feat
+  = 0). Paper 2's own teacher, DeepLabV3+, takes over an hour an epoch on 2 cores.
+
+It reports each run's best validation exact match (what chooses between them) and the float
+test exact match and Dice of that best model, per seed and as mean and range, the teacher's
+own figures, and each run's validation curve (`.png`). Float Keras figures: the shipped model's
+int8 figures come from `benchmarks.segclass_mixedwm38`. Every run directory is resumed: an
+interrupted benchmark goes on where it stopped when run again, and finished runs are reused.
+"""
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import DEFAULT_DATA, REPO, repo_relative, write_results
+from benchmarks.segclass_mixedwm38 import STUDENT, STUDENT_JOB
+from kd_keras.data import VIEWS, load_splits
+from kd_keras.evaluation import pattern_logits
+from kd_keras.plots import plot_validation_curves
+from kd_keras.recipes import OUR_TEACHER
+from kd_keras.rundir import versions
+from kd_keras.segclass_distillation import classifier_pattern_logits, train_segclass
+from kd_keras.tasks import CLASSIFY, MULTILABEL, SEGCLASS
+from kd_keras.training import read_training_state, train_teacher
+
+SPLIT_SEED = 0
+QUICK_MAPS = 380
+# Paper 2's pattern term; a classifier teacher has no mask or features to distil.
+KD = {"alpha_cls": 0.7, "alpha_seg": 0.0, "alpha_feat": 0.0, "temperature": 4.0}
+HARD = {"alpha_cls": 0.0, "alpha_seg": 0.0, "alpha_feat": 0.0}
+STAGES = {"hard": "hard loss only", "kd": "distilled from the vgg7 classifier (8 views)"}
+TRAINING = {"lr": "learning_rate", "batch_size": "batch_size", "augment": "augment"}
+
+
+def student_settings(epochs):
+    """`train_segclass` keywords of `benchmarks.segclass_mixedwm38`'s student, for `epochs`."""
+    return {keyword: STUDENT_JOB[name] for name, keyword in TRAINING.items()} | {"epochs": epochs}
+
+
+def run_figures(model, run_dir, parts):
+    """The run's best validation exact match, its epoch and curve, and that model's test figures."""
+    state = read_training_state(run_dir)
+    test = SEGCLASS.evaluate(SEGCLASS.predict(model, parts["test"].maps), parts["test"])
+    return {"val_exact_match": state["best"], "best_epoch": state["best_epoch"],
+            "val_exact_match_by_epoch": [round(row["val_exact_match"], 4) for row in state["history"]],
+            "test_exact_match": test["exact_match"], "test_dice": test["dice"]}
+
+
+def spread(values):
+    return {"mean": sum(values) / len(values), "min": min(values), "max": max(values)}
+
+
+def markdown(results):
+    lines = [f"# Paper 2's student: distilled against hard loss, {results['epochs']} epochs, seeds "
+             f"{' '.join(map(str, results['seeds']))}", "",
+             f"Data: {results['data']}. Student `{STUDENT}`; teacher: {results['teacher']['title']} "
+             f"(test exact match {100 * results['teacher']['test_exact_match']:.2f}% as 38 patterns). "
+             f"Reproduce: `{results['command']}`. Float Keras figures.", "",
+             "| student | seed | best val exact match (epoch) | test exact match | test Dice |",
+             "| --- | ---: | ---: | ---: | ---: |"]
+    for stage, title in STAGES.items():
+        for seed, row in results["runs"][stage].items():
+            lines.append(f"| {title} | {seed} | {100 * row['val_exact_match']:.2f}% ({row['best_epoch']}) | "
+                         f"{100 * row['test_exact_match']:.2f}% | {row['test_dice']:.4f} |")
+    lines += ["", "| student | val: mean (range) | test: mean (range) |", "| --- | ---: | ---: |"]
+    for stage, title in STAGES.items():
+        cells = [f"{100 * s['mean']:.2f}% ({100 * s['min']:.2f}-{100 * s['max']:.2f}%)"
+                 for s in (results["summary"][stage][key] for key in ("val_exact_match", "test_exact_match"))]
+        lines.append(f"| {title} | {' | '.join(cells)} |")
+    gap = results["kd_minus_hard"]
+    lines += ["", f"Distilled minus hard, mean: validation {100 * gap['val']:+.2f} points, test "
+              f"{100 * gap['test']:+.2f} points; beyond the seeds' spread (the ranges do not overlap) on "
+              f"validation: {'yes' if gap['val_beyond_spread'] else 'no'}, on test: "
+              f"{'yes' if gap['test_beyond_spread'] else 'no'}.", "",
+              f"Wall time: {', '.join(f'{name} {seconds} s' for name, seconds in results['wall_seconds'].items())}."]
+    return "\n".join(lines)
+
+
+def beyond_spread(kd, hard):
+    """Whether every distilled run beats every hard-loss run."""
+    return kd["min"] > hard["max"]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--epochs", type=int, default=10, help="epochs of every student (default 10)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                        help="initial seeds of the students (the split stays seed 0's; default 0 1 2)")
+    parser.add_argument("--runs", type=Path, default=REPO / "runs" / "segclass-kd-vs-hard",
+                        help="where the teacher's and students' run directories go")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "segclass_kd_vs_hard",
+                        help="results path without suffix (.json, .md, .png are written)")
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_MAPS} synthetic maps, one epoch each")
+    args = parser.parse_args(argv)
+    if not args.quick and not args.data.is_file():
+        parser.error(f"no dev set at {args.data}")
+    if len(args.seeds) < 2 or len(set(args.seeds)) < len(args.seeds):
+        parser.error(f"--seeds needs at least two seeds, all different; got {args.seeds}")
+    if args.epochs < 1:
+        parser.error(f"--epochs must be positive, got {args.epochs}")
+    epochs = 1 if args.quick else args.epochs
+    parts = load_splits(None if args.quick else args.data.resolve(), QUICK_MAPS, SPLIT_SEED)
+
+    wall_seconds = {}
+    start = time.time()
+    teacher_dir = args.runs / f"teacher-{OUR_TEACHER.arch}"
+    teacher = train_teacher(parts, teacher_dir, arch=OUR_TEACHER.arch, epochs=1 if args.quick else OUR_TEACHER.epochs,
+                            learning_rate=OUR_TEACHER.learning_rate, seed=SPLIT_SEED, resume=True, verbose=2)
+    teacher_patterns = classifier_pattern_logits(teacher_dir / "teacher.keras", parts, args.runs / "teacher_cache.h5")
+    test_logits = CLASSIFY.predict(teacher, parts["test"].maps, views=VIEWS[-1])[MULTILABEL]
+    teacher_row = {"title": "vgg7, mean of 8 views", "run": repo_relative(teacher_dir),
+                   "test_exact_match": float((pattern_logits(test_logits).argmax(axis=1)
+                                              == parts["test"].pattern_ids).mean())}
+    wall_seconds["teacher and its logits"] = round(time.time() - start)
+
+    runs = {stage: {} for stage in STAGES}
+    for seed in args.seeds:
+        for stage in STAGES:
+            start = time.time()
+            run_dir = args.runs / f"{stage}-epochs{epochs}-seed{seed}"
+            print(f"== {STAGES[stage]}, seed {seed}: {run_dir}", flush=True)
+            model = train_segclass(STUDENT, parts, run_dir, seed=seed, resume=True, verbose=2,
+                                   teacher_pattern_logits=teacher_patterns if stage == "kd" else None,
+                                   **(KD if stage == "kd" else HARD), **student_settings(epochs))
+            runs[stage][str(seed)] = run_figures(model, run_dir, parts)
+            wall_seconds[f"{stage} seed {seed}"] = round(time.time() - start)
+
+    summary = {stage: {key: spread([row[key] for row in runs[stage].values()])
+                       for key in ("val_exact_match", "test_exact_match")} for stage in STAGES}
+    gap = {"val": summary["kd"]["val_exact_match"]["mean"] - summary["hard"]["val_exact_match"]["mean"],
+           "test": summary["kd"]["test_exact_match"]["mean"] - summary["hard"]["test_exact_match"]["mean"],
+           **{f"{split}_beyond_spread": beyond_spread(summary["kd"][key], summary["hard"][key])
+              for split, key in (("val", "val_exact_match"), ("test", "test_exact_match"))}}
+    command = "python -m benchmarks.segclass_kd_vs_hard" + (" --quick" if args.quick else "") + (
+        "" if args.epochs == 10 else f" --epochs {args.epochs}") + (
+        "" if args.seeds == [0, 1, 2] else f" --seeds {' '.join(map(str, args.seeds))}")
+    results = {"data": f"{QUICK_MAPS} synthetic maps" if args.quick else
+               f"{args.data.name}, seeded 80/10/10 split (seed {SPLIT_SEED})",
+               "command": command, "student": STUDENT, "epochs": epochs, "seeds": args.seeds,
+               "student_settings": student_settings(epochs), "kd": KD, "teacher": teacher_row,
+               "teacher_recipe": OUR_TEACHER._asdict(), "runs": runs, "summary": summary, "kd_minus_hard": gap,
+               "wall_seconds": wall_seconds, "versions": versions()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_results(args.out, results, markdown(results))  # before the plot: a failed plot keeps the figures
+    plot_validation_curves({f"{STAGES[stage]}, seed {seed}": row["val_exact_match_by_epoch"]
+                            for stage in STAGES for seed, row in runs[stage].items()},
+                           args.out.with_suffix(".png"),
+                           title=f"{STUDENT}: validation exact match by epoch, distilled against hard loss")
+    print(f"drew {repo_relative(args.out.with_suffix('.png'))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

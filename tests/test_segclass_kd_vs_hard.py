@@ -1,0 +1,53 @@
+"""`python -m benchmarks.segclass_kd_vs_hard --quick`: a classifier teacher, then the segclass
+student distilled from it and on the hard loss alone over two seeds, end to end on 380 synthetic
+maps; the figures, the table, the curves and the reuse of finished runs."""
+
+import json
+
+import pytest
+
+from benchmarks.segclass_kd_vs_hard import main
+
+TIER = "e2e"  # tests marked with no tier of their own (conftest.py)
+
+
+def run_benchmark(tmp_path, *arguments):
+    return main(["--quick", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "results" / "kd"), *arguments])
+
+
+def test_quick_benchmark_compares_both_students_over_the_seeds(tmp_path, capsys):
+    assert run_benchmark(tmp_path, "--seeds", "0", "1") == 0
+    results = json.loads((tmp_path / "results" / "kd.json").read_text())
+    assert results["command"] == "python -m benchmarks.segclass_kd_vs_hard --quick --seeds 0 1"
+    assert results["kd"] == {"alpha_cls": 0.7, "alpha_seg": 0.0, "alpha_feat": 0.0, "temperature": 4.0}
+    for stage in ("hard", "kd"):
+        assert set(results["runs"][stage]) == {"0", "1"}
+        for seed, row in results["runs"][stage].items():
+            assert row["best_epoch"] == len(row["val_exact_match_by_epoch"]) == 1
+            assert 0 <= row["test_exact_match"] <= 1 and 0 <= row["test_dice"] <= 1
+            state = json.loads((tmp_path / "runs" / f"{stage}-epochs1-seed{seed}" / "training.json").read_text())
+            assert state["settings"]["seed"] == int(seed)
+            assert bool(state["settings"].get("teacher_pattern_logits")) == (stage == "kd")
+        test = [row["test_exact_match"] for row in results["runs"][stage].values()]
+        assert results["summary"][stage]["test_exact_match"] == pytest.approx(
+            {"mean": sum(test) / 2, "min": min(test), "max": max(test)})
+    gap = results["kd_minus_hard"]
+    assert gap["test"] == pytest.approx(results["summary"]["kd"]["test_exact_match"]["mean"]
+                                        - results["summary"]["hard"]["test_exact_match"]["mean"])
+    table = (tmp_path / "results" / "kd.md").read_text()
+    assert "| distilled from the vgg7 classifier (8 views) | 1 |" in table and "| hard loss only | 0 |" in table
+    assert (tmp_path / "results" / "kd.png").stat().st_size > 0
+    assert (tmp_path / "runs" / "teacher_cache.h5").is_file()
+
+    # Run again: the teacher and every student are reused, and the figures come out the same.
+    capsys.readouterr()
+    assert run_benchmark(tmp_path, "--seeds", "0", "1") == 0
+    assert "Epoch" not in capsys.readouterr().out
+    assert json.loads((tmp_path / "results" / "kd.json").read_text())["runs"] == results["runs"]
+
+
+def test_one_seed_is_refused(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run_benchmark(tmp_path, "--seeds", "3")
+    assert "--seeds needs at least two seeds" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
