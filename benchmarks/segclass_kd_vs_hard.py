@@ -3,6 +3,7 @@ the seeds spread?
 
     python -m benchmarks.segclass_kd_vs_hard                  # 10 epochs, seeds 0 1 2 (about 80 min on 2 cores)
     python -m benchmarks.segclass_kd_vs_hard --epochs 60      # the shipped student's schedule (about 6.5 hours)
+    python -m benchmarks.segclass_kd_vs_hard --temperature 2 --out benchmarks/results/segclass_kd_vs_hard_T2
     python -m benchmarks.segclass_kd_vs_hard --quick --runs /tmp/r --out /tmp/res/kd   # smoke test
 
 The same student (`stridedseg`, with `benchmarks.segclass_mixedwm38`'s settings: augmented,
@@ -12,8 +13,9 @@ seeds and the same split (seed 0's), trained twice:
 - "hard": on the hard targets alone (pattern and mask);
 - "kd": distilled from our vgg7 classifier teacher (recipe `OUR_TEACHER`, trained once here),
   whose logits averaged over the 8 rotations/flips become the 38 patterns' logits: Paper 2's
-  pattern term (a_cls = 0.7, T = 4); the mask is learnt from the hard targets (a_seg = a_feat
-  = 0). Paper 2's own teacher, DeepLabV3+, takes over an hour an epoch on 2 cores.
+  pattern term (a_cls = 0.7, T = 4 unless --a-cls and --temperature say otherwise); the mask
+  is learnt from the hard targets (a_seg = a_feat = 0). Paper 2's own teacher, DeepLabV3+,
+  takes over an hour an epoch on 2 cores.
 
 It reports each run's best validation exact match (what chooses between them) and the float
 test exact match and Dice of that best model, per seed and as mean and range, the teacher's
@@ -43,7 +45,6 @@ QUICK_MAPS = 380
 # Paper 2's pattern term; a classifier teacher has no mask or features to distil.
 KD = {"alpha_cls": 0.7, "alpha_seg": 0.0, "alpha_feat": 0.0, "temperature": 4.0}
 HARD = {"alpha_cls": 0.0, "alpha_seg": 0.0, "alpha_feat": 0.0}
-STAGES = {"hard": "hard loss only", "kd": "distilled from the vgg7 classifier (8 views)"}
 TRAINING = {"lr": "learning_rate", "batch_size": "batch_size", "augment": "augment"}
 
 
@@ -61,6 +62,19 @@ def run_figures(model, run_dir, parts):
             "test_exact_match": test["exact_match"], "test_dice": test["dice"]}
 
 
+def stage_titles(kd):
+    titles = {"hard": "hard loss only", "kd": "distilled from the vgg7 classifier (8 views)"}
+    if kd != KD:
+        titles["kd"] += f", T = {kd['temperature']:g}, a_cls = {kd['alpha_cls']:g}"
+    return titles
+
+
+def run_name(stage, kd, epochs, seed):
+    """A student's run directory; a distilled one's names its settings where they are not Paper 2's."""
+    settings = "" if stage == "hard" or kd == KD else f"-T{kd['temperature']:g}-a{kd['alpha_cls']:g}"
+    return f"{stage}{settings}-epochs{epochs}-seed{seed}"
+
+
 def spread(values):
     return {"mean": sum(values) / len(values), "min": min(values), "max": max(values)}
 
@@ -73,12 +87,13 @@ def markdown(results):
              f"Reproduce: `{results['command']}`. Float Keras figures.", "",
              "| student | seed | best val exact match (epoch) | test exact match | test Dice |",
              "| --- | ---: | ---: | ---: | ---: |"]
-    for stage, title in STAGES.items():
+    titles = stage_titles(results["kd"])
+    for stage, title in titles.items():
         for seed, row in results["runs"][stage].items():
             lines.append(f"| {title} | {seed} | {100 * row['val_exact_match']:.2f}% ({row['best_epoch']}) | "
                          f"{100 * row['test_exact_match']:.2f}% | {row['test_dice']:.4f} |")
     lines += ["", "| student | val: mean (range) | test: mean (range) |", "| --- | ---: | ---: |"]
-    for stage, title in STAGES.items():
+    for stage, title in titles.items():
         cells = [f"{100 * s['mean']:.2f}% ({100 * s['min']:.2f}-{100 * s['max']:.2f}%)"
                  for s in (results["summary"][stage][key] for key in ("val_exact_match", "test_exact_match"))]
         lines.append(f"| {title} | {' | '.join(cells)} |")
@@ -106,6 +121,10 @@ def main(argv=None):
                         help="where the teacher's and students' run directories go")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "segclass_kd_vs_hard",
                         help="results path without suffix (.json, .md, .png are written)")
+    parser.add_argument("--temperature", type=float, default=KD["temperature"],
+                        help=f"of the distilled student's pattern term (default {KD['temperature']:g}, Paper 2's)")
+    parser.add_argument("--a-cls", type=float, default=KD["alpha_cls"],
+                        help=f"weight of that term against the hard loss (default {KD['alpha_cls']:g}, Paper 2's)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_MAPS} synthetic maps, one epoch each")
     args = parser.parse_args(argv)
     if not args.quick and not args.data.is_file():
@@ -114,6 +133,10 @@ def main(argv=None):
         parser.error(f"--seeds needs at least two seeds, all different; got {args.seeds}")
     if args.epochs < 1:
         parser.error(f"--epochs must be positive, got {args.epochs}")
+    if args.temperature <= 0 or not 0 < args.a_cls <= 1:
+        parser.error(f"--temperature must be positive and --a-cls in (0, 1]; got {args.temperature}, {args.a_cls}")
+    kd = {**KD, "alpha_cls": args.a_cls, "temperature": args.temperature}
+    stages = stage_titles(kd)
     epochs = 1 if args.quick else args.epochs
     parts = load_splits(None if args.quick else args.data.resolve(), QUICK_MAPS, SPLIT_SEED)
 
@@ -129,37 +152,39 @@ def main(argv=None):
                                               == parts["test"].pattern_ids).mean())}
     wall_seconds["teacher and its logits"] = round(time.time() - start)
 
-    runs = {stage: {} for stage in STAGES}
+    runs = {stage: {} for stage in stages}
     for seed in args.seeds:
-        for stage in STAGES:
+        for stage in stages:
             start = time.time()
-            run_dir = args.runs / f"{stage}-epochs{epochs}-seed{seed}"
-            print(f"== {STAGES[stage]}, seed {seed}: {run_dir}", flush=True)
+            run_dir = args.runs / run_name(stage, kd, epochs, seed)
+            print(f"== {stages[stage]}, seed {seed}: {run_dir}", flush=True)
             model = train_segclass(STUDENT, parts, run_dir, seed=seed, resume=True, verbose=2,
                                    teacher_pattern_logits=teacher_patterns if stage == "kd" else None,
-                                   **(KD if stage == "kd" else HARD), **student_settings(epochs))
+                                   **(kd if stage == "kd" else HARD), **student_settings(epochs))
             runs[stage][str(seed)] = run_figures(model, run_dir, parts)
             wall_seconds[f"{stage} seed {seed}"] = round(time.time() - start)
 
     summary = {stage: {key: spread([row[key] for row in runs[stage].values()])
-                       for key in ("val_exact_match", "test_exact_match")} for stage in STAGES}
+                       for key in ("val_exact_match", "test_exact_match")} for stage in stages}
     gap = {"val": summary["kd"]["val_exact_match"]["mean"] - summary["hard"]["val_exact_match"]["mean"],
            "test": summary["kd"]["test_exact_match"]["mean"] - summary["hard"]["test_exact_match"]["mean"],
            **{f"{split}_beyond_spread": beyond_spread(summary["kd"][key], summary["hard"][key])
               for split, key in (("val", "val_exact_match"), ("test", "test_exact_match"))}}
     command = "python -m benchmarks.segclass_kd_vs_hard" + (" --quick" if args.quick else "") + (
         "" if args.epochs == 10 else f" --epochs {args.epochs}") + (
-        "" if args.seeds == [0, 1, 2] else f" --seeds {' '.join(map(str, args.seeds))}")
+        "" if args.seeds == [0, 1, 2] else f" --seeds {' '.join(map(str, args.seeds))}") + (
+        "" if args.temperature == KD["temperature"] else f" --temperature {args.temperature:g}") + (
+        "" if args.a_cls == KD["alpha_cls"] else f" --a-cls {args.a_cls:g}")
     results = {"data": f"{QUICK_MAPS} synthetic maps" if args.quick else
                f"{args.data.name}, seeded 80/10/10 split (seed {SPLIT_SEED})",
                "command": command, "student": STUDENT, "epochs": epochs, "seeds": args.seeds,
-               "student_settings": student_settings(epochs), "kd": KD, "teacher": teacher_row,
+               "student_settings": student_settings(epochs), "kd": kd, "teacher": teacher_row,
                "teacher_recipe": OUR_TEACHER._asdict(), "runs": runs, "summary": summary, "kd_minus_hard": gap,
                "wall_seconds": wall_seconds, "versions": versions()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_results(args.out, results, markdown(results))  # before the plot: a failed plot keeps the figures
-    plot_validation_curves({f"{STAGES[stage]}, seed {seed}": row["val_exact_match_by_epoch"]
-                            for stage in STAGES for seed, row in runs[stage].items()},
+    plot_validation_curves({f"{stages[stage]}, seed {seed}": row["val_exact_match_by_epoch"]
+                            for stage in stages for seed, row in runs[stage].items()},
                            args.out.with_suffix(".png"),
                            title=f"{STUDENT}: validation exact match by epoch, distilled against hard loss")
     print(f"drew {repo_relative(args.out.with_suffix('.png'))}")

@@ -17,8 +17,9 @@ every batch, or one of our classifiers (8 defect logits), which teaches the patt
 (a_seg = a_feat = 0): its logits averaged over the 8 rotations/flips of each map are
 computed once (`classifier_pattern_logits`), turned into the 38 patterns' logits
 (`evaluation.pattern_logits`), and read from each batch's targets. That mean is the same
-for every rotation/flip the augmentation draws, so it stays right for augmented maps, and
-a classifier ten times cheaper than DeepLabV3+ on 2 cores costs nothing per batch.
+for every rotation/flip the augmentation draws, so it stays right for augmented maps and
+costs nothing per batch. On 2 cores a vgg7 classifier trains an epoch of the dev set in
+about 75 s; DeepLabV3+'s first epoch had not ended after an hour.
 
 `SegClassDistiller` is our own `keras.Model` with a custom `compute_loss`, like
 `kd_keras.distillation.Distiller`: `keras.distillation.Distiller` distils one output with
@@ -41,8 +42,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kd_keras.data import MAP_SIZE
-from kd_keras.data import VIEWS
+from kd_keras.data import MAP_SIZE, VIEWS
 from kd_keras.distillation import StudentTrainer, teacher_logits_cached
 from kd_keras.evaluation import pattern_logits
 from kd_keras.models import build_segclass_model

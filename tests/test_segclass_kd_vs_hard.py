@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks.segclass_kd_vs_hard import main
+from benchmarks.segclass_kd_vs_hard import KD, main, run_name, stage_titles
 
 TIER = "e2e"  # tests marked with no tier of their own (conftest.py)
 
@@ -46,6 +46,16 @@ def test_quick_benchmark_compares_both_students_over_the_seeds(tmp_path, capsys)
     assert json.loads((tmp_path / "results" / "kd.json").read_text())["runs"] == results["runs"]
 
 
+@pytest.mark.unit
+def test_settings_other_than_paper_2s_get_their_own_runs_and_title():
+    assert run_name("kd", KD, 10, 2) == "kd-epochs10-seed2"
+    other = {**KD, "temperature": 2.0}
+    assert run_name("kd", other, 10, 2) == "kd-T2-a0.7-epochs10-seed2"
+    assert run_name("hard", other, 10, 2) == "hard-epochs10-seed2"  # the hard-loss runs are shared
+    assert stage_titles(other)["kd"].endswith(", T = 2, a_cls = 0.7") and "T =" not in stage_titles(KD)["kd"]
+
+
+@pytest.mark.unit
 def test_one_seed_is_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         run_benchmark(tmp_path, "--seeds", "3")
