@@ -86,15 +86,18 @@ def plot_training_curves(history_csv, out_path, title="training"):
     _save(figure, out_path)
 
 
-def plot_validation_curves(curves, out_path, title="validation exact match by epoch"):
-    """One line per run: {label: [validation exact match of each epoch]}, in percent."""
-    if not curves or not all(len(values) for values in curves.values()):
+def plot_validation_curves(groups, out_path, title="validation exact match by epoch"):
+    """Validation exact match by epoch, in percent: {group: {run: [value of each epoch]}};
+    a group's runs (e.g. one recipe's seeds) share a colour, each with its own line style."""
+    runs = [values for group in groups.values() for values in group.values()]
+    if not runs or not all(len(values) for values in runs):
         raise ValueError("need at least one run, each with at least one epoch")
     figure = Figure(figsize=(8, 4.5))
     ax = figure.subplots()
-    for label, values in curves.items():
-        ax.plot(np.arange(1, len(values) + 1), 100 * np.asarray(values, float), marker="o", markersize=3,
-                label=label)
+    for color, (group, group_runs) in zip(matplotlib.colormaps["tab10"].colors, groups.items()):
+        for style, (run, values) in zip(["-", "--", ":", "-."] * len(group_runs), group_runs.items()):
+            ax.plot(np.arange(1, len(values) + 1), 100 * np.asarray(values, float), style, color=color, marker="o",
+                    markersize=3, label=f"{group}, {run}")
     ax.set_xlabel("epoch")
     ax.set_ylabel("validation exact match (%)")
     ax.grid(alpha=0.3)

@@ -40,11 +40,11 @@ def test_training_curves(tmp_path):
 
 
 def test_validation_curves(tmp_path):
-    plots.plot_validation_curves({"hard, seed 0": [0.5, 0.7, 0.8], "kd, seed 0": [0.6, 0.75]},
-                                 tmp_path / "val.png")
+    plots.plot_validation_curves({"hard": {"seed 0": [0.5, 0.7, 0.8], "seed 1": [0.4, 0.7, 0.9]},
+                                  "kd": {"seed 0": [0.6, 0.75]}}, tmp_path / "val.png")
     assert_png(tmp_path / "val.png")
     with pytest.raises(ValueError, match="at least one epoch"):
-        plots.plot_validation_curves({"hard, seed 0": []}, tmp_path / "empty.png")
+        plots.plot_validation_curves({"hard": {"seed 0": []}}, tmp_path / "empty.png")
     assert not (tmp_path / "empty.png").exists()
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmarks.segclass_kd_vs_hard import KD, main, run_name, stage_titles
+from benchmarks.segclass_kd_vs_hard import KD, against_spread, main, run_name, stage_titles
 
 TIER = "e2e"  # tests marked with no tier of their own (conftest.py)
 
@@ -53,6 +53,14 @@ def test_settings_other_than_paper_2s_get_their_own_runs_and_title():
     assert run_name("kd", other, 10, 2) == "kd-T2-a0.7-epochs10-seed2"
     assert run_name("hard", other, 10, 2) == "hard-epochs10-seed2"  # the hard-loss runs are shared
     assert stage_titles(other)["kd"].endswith(", T = 2, a_cls = 0.7") and "T =" not in stage_titles(KD)["kd"]
+
+
+@pytest.mark.unit
+def test_the_distilled_runs_range_is_placed_against_the_hard_loss_runs():
+    hard = {"mean": 0.94, "min": 0.93, "max": 0.95}
+    assert against_spread({"mean": 0.97, "min": 0.96, "max": 0.98}, hard) == "better than every hard-loss run"
+    assert against_spread({"mean": 0.91, "min": 0.90, "max": 0.92}, hard) == "worse than every hard-loss run"
+    assert against_spread({"mean": 0.96, "min": 0.95, "max": 0.97}, hard) == "within the hard-loss runs' range"
 
 
 @pytest.mark.unit
