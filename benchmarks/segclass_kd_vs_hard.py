@@ -1,8 +1,8 @@
 """Paper 2's finding on the real dev set: does distillation beat the hard loss, by more than
 the seeds spread?
 
-    python -m benchmarks.segclass_kd_vs_hard                  # 10 epochs, seeds 0 1 2 (about 80 min on 2 cores)
-    python -m benchmarks.segclass_kd_vs_hard --epochs 60      # the shipped student's schedule (about 6.5 hours)
+    python -m benchmarks.segclass_kd_vs_hard                  # 10 epochs, seeds 0 1 2 (70 min on 2 cores)
+    python -m benchmarks.segclass_kd_vs_hard --epochs 60      # the shipped student's schedule (4-6 hours)
     python -m benchmarks.segclass_kd_vs_hard --temperature 2 --out benchmarks/results/segclass_kd_vs_hard_T2
     python -m benchmarks.segclass_kd_vs_hard --quick --runs /tmp/r --out /tmp/res/kd   # smoke test
 
@@ -21,7 +21,8 @@ It reports each run's best validation exact match (what chooses between them) an
 test exact match and Dice of that best model, per seed and as mean and range, the teacher's
 own figures, and each run's validation curve (`.png`). Float Keras figures: the shipped model's
 int8 figures come from `benchmarks.segclass_mixedwm38`. Every run directory is resumed: an
-interrupted benchmark goes on where it stopped when run again, and finished runs are reused.
+interrupted benchmark goes on where it stopped when run again, and finished runs are reused
+(their wall time then reads "reused").
 """
 
 import argparse
@@ -45,6 +46,7 @@ QUICK_MAPS = 380
 # Paper 2's pattern term; a classifier teacher has no mask or features to distil.
 KD = {"alpha_cls": 0.7, "alpha_seg": 0.0, "alpha_feat": 0.0, "temperature": 4.0}
 HARD = {"alpha_cls": 0.0, "alpha_seg": 0.0, "alpha_feat": 0.0}
+REUSED = "reused"  # the wall time of a step an earlier run had done
 TRAINING = {"lr": "learning_rate", "batch_size": "batch_size", "augment": "augment"}
 
 
@@ -75,6 +77,16 @@ def run_name(stage, kd, epochs, seed):
     return f"{stage}{settings}-epochs{epochs}-seed{seed}"
 
 
+def finished(run_dir):
+    state = read_training_state(run_dir)
+    return bool(state and state["finished"])
+
+
+def seconds_since(start, reused):
+    """A step's wall time, or `REUSED` where it found its work done by an earlier run."""
+    return REUSED if reused else round(time.time() - start)
+
+
 def spread(values):
     return {"mean": sum(values) / len(values), "min": min(values), "max": max(values)}
 
@@ -101,7 +113,8 @@ def markdown(results):
     lines += ["", f"Distilled minus hard, mean: validation {100 * gap['val']:+.2f} points, test "
               f"{100 * gap['test']:+.2f} points. Against the seeds' spread, the distilled runs are "
               f"{gap['val_against_spread']} on validation and {gap['test_against_spread']} on test.", "",
-              f"Wall time: {', '.join(f'{name} {seconds} s' for name, seconds in results['wall_seconds'].items())}."]
+              "Wall time: " + ", ".join(f"{name} {seconds}{'' if seconds == REUSED else ' s'}"
+                                        for name, seconds in results["wall_seconds"].items()) + "."]
     return "\n".join(lines)
 
 
@@ -145,27 +158,29 @@ def main(argv=None):
 
     wall_seconds = {}
     start = time.time()
-    teacher_dir = args.runs / f"teacher-{OUR_TEACHER.arch}"
+    teacher_dir, cache = args.runs / f"teacher-{OUR_TEACHER.arch}", args.runs / "teacher_cache.h5"
+    reused = finished(teacher_dir) and cache.is_file()
     teacher = train_teacher(parts, teacher_dir, arch=OUR_TEACHER.arch, epochs=1 if args.quick else OUR_TEACHER.epochs,
                             learning_rate=OUR_TEACHER.learning_rate, seed=SPLIT_SEED, resume=True, verbose=2)
-    teacher_patterns = classifier_pattern_logits(teacher_dir / "teacher.keras", parts, args.runs / "teacher_cache.h5")
+    teacher_patterns = classifier_pattern_logits(teacher_dir / "teacher.keras", parts, cache)
     test_logits = CLASSIFY.predict(teacher, parts["test"].maps, views=VIEWS[-1])[MULTILABEL]
     teacher_row = {"title": "vgg7, mean of 8 views", "run": repo_relative(teacher_dir),
                    "test_exact_match": float((pattern_logits(test_logits).argmax(axis=1)
                                               == parts["test"].pattern_ids).mean())}
-    wall_seconds["teacher and its logits"] = round(time.time() - start)
+    wall_seconds["teacher and its logits"] = seconds_since(start, reused)
 
     runs = {stage: {} for stage in stages}
     for seed in args.seeds:
         for stage in stages:
             start = time.time()
             run_dir = args.runs / run_name(stage, kd, epochs, seed)
+            reused = finished(run_dir)
             print(f"== {stages[stage]}, seed {seed}: {run_dir}", flush=True)
             model = train_segclass(STUDENT, parts, run_dir, seed=seed, resume=True, verbose=2,
                                    teacher_pattern_logits=teacher_patterns if stage == "kd" else None,
                                    **(kd if stage == "kd" else HARD), **student_settings(epochs))
             runs[stage][str(seed)] = run_figures(model, run_dir, parts)
-            wall_seconds[f"{stage} seed {seed}"] = round(time.time() - start)
+            wall_seconds[f"{stage} seed {seed}"] = seconds_since(start, reused)
 
     summary = {stage: {key: spread([row[key] for row in runs[stage].values()])
                        for key in ("val_exact_match", "test_exact_match")} for stage in stages}

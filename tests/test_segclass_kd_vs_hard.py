@@ -43,7 +43,10 @@ def test_quick_benchmark_compares_both_students_over_the_seeds(tmp_path, capsys)
     capsys.readouterr()
     assert run_benchmark(tmp_path, "--seeds", "0", "1") == 0
     assert "Epoch" not in capsys.readouterr().out
-    assert json.loads((tmp_path / "results" / "kd.json").read_text())["runs"] == results["runs"]
+    rerun = json.loads((tmp_path / "results" / "kd.json").read_text())
+    assert rerun["runs"] == results["runs"]
+    assert set(rerun["wall_seconds"].values()) == {"reused"} and "hard seed 1 reused," in \
+        (tmp_path / "results" / "kd.md").read_text()
 
 
 @pytest.mark.unit
