@@ -36,6 +36,13 @@ def repo_relative(path):
     return os.path.relpath(path, REPO)
 
 
+def require_several_seeds(parser, seeds):
+    """Stop with a usage error unless `seeds` (a --seeds list) holds two or more, all different:
+    a spread over seeds needs several."""
+    if len(seeds) < 2 or len(set(seeds)) < len(seeds):
+        parser.error(f"--seeds needs at least two seeds, all different; got {seeds}")
+
+
 def write_results(out, results, text):
     """Write a benchmark's `results` to `<out>.json` and its Markdown `text` to `<out>.md` (each
     whole or not at all: a temporary file, then a rename), print the text and say where they are."""

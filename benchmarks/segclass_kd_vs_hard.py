@@ -30,10 +30,9 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import DEFAULT_DATA, REPO, repo_relative, write_results
+from benchmarks import DEFAULT_DATA, REPO, repo_relative, require_several_seeds, write_results
 from benchmarks.segclass_mixedwm38 import STUDENT, STUDENT_JOB
 from kd_keras.data import VIEWS, load_splits
-from kd_keras.evaluation import pattern_logits
 from kd_keras.plots import plot_validation_curves
 from kd_keras.recipes import OUR_TEACHER
 from kd_keras.rundir import versions
@@ -145,8 +144,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not args.quick and not args.data.is_file():
         parser.error(f"no dev set at {args.data}")
-    if len(args.seeds) < 2 or len(set(args.seeds)) < len(args.seeds):
-        parser.error(f"--seeds needs at least two seeds, all different; got {args.seeds}")
+    require_several_seeds(parser, args.seeds)
     if args.epochs < 1:
         parser.error(f"--epochs must be positive, got {args.epochs}")
     if args.temperature <= 0 or not 0 < args.a_cls <= 1:
@@ -165,8 +163,8 @@ def main(argv=None):
     teacher_patterns = classifier_pattern_logits(teacher_dir / "teacher.keras", parts, cache)
     test_logits = CLASSIFY.predict(teacher, parts["test"].maps, views=VIEWS[-1])[MULTILABEL]
     teacher_row = {"title": "vgg7, mean of 8 views", "run": repo_relative(teacher_dir),
-                   "test_exact_match": float((pattern_logits(test_logits).argmax(axis=1)
-                                              == parts["test"].pattern_ids).mean())}
+                   "test_exact_match": CLASSIFY.evaluate({MULTILABEL: test_logits}, parts["test"], "nearest")[
+                       "exact_match"]}
     wall_seconds["teacher and its logits"] = seconds_since(start, reused)
 
     runs = {stage: {} for stage in stages}

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import DEFAULT_DATA, REPO, repo_relative, write_results
+from benchmarks import DEFAULT_DATA, REPO, repo_relative, require_several_seeds, write_results
 from kd_keras.data import load_splits
 from kd_keras.data.labels import DEFECT_ABBREVIATIONS
 from kd_keras.evaluation import decode, maps_read_right, tune_thresholds, worst_mistakes
@@ -111,8 +111,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not args.quick and not args.data.is_file():
         parser.error(f"no dev set at {args.data}")
-    if len(args.seeds) < 2 or len(set(args.seeds)) < len(args.seeds):
-        parser.error(f"--seeds needs at least two seeds, all different; got {args.seeds}")
+    require_several_seeds(parser, args.seeds)
     parts = load_splits(None if args.quick else args.data, 380, SEED)
     labels = {split: parts[split].labels for split in SPLITS}
 
