@@ -90,7 +90,7 @@ def main(argv=None):
     model.fit(
         make_dataset(train.maps, train.labels.astype("float32"), shuffle=True, augment=True, seed=args.seed),
         validation_data=make_dataset(val.maps, val.labels.astype("float32")),
-        epochs=args.epochs, verbose=2,
+        epochs=args.epochs, verbose=2, shuffle=False,  # the dataset shuffles itself (seeded); Keras would only warn
     )
 
     # The same model on held-out synthetic maps: what it can read at all, so that the gap to the

@@ -13,11 +13,17 @@ or, failing that, its module's `TIER`):
 
 The session fixtures are built once per test process (pytest-xdist runs two, pyproject.toml), for
 every module that asks: the synthetic splits, a stand-in teacher trained on them, Net-1 trained on
-them and converted to int8, and a small segmentation + classification student, converted too.
+them and converted to int8, and a small segmentation + classification student, converted too. The
+two that take minutes, the stand-in teacher and Net-1, are trained once per test run and read by
+both processes (`built_once`).
 """
 
 # First, as for a user: kd_keras sets TensorFlow's output up before keras imports TensorFlow.
 import kd_keras  # noqa: F401, I001
+
+import fcntl
+import os
+import shutil
 
 import keras
 import pytest
@@ -28,9 +34,10 @@ from kd_keras.distillation import teacher_logits_cached
 from kd_keras.models import build_student
 from kd_keras.models.students import plain_cnn
 from kd_keras.segclass_distillation import train_segclass
-from kd_keras.training import cosine_adamw, multilabel_metrics, steps_for
+from kd_keras.training import cosine_adamw, load_model, multilabel_metrics, steps_for
 from tests.helpers import REPO, npz_of
 from tflite.budget import BUDGETS
+from tflite.card import CARD_FILE, ModelCard
 from tflite.export import export_model
 
 REAL_DATA = REPO.parent / "shared" / "data" / "mixedwm38_dev.npz"
@@ -90,19 +97,36 @@ def small_npz(small_parts, tmp_path_factory):
     return npz_of(tmp_path_factory.mktemp("data") / "small.npz", small_parts["train"], small_parts["test"])
 
 
+def built_once(tmp_path_factory, name, build):
+    """The directory `build(directory)` filled, built once per test run rather than once per test
+    process: pytest-xdist's two processes would each build it, at half speed side by side. The
+    first to ask builds it; the other waits on the lock, then reads what it built."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # this run's, under xdist its processes'
+    directory, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the kernel's: released when the process ends, however it ends
+        if not done.exists():
+            shutil.rmtree(directory, ignore_errors=True)  # left by a process that failed half-way
+            directory.mkdir()
+            build(directory)
+            done.touch()
+    return directory
+
+
 @pytest.fixture(scope="session")
 def stand_in_teacher(parts, tmp_path_factory):
     """A CNN trained on the labels for 10 epochs: a fast stand-in for ResNet-18 (its .keras path)."""
-    keras.utils.set_random_seed(0)
-    teacher = plain_cnn((16, 32, 64), (2, 2, 2), hidden_units=64, name="stand_in_teacher")
-    train = parts["train"]
-    teacher.compile(cosine_adamw(3e-3, steps_for(len(train), 64, 10)),
-                    keras.losses.BinaryCrossentropy(from_logits=True), metrics=multilabel_metrics())
-    teacher.fit(make_dataset(train.maps, train.labels.astype("float32"), batch_size=64, shuffle=True),
-                epochs=10, verbose=0, shuffle=False)
-    path = tmp_path_factory.mktemp("teacher") / "teacher.keras"
-    teacher.save(path)
-    return path
+    def build(directory):
+        keras.utils.set_random_seed(0)
+        teacher = plain_cnn((16, 32, 64), (2, 2, 2), hidden_units=64, name="stand_in_teacher")
+        train = parts["train"]
+        teacher.compile(cosine_adamw(3e-3, steps_for(len(train), 64, 10)),
+                        keras.losses.BinaryCrossentropy(from_logits=True), metrics=multilabel_metrics())
+        teacher.fit(make_dataset(train.maps, train.labels.astype("float32"), batch_size=64, shuffle=True),
+                    epochs=10, verbose=0, shuffle=False)
+        teacher.save(directory / "teacher.keras")
+    return built_once(tmp_path_factory, "stand_in_teacher", build) / "teacher.keras"
 
 
 @pytest.fixture(scope="session")
@@ -119,18 +143,19 @@ def trained_student(parts, tmp_path_factory):
     sit near a decision that int8 rounding moves: at 3e-3 it read only 56% of them, and after 20
     epochs on the sparser donuts and Loc clusters 67%, with int8 decoding 11% of them unlike float
     (30 epochs: 84%, and 3.4% for seeds 0 and 1)."""
-    keras.utils.set_random_seed(0)
-    model = build_student("net1", seed=0)
-    train = parts["train"]
-    model.compile(cosine_adamw(1e-2, steps_for(len(train), 64, 30)),
-                  keras.losses.BinaryCrossentropy(from_logits=True), metrics=multilabel_metrics())
-    model.fit(make_dataset(train.maps, train.labels.astype("float32"), batch_size=64, shuffle=True, augment=True),
-              epochs=30, verbose=0, shuffle=False)
-    root = tmp_path_factory.mktemp("net1")
-    model.save(root / "net1.keras")
-    card = export_model(model, root / "out", train.maps, name="net1", budget=BUDGETS["248KB"],
-                        source_model=root / "net1.keras")
-    return model, root, card
+    def build(root):
+        keras.utils.set_random_seed(0)
+        model = build_student("net1", seed=0)
+        train = parts["train"]
+        model.compile(cosine_adamw(1e-2, steps_for(len(train), 64, 30)),
+                      keras.losses.BinaryCrossentropy(from_logits=True), metrics=multilabel_metrics())
+        model.fit(make_dataset(train.maps, train.labels.astype("float32"), batch_size=64, shuffle=True,
+                               augment=True), epochs=30, verbose=0, shuffle=False)
+        model.save(root / "net1.keras")
+        export_model(model, root / "out", train.maps, name="net1", budget=BUDGETS["248KB"],
+                     source_model=root / "net1.keras")
+    root = built_once(tmp_path_factory, "net1", build)
+    return load_model(root / "net1.keras"), root, ModelCard.read(root / "out" / CARD_FILE)
 
 
 @pytest.fixture(scope="session")
