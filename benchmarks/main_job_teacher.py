@@ -6,7 +6,7 @@
     python -m benchmarks.main_job_teacher --quick --runs /tmp/r --out /tmp/res/teacher
 
 The main job (`python -m kd_keras.distill`, no arguments) trains a vgg7 teacher on its
-synthetic maps and distils Net-1 and Net-2 from the mean of its 8 rotations/flips. For each
+synthetic maps and distils Net-1 and separable8k from the mean of its 8 rotations/flips. For each
 number of teacher epochs this trains that teacher as the main job does (same split, seed and
 settings: `DistillJob`'s defaults), reads its test maps over 1 and 8 views, and distils each
 student from it under each loss (`--loss`, with `DistillJob`'s alpha, beta and temperature)

@@ -1,6 +1,6 @@
 """Distil a teacher into tiny students: the toolkit's main job.
 
-    python -m kd_keras.distill                       # synthetic maps; trains or reuses a teacher; Net-1 and Net-2
+    python -m kd_keras.distill                       # synthetic maps; trains or reuses a teacher; Net-1 and separable8k
     python -m kd_keras.distill --data mixedwm38.npz --teacher runs/teacher --student net1 \\
         --loss paper --alpha 0.5 --beta 0.5 --epochs 40
     python -m kd_keras.distill --task segclass        # Paper 2: defect mask + 38 patterns
@@ -64,7 +64,9 @@ def build_parser():
                         help="epochs when a teacher has to be trained (default: " + ", ".join(
                             f"{task.teacher_epochs} with --task {name}" for name, task in TASKS.items()) + ")")
     parser.add_argument("--student", nargs="+", choices=student_names() + segclass_model_names(), default=None,
-                        help="student architecture(s) (default: net1 net2; with --task segclass: stridedseg)")
+                        help="student architecture(s) (default: " + "; ".join(
+                            f"{' '.join(task.default_students)} with --task {name}"
+                            for name, task in TASKS.items()) + ")")
     kd = parser.add_argument_group("distillation")
     kd.add_argument("--loss", choices=LOSSES, default=DEFAULT.loss, help=f"default: {DEFAULT.loss} (label-free)")
     kd.add_argument("--alpha", type=float, default=DEFAULT.alpha, help="weight of the logit MSE (default 0.5)")

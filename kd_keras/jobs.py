@@ -10,7 +10,7 @@ Example:
 
 >>> job = DistillJob(synthetic_maps=380, out=Path("runs/small"))
 >>> job.student, job.teacher_dir, job.arguments()["loss"]
-(('net1', 'net2'), PosixPath('runs/teacher-vgg7-synthetic380-seed0'), 'hinton')
+(('net1', 'separable8k'), PosixPath('runs/teacher-vgg7-synthetic380-seed0'), 'hinton')
 >>> DistillJob(task="segclass", student=("net1",))  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...

@@ -1,8 +1,8 @@
 """Students trained at the same time, in threads of one process, behind one progress bar.
 
 On 2 CPU cores one tiny student leaves the second core mostly idle: its layers are too
-small to split across cores. The main job's Net-1 and Net-2 (30 epochs on 3,040 synthetic
-maps) took 142 s one after the other and 126 s side by side.
+small to split across cores. Net-1 and Net-2, the main job's students before separable8k (30
+epochs on 3,040 synthetic maps), took 142 s one after the other and 126 s side by side.
 
 Each student gets exactly the weights it gets when trained alone (`tests/test_distill_training.py`):
 

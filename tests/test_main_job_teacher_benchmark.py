@@ -26,14 +26,15 @@ def test_quick_run_writes_each_teacher_and_its_students_per_length_and_loss(tmp_
         for by_loss in row["students"].values():
             assert list(by_loss) == ["paper", "hinton"]
             for by_student in by_loss.values():
-                assert list(by_student) == ["net1", "net2"]
+                assert list(by_student) == ["net1", "separable8k"]
                 for figures in by_student.values():
                     per_seed = figures["per_seed"]
                     assert list(per_seed) == ["0", "1"] and all(0 <= value <= 1 for value in per_seed.values())
                     assert figures["mean"] == sum(per_seed.values()) / 2
                     assert figures["spread"] == max(per_seed.values()) - min(per_seed.values())
-    assert (tmp_path / "runs" / "teacher2" / "net2-hinton-epochs2-seed1" / "net2.keras").is_file()
-    assert json.loads((tmp_path / "runs" / "teacher2" / "net2-hinton-epochs2-seed1" / "training.json").read_text()
+    trained = tmp_path / "runs" / "teacher2" / "separable8k-hinton-epochs2-seed1"
+    assert (trained / "separable8k.keras").is_file()
+    assert json.loads((trained / "training.json").read_text()
                       )["settings"]["epochs"] == 2
     table = out.with_suffix(".md").read_text()
     assert "| 2 | hinton (T 4) |" in table and "| 1 | paper (alpha 0.5, beta 0.5) |" in table
