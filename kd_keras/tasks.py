@@ -72,8 +72,8 @@ class ClassifyTask(Task):
     views = VIEWS
     # A student per budget: Paper 1's Net-1 for 248 KB, and for 21 KB our separable8k (models/kd-21kb's
     # architecture), since Paper 1's Net-2 needs a 22,496-byte tensor arena, over the budget's 16 KB.
-    # In the first run separable8k read 87.37% of the test maps (int8), Net-2 35.00%, side by side
-    # with Net-1 in the same time (README, "The main job").
+    # In the first run separable8k read 87.37% of the test maps (int8), Net-2 35.00%; beside Net-1
+    # it takes as much CPU time, and a little more wall time (README, "The main job").
     default_students = ("net1", "separable8k")
     # The first run's net1 read 69% of its synthetic test maps at 1e-2, 37% at 3e-3 (30 epochs, a
     # 94% teacher; README, "The main job"): at 3e-3 these small students had not left the climb.
