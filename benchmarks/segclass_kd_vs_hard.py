@@ -22,7 +22,10 @@ test exact match and Dice of that best model, per seed and as mean and range, th
 own figures, and each run's validation curve (`.png`). Float Keras figures: the shipped model's
 int8 figures come from `benchmarks.segclass_mixedwm38`. Every run directory is resumed: an
 interrupted benchmark goes on where it stopped when run again, and finished runs are reused
-(their wall time then reads "reused").
+(their wall time then reads "reused"). The results are written again after each run that
+finishes, so a benchmark stopped part-way keeps its figures: they say which runs are still to
+do, how far each has got and the command that continues them. `--report-only` writes them from
+the runs finished so far, training nothing (safe beside a benchmark that is still training).
 """
 
 import argparse
@@ -86,6 +89,16 @@ def seconds_since(start, reused):
     return REUSED if reused else round(time.time() - start)
 
 
+def unfinished_run(run_dir, epochs):
+    """How far an unfinished run has got: its progress in words and its validation curve so far."""
+    state = read_training_state(run_dir)
+    if not state or not state["history"]:
+        return {"progress": "not started", "val_exact_match_by_epoch": []}
+    return {"progress": f"{state['epoch']} of {epochs} epochs, best validation exact match "
+                        f"{100 * state['best']:.2f}% so far",
+            "val_exact_match_by_epoch": [round(row["val_exact_match"], 4) for row in state["history"]]}
+
+
 def spread(values):
     return {"mean": sum(values) / len(values), "min": min(values), "max": max(values)}
 
@@ -95,8 +108,29 @@ def markdown(results):
              f"{' '.join(map(str, results['seeds']))}", "",
              f"Data: {results['data']}. Student `{STUDENT}`; teacher: {results['teacher']['title']} "
              f"(test exact match {100 * results['teacher']['test_exact_match']:.2f}% as 38 patterns). "
-             f"Reproduce: `{results['command']}`. Float Keras figures.", "",
-             "| student | seed | best val exact match (epoch) | test exact match | test Dice |",
+             f"Reproduce: `{results['command']}`. Float Keras figures.", ""]
+    if results["unfinished"]:
+        lines += [f"**Partial: {sum(map(len, results['runs'].values()))} of {len(results['plan'])} runs "
+                  f"finished.** Still to do: " + "; ".join(f"{label}: {run['progress']}" for label, run in
+                                                            results["unfinished"].items()) +
+                  f". Continue with `{results['command']}` (each run goes on from its last finished epoch).", ""]
+    if any(results["runs"].values()):
+        lines += run_tables(results)
+    gap = results["kd_minus_hard"]
+    if gap:
+        lines += ["", f"Distilled minus hard, mean over seeds {' '.join(gap['seeds'])}: validation "
+                  f"{100 * gap['val']:+.2f} points, test {100 * gap['test']:+.2f} points. " + (
+                      f"Against the seeds' spread, the distilled runs are {gap['val_against_spread']} on validation "
+                      f"and {gap['test_against_spread']} on test." if "val_against_spread" in gap else
+                      "The seeds' spread needs two finished runs of each.")]
+    lines += ["", "Wall time: " + ", ".join(f"{name} {seconds}{'' if seconds == REUSED else ' s'}"
+                                            for name, seconds in results["wall_seconds"].items()) + "."]
+    return "\n".join(lines)
+
+
+def run_tables(results):
+    """The finished runs, one row each, then each stage's mean and range."""
+    lines = ["| student | seed | best val exact match (epoch) | test exact match | test Dice |",
              "| --- | ---: | ---: | ---: | ---: |"]
     titles = stage_titles(results["kd"])
     for stage, title in titles.items():
@@ -104,17 +138,28 @@ def markdown(results):
             lines.append(f"| {title} | {seed} | {100 * row['val_exact_match']:.2f}% ({row['best_epoch']}) | "
                          f"{100 * row['test_exact_match']:.2f}% | {row['test_dice']:.4f} |")
     lines += ["", "| student | val: mean (range) | test: mean (range) |", "| --- | ---: | ---: |"]
-    for stage, title in titles.items():
+    for stage, summary in results["summary"].items():
         cells = [f"{100 * s['mean']:.2f}% ({100 * s['min']:.2f}-{100 * s['max']:.2f}%)"
-                 for s in (results["summary"][stage][key] for key in ("val_exact_match", "test_exact_match"))]
-        lines.append(f"| {title} | {' | '.join(cells)} |")
-    gap = results["kd_minus_hard"]
-    lines += ["", f"Distilled minus hard, mean: validation {100 * gap['val']:+.2f} points, test "
-              f"{100 * gap['test']:+.2f} points. Against the seeds' spread, the distilled runs are "
-              f"{gap['val_against_spread']} on validation and {gap['test_against_spread']} on test.", "",
-              "Wall time: " + ", ".join(f"{name} {seconds}{'' if seconds == REUSED else ' s'}"
-                                        for name, seconds in results["wall_seconds"].items()) + "."]
-    return "\n".join(lines)
+                 for s in (summary[key] for key in ("val_exact_match", "test_exact_match"))]
+        lines.append(f"| {titles[stage]} | {' | '.join(cells)} |")
+    return lines
+
+
+def compare(runs):
+    """Each stage's mean and range over its finished runs, and distilled minus hard over the seeds
+    both have finished ({} before there is one), placed against the spread once each has two."""
+    summary = {stage: {key: spread([row[key] for row in rows.values()]) for key in ("val_exact_match",
+                                                                                    "test_exact_match")}
+               for stage, rows in runs.items() if rows}
+    seeds = [seed for seed in runs["hard"] if seed in runs["kd"]]
+    if not seeds:
+        return summary, {}
+    gap = {"seeds": seeds, **{split: sum(runs["kd"][seed][key] - runs["hard"][seed][key] for seed in seeds) / len(seeds)
+                              for split, key in (("val", "val_exact_match"), ("test", "test_exact_match"))}}
+    if min(len(runs["hard"]), len(runs["kd"])) >= 2:
+        gap |= {f"{split}_against_spread": against_spread(summary["kd"][key], summary["hard"][key])
+                for split, key in (("val", "val_exact_match"), ("test", "test_exact_match"))}
+    return summary, gap
 
 
 def against_spread(kd, hard):
@@ -141,6 +186,9 @@ def main(argv=None):
     parser.add_argument("--a-cls", type=float, default=KD["alpha_cls"],
                         help=f"weight of that term against the hard loss (default {KD['alpha_cls']:g}, Paper 2's)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_MAPS} synthetic maps, one epoch each")
+    parser.add_argument("--report-only", action="store_true",
+                        help="train nothing: write the results from the runs finished so far and say how far "
+                             "the others have got")
     args = parser.parse_args(argv)
     if not args.quick and not args.data.is_file():
         parser.error(f"no dev set at {args.data}")
@@ -152,12 +200,14 @@ def main(argv=None):
     kd = {**KD, "alpha_cls": args.a_cls, "temperature": args.temperature}
     stages = stage_titles(kd)
     epochs = 1 if args.quick else args.epochs
+    teacher_dir, cache = args.runs / f"teacher-{OUR_TEACHER.arch}", args.runs / "teacher_cache.h5"
+    reused = finished(teacher_dir) and cache.is_file()
+    if args.report_only and not reused:
+        parser.error(f"--report-only: no finished teacher with its logits in {args.runs}; run without it first")
     parts = load_splits(None if args.quick else args.data.resolve(), QUICK_MAPS, SPLIT_SEED)
 
     wall_seconds = {}
     start = time.time()
-    teacher_dir, cache = args.runs / f"teacher-{OUR_TEACHER.arch}", args.runs / "teacher_cache.h5"
-    reused = finished(teacher_dir) and cache.is_file()
     teacher = train_teacher(parts, teacher_dir, arch=OUR_TEACHER.arch, epochs=1 if args.quick else OUR_TEACHER.epochs,
                             learning_rate=OUR_TEACHER.learning_rate, seed=SPLIT_SEED, resume=True, verbose=2)
     teacher_patterns = classifier_pattern_logits(teacher_dir / "teacher.keras", parts, cache)
@@ -167,44 +217,58 @@ def main(argv=None):
                        "exact_match"]}
     wall_seconds["teacher and its logits"] = seconds_since(start, reused)
 
-    runs = {stage: {} for stage in stages}
-    for seed in args.seeds:
-        for stage in stages:
-            start = time.time()
-            run_dir = args.runs / run_name(stage, kd, epochs, seed)
-            reused = finished(run_dir)
-            print(f"== {stages[stage]}, seed {seed}: {run_dir}", flush=True)
-            model = train_segclass(STUDENT, parts, run_dir, seed=seed, resume=True, verbose=2,
-                                   teacher_pattern_logits=teacher_patterns if stage == "kd" else None,
-                                   **(kd if stage == "kd" else HARD), **student_settings(epochs))
-            runs[stage][str(seed)] = run_figures(model, run_dir, parts)
-            wall_seconds[f"{stage} seed {seed}"] = seconds_since(start, reused)
-
-    summary = {stage: {key: spread([row[key] for row in runs[stage].values()])
-                       for key in ("val_exact_match", "test_exact_match")} for stage in stages}
-    gap = {"val": summary["kd"]["val_exact_match"]["mean"] - summary["hard"]["val_exact_match"]["mean"],
-           "test": summary["kd"]["test_exact_match"]["mean"] - summary["hard"]["test_exact_match"]["mean"],
-           **{f"{split}_against_spread": against_spread(summary["kd"][key], summary["hard"][key])
-              for split, key in (("val", "val_exact_match"), ("test", "test_exact_match"))}}
     command = "python -m benchmarks.segclass_kd_vs_hard" + (" --quick" if args.quick else "") + (
         "" if args.epochs == 10 else f" --epochs {args.epochs}") + (
         "" if args.seeds == [0, 1, 2] else f" --seeds {' '.join(map(str, args.seeds))}") + (
         "" if args.temperature == KD["temperature"] else f" --temperature {args.temperature:g}") + (
         "" if args.a_cls == KD["alpha_cls"] else f" --a-cls {args.a_cls:g}")
+    plan = {f"{stage} seed {seed}": (stage, str(seed), args.runs / run_name(stage, kd, epochs, seed))
+            for seed in args.seeds for stage in stages}
     results = {"data": f"{QUICK_MAPS} synthetic maps" if args.quick else
                f"{args.data.name}, seeded 80/10/10 split (seed {SPLIT_SEED})",
                "command": command, "student": STUDENT, "epochs": epochs, "seeds": args.seeds,
                "student_settings": student_settings(epochs), "kd": kd, "teacher": teacher_row,
-               "teacher_recipe": OUR_TEACHER._asdict(), "runs": runs, "summary": summary, "kd_minus_hard": gap,
-               "wall_seconds": wall_seconds, "versions": versions()}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_results(args.out, results, markdown(results))  # before the plot: a failed plot keeps the figures
-    plot_validation_curves({stages[stage]: {f"seed {seed}": row["val_exact_match_by_epoch"]
-                                            for seed, row in runs[stage].items()} for stage in stages},
-                           args.out.with_suffix(".png"),
-                           title=f"{STUDENT}: validation exact match by epoch, distilled against hard loss")
-    print(f"drew {repo_relative(args.out.with_suffix('.png'))}")
+               "teacher_recipe": OUR_TEACHER._asdict(), "plan": list(plan), "wall_seconds": wall_seconds}
+    runs = {stage: {} for stage in stages}
+    for label, (stage, seed, run_dir) in plan.items():
+        reused = finished(run_dir)
+        if args.report_only and not reused:
+            continue
+        start = time.time()
+        print(f"== {stages[stage]}, seed {seed}: {run_dir}", flush=True)
+        model = train_segclass(STUDENT, parts, run_dir, seed=int(seed), resume=True, verbose=2,
+                               teacher_pattern_logits=teacher_patterns if stage == "kd" else None,
+                               **(kd if stage == "kd" else HARD), **student_settings(epochs))
+        runs[stage][seed] = run_figures(model, run_dir, parts)
+        wall_seconds[label] = seconds_since(start, reused)
+        if not args.report_only:  # after every run: a benchmark stopped part-way keeps what it finished
+            write_report(args.out, results, runs, plan, epochs)
+    if args.report_only:
+        write_report(args.out, results, runs, plan, epochs)
     return 0
+
+
+def write_report(out, results, runs, plan, epochs):
+    """Write `<out>.{json,md,png}` from the runs finished so far; the rest of `plan` as unfinished."""
+    summary, gap = compare(runs)
+    unfinished = {label: unfinished_run(run_dir, epochs) for label, (stage, seed, run_dir) in plan.items()
+                  if seed not in runs[stage]}
+    results = {**results, "runs": runs, "unfinished": unfinished, "summary": summary, "kd_minus_hard": gap,
+               "versions": versions()}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_results(out, results, markdown(results))  # before the plot: a failed plot keeps the figures
+    titles = stage_titles(results["kd"])
+    curves = {titles[stage]: {f"seed {seed}": row["val_exact_match_by_epoch"] for seed, row in rows.items()}
+              for stage, rows in runs.items()}
+    for label, run in unfinished.items():
+        stage, seed, _ = plan[label]
+        if run["val_exact_match_by_epoch"]:
+            curves[titles[stage]][f"seed {seed}, unfinished"] = run["val_exact_match_by_epoch"]
+    curves = {title: group for title, group in curves.items() if group}
+    if curves:
+        plot_validation_curves(curves, out.with_suffix(".png"),
+                               title=f"{STUDENT}: validation exact match by epoch, distilled against hard loss")
+        print(f"drew {repo_relative(out.with_suffix('.png'))}")
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from benchmarks.segclass_kd_vs_hard import KD, against_spread, main, run_name, stage_titles
+from benchmarks.segclass_kd_vs_hard import (KD, against_spread, compare, main, markdown, run_name, stage_titles,
+                                            unfinished_run)
 
 TIER = "e2e"  # tests marked with no tier of their own (conftest.py)
 
@@ -19,6 +20,8 @@ def test_quick_benchmark_compares_both_students_over_the_seeds(tmp_path, capsys)
     assert run_benchmark(tmp_path, "--seeds", "0", "1") == 0
     results = json.loads((tmp_path / "results" / "kd.json").read_text())
     assert results["command"] == "python -m benchmarks.segclass_kd_vs_hard --quick --seeds 0 1"
+    assert results["plan"] == ["hard seed 0", "kd seed 0", "hard seed 1", "kd seed 1"]
+    assert results["unfinished"] == {} and "Partial" not in (tmp_path / "results" / "kd.md").read_text()
     assert results["kd"] == {"alpha_cls": 0.7, "alpha_seg": 0.0, "alpha_feat": 0.0, "temperature": 4.0}
     for stage in ("hard", "kd"):
         assert set(results["runs"][stage]) == {"0", "1"}
@@ -48,6 +51,17 @@ def test_quick_benchmark_compares_both_students_over_the_seeds(tmp_path, capsys)
     assert set(rerun["wall_seconds"].values()) == {"reused"} and "hard seed 1 reused," in \
         (tmp_path / "results" / "kd.md").read_text()
 
+    # --report-only over a third seed: the finished runs' figures, seed 2 as still to do, nothing trained.
+    assert run_benchmark(tmp_path, "--report-only") == 0
+    assert "Epoch" not in capsys.readouterr().out and not (tmp_path / "runs" / "hard-epochs1-seed2").exists()
+    partial = json.loads((tmp_path / "results" / "kd.json").read_text())
+    assert partial["runs"] == results["runs"]
+    assert partial["unfinished"] == {f"{stage} seed 2": {"progress": "not started", "val_exact_match_by_epoch": []}
+                                     for stage in ("hard", "kd")}
+    assert ("**Partial: 4 of 6 runs finished.** Still to do: hard seed 2: not started; kd seed 2: not started. "
+            "Continue with `python -m benchmarks.segclass_kd_vs_hard --quick`") in \
+        (tmp_path / "results" / "kd.md").read_text()
+
 
 @pytest.mark.unit
 def test_settings_other_than_paper_2s_get_their_own_runs_and_title():
@@ -72,3 +86,52 @@ def test_one_seed_is_refused(tmp_path, capsys):
         run_benchmark(tmp_path, "--seeds", "3")
     assert "--seeds needs at least two seeds" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def run_row(val, test):
+    return {"val_exact_match": val, "test_exact_match": test, "best_epoch": 3, "test_dice": 1.0,
+            "val_exact_match_by_epoch": [val]}
+
+
+@pytest.mark.unit
+def test_part_way_the_gap_is_over_the_seeds_both_have_finished_and_the_spread_waits_for_two_each():
+    runs = {"hard": {"0": run_row(0.95, 0.94), "1": run_row(0.97, 0.96)}, "kd": {"0": run_row(0.96, 0.96)}}
+    summary, gap = compare(runs)
+    assert summary["hard"]["val_exact_match"] == pytest.approx({"mean": 0.96, "min": 0.95, "max": 0.97})
+    assert gap == pytest.approx({"seeds": ["0"], "val": 0.01, "test": 0.02})  # seed 0 alone, not 0.96 - 0.96
+    assert compare({"hard": {"0": run_row(0.95, 0.94)}, "kd": {}}) == (
+        {"hard": {"val_exact_match": {"mean": 0.95, "min": 0.95, "max": 0.95},
+                  "test_exact_match": {"mean": 0.94, "min": 0.94, "max": 0.94}}}, {})
+    runs["kd"]["1"] = run_row(0.98, 0.97)
+    assert compare(runs)[1]["val_against_spread"] == "within the hard-loss runs' range"  # 0.96-0.98 against 0.95-0.97
+
+    results = {"epochs": 60, "seeds": [0, 1, 2], "data": "d", "kd": KD, "command": "python -m x --epochs 60",
+               "teacher": {"title": "vgg7", "test_exact_match": 0.98}, "plan": ["hard seed 0", "kd seed 0"] * 3,
+               "runs": {"hard": {"0": run_row(0.95, 0.94)}, "kd": {}}, "wall_seconds": {"hard seed 0": 10},
+               "unfinished": {"kd seed 0": {"progress": "12 of 60 epochs, best validation exact match 90.00% so far"}}}
+    results["summary"], results["kd_minus_hard"] = compare(results["runs"])
+    text = markdown(results)
+    assert ("**Partial: 1 of 6 runs finished.** Still to do: kd seed 0: 12 of 60 epochs, best validation exact "
+            "match 90.00% so far. Continue with `python -m x --epochs 60`") in text
+    assert "| hard loss only | 95.00% (95.00-95.00%) | 94.00% (94.00-94.00%) |" in text
+    assert "Distilled minus hard" not in text and "| distilled" not in text
+
+
+@pytest.mark.unit
+def test_an_unfinished_run_says_how_far_it_has_got(tmp_path):
+    assert unfinished_run(tmp_path / "none", 60) == {"progress": "not started", "val_exact_match_by_epoch": []}
+    history = [{"epoch": epoch, "val_exact_match": value} for epoch, value in enumerate([0.8, 0.91234])]
+    (tmp_path / "training.json").write_text(json.dumps(
+        {"settings": {}, "epoch": 2, "finished": False, "stopped": False, "history": history, "wait": 0,
+         "best": 0.91234, "best_epoch": 2}))
+    assert unfinished_run(tmp_path, 60) == {
+        "progress": "2 of 60 epochs, best validation exact match 91.23% so far",
+        "val_exact_match_by_epoch": [0.8, 0.9123]}
+
+
+@pytest.mark.unit
+def test_report_only_needs_a_finished_teacher(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run_benchmark(tmp_path, "--report-only")
+    assert "--report-only: no finished teacher with its logits in" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
