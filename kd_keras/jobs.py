@@ -47,7 +47,8 @@ SEGCLASS_TEACHER = "deeplab"
 NOT_RESULT_FIELDS = ("out", "resume", "overwrite", "teacher_dir")
 # Fields added after runs were recorded: left out of the record while at their default, so
 # that runs made before them still resume and their teachers are still reused.
-ADDED_LATER = {"resize": DEFAULT_RESIZE, "teacher_arch": "resnet18", "drop_suspects": None, "unlabelled": None}
+ADDED_LATER = {"resize": DEFAULT_RESIZE, "teacher_arch": "resnet18", "drop_suspects": None, "unlabelled": None,
+               "balance": 0.0}
 
 
 def _recorded(arguments):
@@ -106,6 +107,7 @@ class TeacherJob(Job):
     epochs: int = 20
     lr: float = 2e-3
     augment: bool = True
+    balance: float = 0.0  # how much rarer label patterns weigh in the loss (`kd_keras.data.pattern_weights`)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -219,7 +221,8 @@ def run_teacher_job(job, verbose="auto"):
             write_config(job.out, job.arguments())
         teacher = train_teacher(parts, job.out, arch=job.arch, epochs=job.epochs, batch_size=job.batch_size,
                                 learning_rate=job.lr, augment=job.augment, patience=job.patience, seed=job.seed,
-                                resume=mode == "resume", strategy=make_strategy(job.strategy), verbose=verbose)
+                                resume=mode == "resume", strategy=make_strategy(job.strategy), verbose=verbose,
+                                balance=job.balance)
         return report_run(job.out, f"{teacher_title(teacher)} teacher", {"teacher": (teacher, job.out)}, parts,
                           job.data_description(), CLASSIFY)["teacher"]
 

@@ -3,8 +3,10 @@
     python -m kd_keras.train_teacher --out runs/teacher-synthetic            # synthetic maps
     python -m kd_keras.train_teacher --data mixedwm38.npz --out runs/teacher --epochs 20
     python -m kd_keras.train_teacher --data mixedwm38.npz --out runs/vgg7 --arch vgg7 --lr 3e-3
+    python -m kd_keras.train_teacher --data wm811k.npz --out runs/wm811k --arch vgg7 --balance 0.5
 
-Writes into the run directory: teacher.keras (best by validation exact match),
+`--balance` weighs rare classes more in the loss (WM-811K's: 24,454 maps of none against 97 of
+Near-full). Writes into the run directory: teacher.keras (best by validation exact match),
 config.json, history.csv, curves.png, confusion.png, metrics.json and report.md.
 Interrupted (Ctrl-C, a kill)? Run the same command with --resume: it goes on from the
 last finished epoch. A directory holding a run is refused without --resume or --overwrite.
@@ -14,7 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from kd_keras.cli import TRAINING_INTERRUPTED, add_common_arguments, run_command
+from kd_keras.cli import TRAINING_INTERRUPTED, add_common_arguments, argument_type, run_command
+from kd_keras.data.pipeline import balancing_power
 from kd_keras.jobs import TeacherJob, run_teacher_job
 from kd_keras.models import teacher_names
 
@@ -28,6 +31,9 @@ def build_parser():
     parser.add_argument("--arch", choices=teacher_names(), default=DEFAULT.arch,
                         help=f"teacher architecture (default {DEFAULT.arch})")
     add_common_arguments(parser, DEFAULT)
+    parser.add_argument("--balance", type=argument_type(balancing_power), default=DEFAULT.balance, metavar="POWER",
+                        help="weigh each training map by its label pattern's share to the power -POWER: 0 (the "
+                             "default) weighs maps alike, 1 every class alike, 0.5 between")
     return parser
 
 

@@ -34,7 +34,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kd_keras.data.pipeline import make_dataset
+from kd_keras.data.pipeline import make_dataset, pattern_weights
 from kd_keras.errors import FileFormatError, RunDirectoryError
 from kd_keras.fileio import atomic_path, read_json, write_json, write_text
 from kd_keras.models import build_teacher
@@ -305,17 +305,20 @@ def make_strategy(name):
 
 
 def fit_splits(model, parts, targets, run_dir, *, epochs, batch_size, augment, seed, best_path, model_to_save=None,
-               patience=None, settings=None, resume=False, overwrite=False, extra_callbacks=(), verbose="auto"):
+               patience=None, settings=None, resume=False, overwrite=False, extra_callbacks=(), verbose="auto",
+               train_weights=None):
     """`fit_resumable` on a run's splits; return the best model, loaded.
 
     The training maps are shuffled (and, with `augment`, rotated/flipped) each epoch with
-    `targets["train"]`; validation uses `targets["val"]`; BatchNorm statistics are
+    `targets["train"]` (and a loss weight per map, `train_weights`, where given); validation uses
+    `targets["val"]`, every map weighing the same; BatchNorm statistics are
     recalibrated on training maps. `settings` (what else the result depends on) gets the
     data's digest, so resuming on other data is refused."""
     train, val = parts["train"], parts["val"]
     fit_resumable(
         model,
-        make_dataset(train.maps, targets["train"], batch_size=batch_size, shuffle=True, augment=augment, seed=seed),
+        make_dataset(train.maps, targets["train"], batch_size=batch_size, shuffle=True, augment=augment, seed=seed,
+                     weights=train_weights),
         make_dataset(val.maps, targets["val"], batch_size=batch_size),
         run_dir, epochs, patience=patience, best_path=best_path, model_to_save=model_to_save, resume=resume,
         overwrite=overwrite, extra_callbacks=extra_callbacks, verbose=verbose,
@@ -328,7 +331,7 @@ def fit_splits(model, parts, targets, run_dir, *, epochs, batch_size, augment, s
 
 def train_teacher(parts, run_dir, *, arch="resnet18", epochs=20, batch_size=128, learning_rate=2e-3,
                   augment=True, patience=None, seed=0, resume=False, overwrite=False, strategy=None,
-                  verbose="auto"):
+                  verbose="auto", balance=0.0):
     """Train a teacher on labelled maps; return the best model (by validation exact match).
 
     Args:
@@ -337,16 +340,21 @@ def train_teacher(parts, run_dir, *, arch="resnet18", epochs=20, batch_size=128,
         arch: a registered teacher architecture (`kd_keras.models.teacher_names()`).
         resume, overwrite: what to do with a run `run_dir` already holds (see `fit_resumable`).
         strategy: a `tf.distribute` strategy to build and train under (None: the default device).
+        balance: how much rarer label patterns weigh in the loss (`kd_keras.data.pattern_weights`'s
+            power: 0, the default, weighs every map alike; 0.5 the square root; 1 every pattern alike).
     """
     run_dir = Path(run_dir)
+    targets = {split: CLASSIFY.targets(parts[split]) for split in ("train", "val")}
+    weights = pattern_weights(targets["train"], balance) if balance else None
     with strategy.scope() if strategy else contextlib.nullcontext():
         model = build_teacher(arch, seed=seed)
         model.compile(cosine_adamw(learning_rate, steps_for(len(parts["train"]), batch_size, epochs)),
                       keras.losses.BinaryCrossentropy(from_logits=True), metrics=multilabel_metrics())
-    return fit_splits(model, parts, {split: CLASSIFY.targets(parts[split]) for split in ("train", "val")}, run_dir,
-                      epochs=epochs, batch_size=batch_size, augment=augment, seed=seed,
-                      best_path=run_dir / TEACHER_FILE, patience=patience, resume=resume, overwrite=overwrite,
-                      settings={"teacher": arch, "learning_rate": learning_rate}, verbose=verbose)
+    # Recorded only when set, so that teachers trained before balancing existed still resume.
+    settings = {"teacher": arch, "learning_rate": learning_rate} | ({"balance": balance} if balance else {})
+    return fit_splits(model, parts, targets, run_dir, epochs=epochs, batch_size=batch_size, augment=augment,
+                      seed=seed, best_path=run_dir / TEACHER_FILE, patience=patience, resume=resume,
+                      overwrite=overwrite, settings=settings, verbose=verbose, train_weights=weights)
 
 
 def load_model(path):

@@ -11,7 +11,7 @@ import pytest
 
 import tflite.deploy
 from kd_keras import distill, train_teacher
-from kd_keras.data import DEFAULT_RESIZE, generate_fab_maps, load_unlabelled_maps, save_unlabelled
+from kd_keras.data import DEFAULT_RESIZE, generate_fab_maps, load_unlabelled_maps, save_unlabelled, save_wm811k
 from kd_keras.distillation import distill_student, teacher_logits_cached
 from kd_keras.errors import RunDirectoryError
 from kd_keras.data.cache import read_arrays
@@ -235,6 +235,27 @@ def test_train_teacher_writes_a_run(arch, parameters, title, tmp_path, capsys):
     assert (tmp_path / "report.md").read_text().startswith(f"# {title} teacher")
     assert (tmp_path / "curves.png").is_file()
     assert json.loads((tmp_path / "config.json").read_text())["arguments"]["arch"] == arch
+
+
+def test_a_balanced_teacher_records_its_power_and_weighs_its_loss(tmp_path, capsys):
+    # Synthetic maps come in even classes (every weight would be 1): a fab file where none and
+    # Center are three times as common as each other class.
+    fab = generate_fab_maps(180, seed=0)
+    keep = [i for i, label in enumerate(fab.classes) if label in (0, 8) or i % 3 == 0]
+    save_wm811k(tmp_path / "fab.npz", [fab.maps()[i] for i in keep], fab.classes[keep])
+    for name, extra in (("plain", []), ("balanced", ["--balance", "1"])):
+        assert train_teacher.main(["--data", str(tmp_path / "fab.npz"), "--epochs", "1", "--arch", "vgg7", "--out",
+                                   str(tmp_path / name), *extra]) == 0
+    plain, balanced = ({"config": json.loads((tmp_path / name / "config.json").read_text())["arguments"],
+                        "state": json.loads((tmp_path / name / "training.json").read_text())}
+                       for name in ("plain", "balanced"))
+    assert "balance" not in plain["config"] and "balance" not in plain["state"]["settings"]  # as before it existed
+    assert balanced["config"]["balance"] == balanced["state"]["settings"]["balance"] == 1.0
+    # Same seed, same maps in the same order: only the weights differ, and so does the loss.
+    assert balanced["state"]["history"][0]["loss"] != pytest.approx(plain["state"]["history"][0]["loss"], rel=1e-3)
+    assert train_teacher.main(["--data", str(tmp_path / "fab.npz"), "--out", str(tmp_path / "balanced"),
+                               "--resume"]) == 1
+    assert "balance 1.0 -> (not set)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args, message", [

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from kd_keras.data import generate_wafer_maps
-from kd_keras.data.pipeline import make_dataset
+from kd_keras.data.pipeline import make_dataset, pattern_weights
 
 TIER = "unit"  # tests marked with no tier of their own (conftest.py)
 
@@ -63,10 +63,36 @@ def test_augmentation_is_reproducible_and_new_each_epoch(data):
     assert not np.array_equal(first, maps_of(a))
 
 
-@pytest.mark.parametrize("maps, targets, message", [
-    (np.zeros((4, 52, 50)), None, r"maps must have shape \(N, 52, 52\)"),
-    (np.zeros((4, 52, 52)), np.zeros((3, 8)), "targets have 3 rows but maps has 4"),
+def test_pattern_weights_even_out_the_label_patterns():
+    # WM-811K-like: 6 maps of none (all zero), 3 of one defect, 1 of another.
+    targets = np.array([[0, 0]] * 6 + [[1, 0]] * 3 + [[0, 1]])
+    assert np.array_equal(pattern_weights(targets, 0.0), np.ones(10))
+    whole = pattern_weights(targets, 1.0)
+    assert whole.mean() == pytest.approx(1) and whole.dtype == np.float32
+    assert [whole[:6].sum(), whole[6:9].sum(), whole[9]] == pytest.approx([10 / 3] * 3)  # each pattern alike
+    root = pattern_weights(targets, 0.5)
+    assert root[9] / root[0] == pytest.approx(np.sqrt(6)) and root[6] / root[0] == pytest.approx(np.sqrt(2))
+    with pytest.raises(ValueError, match="the balancing power must be between 0 and 1, got 1.5"):
+        pattern_weights(targets, 1.5)
+
+
+def test_weights_travel_with_their_maps_through_shuffling_and_augmentation(data):
+    # Each map's weight is its index: after shuffling and a rotation/flip, the weight still names it.
+    x, y, w = next(iter(make_dataset(data.maps, data.labels, batch_size=76, shuffle=True, augment=True, seed=2,
+                                     weights=np.arange(76, dtype=np.float32))))
+    order = w.numpy().astype(int)
+    assert sorted(order) == list(range(76)) and not np.array_equal(order, np.arange(76))
+    assert np.array_equal(y.numpy(), data.labels[order])
+    assert all(any(np.array_equal(s, x.numpy()[i, ..., 0]) for s in symmetries(data.maps[j]))
+               for i, j in enumerate(order))
+
+
+@pytest.mark.parametrize("maps, targets, weights, message", [
+    (np.zeros((4, 52, 50)), None, None, r"maps must have shape \(N, 52, 52\)"),
+    (np.zeros((4, 52, 52)), np.zeros((3, 8)), None, "targets have 3 rows but maps has 4"),
+    (np.zeros((4, 52, 52)), np.zeros((4, 8)), np.ones(5), "weights have 5 rows but maps has 4"),
+    (np.zeros((4, 52, 52)), None, np.ones(4), "weights need targets"),
 ])
-def test_bad_inputs_are_rejected(maps, targets, message):
+def test_bad_inputs_are_rejected(maps, targets, weights, message):
     with pytest.raises(ValueError, match=message):
-        make_dataset(maps, targets)
+        make_dataset(maps, targets, weights=weights)

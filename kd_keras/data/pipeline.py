@@ -14,6 +14,11 @@ Example:
 >>> x, y = next(iter(make_dataset(maps, labels, batch_size=4, shuffle=True, augment=True)))
 >>> tuple(x.shape), x.dtype.name, tuple(y.shape)
 ((4, 52, 52, 1), 'float32', (4, 8))
+
+Rare label patterns can weigh more in the loss (`pattern_weights`, batches of (map, target, weight)):
+
+>>> pattern_weights(np.array([[1, 0], [1, 0], [1, 0], [0, 0]]), 1.0).astype(float).round(3).tolist()
+[0.667, 0.667, 0.667, 2.0]
 """
 
 import numpy as np
@@ -46,7 +51,33 @@ def _to_model_input(wafer_map, *targets):
     return (image, *targets) if targets else image
 
 
-def make_dataset(maps, targets=None, *, batch_size=128, shuffle=False, augment=False, seed=0):
+def balancing_power(value):
+    """`pattern_weights`' power, checked: a number from 0 to 1."""
+    power = float(value)
+    if not 0 <= power <= 1:
+        raise ValueError(f"the balancing power must be between 0 and 1, got {value}")
+    return power
+
+
+def pattern_weights(targets, power):
+    """A loss weight per map that evens out how often each label pattern is seen.
+
+    A map weighs its pattern's share of the maps to the power -`power`, scaled so that the
+    weights average 1 (the loss keeps its scale): 0 weighs every map alike; 1 gives every
+    pattern the same total weight, however rare; 0.5 (the square root) lies between. A
+    pattern is a row of `targets` (a defect combination; WM-811K's classes, none included).
+    """
+    power = balancing_power(power)
+    targets = np.asarray(targets)
+    if len(targets) == 0:
+        raise ValueError("no maps to weigh")
+    _, pattern, counts = np.unique(targets.reshape(len(targets), -1), axis=0, return_inverse=True,
+                                   return_counts=True)
+    weights = counts[pattern.reshape(-1)].astype(np.float64) ** -power
+    return (weights / weights.mean()).astype(np.float32)
+
+
+def make_dataset(maps, targets=None, *, batch_size=128, shuffle=False, augment=False, seed=0, weights=None):
     """A `tf.data.Dataset` of (map, target) batches, or of map batches when `targets` is None.
 
     Args:
@@ -57,17 +88,24 @@ def make_dataset(maps, targets=None, *, batch_size=128, shuffle=False, augment=F
         shuffle: reshuffle the maps every epoch (seeded).
         augment: apply a random rotation/flip to every map (seeded, new each epoch).
         seed: makes shuffling and augmentation reproducible.
+        weights: a loss weight per map (e.g. `pattern_weights`): batches become (map, target,
+            weight), which Keras' `fit` reads as sample weights.
     """
     maps = np.asarray(maps)
     if maps.ndim != 3 or maps.shape[1:] != (MAP_SIZE, MAP_SIZE):
         raise ValueError(f"maps must have shape (N, {MAP_SIZE}, {MAP_SIZE}), got {maps.shape}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be positive, got {batch_size}")
-    for target in [] if targets is None else tf.nest.flatten(targets):
-        if len(target) != len(maps):
-            raise ValueError(f"targets have {len(target)} rows but maps has {len(maps)}")
+    if weights is not None and targets is None:
+        raise ValueError("weights need targets: they weigh each map's loss")
+    for name, rows in (("targets", [] if targets is None else tf.nest.flatten(targets)),
+                       ("weights", [] if weights is None else [weights])):
+        for row in rows:
+            if len(row) != len(maps):
+                raise ValueError(f"{name} have {len(row)} rows but maps has {len(maps)}")
 
-    dataset = tf.data.Dataset.from_tensor_slices(maps if targets is None else (maps, targets))
+    elements = maps if targets is None else (maps, targets) if weights is None else (maps, targets, weights)
+    dataset = tf.data.Dataset.from_tensor_slices(elements)
     if shuffle:
         dataset = dataset.shuffle(len(maps), seed=seed, reshuffle_each_iteration=True)
     if augment:
