@@ -14,6 +14,7 @@ library: `python -m benchmarks.<name>` from the repository root (`--help` for ea
 - `weight_compression`: TFLite Micro's look-up-table weight compression on a shipped model.
 - `label_audit`: which labels of the dev set are probably wrong, and the shipped models on the rest.
 - `wm811k_per_budget`: models for real fab maps, one per budget (WM-811K alone, or with MixedWM38).
+- `wm811k_teacher_balance`: whether a WM-811K teacher reads rare classes better when they weigh more.
 - `unlabelled_maps`: what maps without labels add to a student distilled from a teacher of few labels.
 """
 

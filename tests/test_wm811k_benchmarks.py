@@ -1,14 +1,14 @@
 """`python -m benchmarks.wm811k_per_budget --quick`, `benchmarks.wm811k_cross_domain` and
 `benchmarks.unlabelled_maps` on a small WM-811K-layout file: models for both budgets trained,
 converted with their resize and judged on both sources; students of a teacher taught on a share
-of the maps."""
+of the maps; `benchmarks.wm811k_teacher_balance`'s teachers read class by class."""
 
 import json
 
 import numpy as np
 import pytest
 
-from benchmarks import unlabelled_maps, wm811k_cross_domain, wm811k_per_budget
+from benchmarks import unlabelled_maps, wm811k_cross_domain, wm811k_per_budget, wm811k_teacher_balance
 from kd_keras.data import CLASS_NAMES, load_splits, save_wm811k
 
 TIER = "e2e"  # tests marked with no tier of their own (conftest.py)
@@ -83,3 +83,32 @@ def test_students_learn_from_a_teacher_of_the_labelled_share_on_those_maps_or_ev
     assert json.loads(out.with_suffix(".json").read_text())["models"] == rows
     with pytest.raises(SystemExit):
         unlabelled_maps.main([*argv, "--labelled", "1"])
+
+
+def test_teachers_with_rare_classes_weighed_more_are_read_class_by_class(fab, tmp_path, capsys):
+    out, runs = tmp_path / "results" / "balance", tmp_path / "runs"
+    arguments = ["--quick", "--fab-data", str(fab), "--runs", str(runs), "--out", str(out), "--balance", "0", "1"]
+    assert wm811k_teacher_balance.main(arguments) == 0
+    results = json.loads(out.with_suffix(".json").read_text())
+    assert results["command"] == "python -m benchmarks.wm811k_teacher_balance --quick --balance 0 1"
+    assert list(results["teachers"]) == ["balance 0, seed 0", "balance 1, seed 0"]
+    for row in results["teachers"].values():
+        config = json.loads((runs / f"vgg7-balance{row['balance']:g}-seed0" / "config.json").read_text())
+        assert config["arguments"].get("balance", 0.0) == row["balance"] and config["arguments"]["resize"] == "max"
+        assert set(row["figures"]) == {"val_views1", "val_views8", "test_views1", "test_views8"}
+        test = row["figures"]["test_views8"]
+        assert test["natural"]["maps"] == 18 and 0 <= test["balanced"]["macro_f1"] <= 1
+        assert sum(c["support"] for c in test["natural"]["per_class"].values()) == 18
+    assert out.with_suffix(".md").read_text() == wm811k_teacher_balance.markdown(results)
+    assert "| 1 | 0 | 1 |" in out.with_suffix(".md").read_text()
+
+    capsys.readouterr()  # run again: both teachers are reused, not trained
+    assert wm811k_teacher_balance.main(arguments) == 0
+    assert "Epoch" not in capsys.readouterr().out
+
+
+def test_a_balancing_power_outside_0_to_1_is_refused_before_any_work(fab, tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        wm811k_teacher_balance.main(["--fab-data", str(fab), "--runs", str(tmp_path / "runs"), "--balance", "2"])
+    assert "--balance: the balancing power must be between 0 and 1, got 2.0" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()

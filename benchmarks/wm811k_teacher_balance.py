@@ -1,0 +1,129 @@
+"""Does weighing WM-811K's rare classes more in the loss make a better teacher for real fab maps?
+
+    python -m benchmarks.wm811k_teacher_balance                      # balance 0 and 0.5, seed 0
+    python -m benchmarks.wm811k_teacher_balance --balance 0 0.5 1 --seeds 0 1
+    python -m benchmarks.wm811k_teacher_balance --quick --fab-data fab.npz --runs /tmp/r --out /tmp/res/balance
+
+The teacher of `benchmarks.wm811k_per_budget` (`kd_keras.recipes.OUR_TEACHER`: vgg7, 20 epochs,
+rotations/flips; the seeded 80/10/10 split of `--fab-data`, maps brought to 52x52 by max),
+trained once for each `--balance` power and initial seed (`python -m kd_keras.train_teacher
+--balance P`: a map's loss weighs its class's share of the training maps to the power -P; 0 is
+the shipped teacher's recipe). Each is read at logit 0 on the validation and test maps, from one
+view and as the mean of its 8 rotations/flips (what its students learn from): accuracy, macro F1
+and recall per class, on the natural class distribution and class-balanced (issue 18's figure,
+where answering `none` everywhere scores no better than any other single answer).
+
+Each teacher's run directory (`--runs`, default runs/wm811k-balance/) is resumed when
+unfinished and reused when finished. Writes `benchmarks/results/wm811k_teacher_balance.{json,md}`.
+`--quick`: one epoch per teacher; its figures mean nothing.
+"""
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import DEFAULT_FAB_DATA, REPO, repo_relative, write_results
+from kd_keras.data import CLASS_NAMES, VIEWS, load_splits
+from kd_keras.data.pipeline import balancing_power
+from kd_keras.evaluation import fab_class_figures
+from kd_keras.jobs import TeacherJob, run_teacher_job
+from kd_keras.recipes import OUR_TEACHER
+from kd_keras.rundir import versions
+from kd_keras.tasks import CLASSIFY
+from kd_keras.training import TEACHER_FILE, load_model, read_training_state
+
+SPLIT_SEED = 0  # the split of benchmarks.wm811k_per_budget
+RESIZE = "max"  # its resize, chosen there on validation
+SPLITS = ("val", "test")
+
+
+def teacher_readings(model_path, parts):
+    """{"<split>_views<V>": fab_class_figures} for one view and the mean of all 8, on val and test."""
+    model = load_model(model_path)
+    return {f"{split}_views{views}": fab_class_figures(
+        CLASSIFY.predicted_patterns(CLASSIFY.predict(model, parts[split].maps, views)), parts[split].labels)
+        for split in SPLITS for views in (1, VIEWS[-1])}
+
+
+def markdown(results):
+    views = VIEWS[-1]
+    lines = [f"# WM-811K teacher with rare classes weighed more ({OUR_TEACHER.arch}, {results['epochs']} epochs)", "",
+             f"Data: {results['data']}, seeded 80/10/10 split (seed {SPLIT_SEED}), maps brought to 52x52 by "
+             f"{RESIZE}. Float Keras, logit 0. Balance P: each training map's loss weighs its class's share to "
+             f"the power -P (0: the shipped teacher's recipe). Reproduce: `{results['command']}`.", "",
+             f"| balance | seed | best epoch | val macro F1, balanced: 1 view | {views} views | test accuracy "
+             f"({views} views) | test macro F1 | test macro F1, balanced: 1 view | {views} views |",
+             "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in results["teachers"].values():
+        figures = row["figures"]
+        test = figures[f"test_views{views}"]
+        lines.append(f"| {row['balance']:g} | {row['seed']} | {row['best_epoch']} | "
+                     f"{figures['val_views1']['balanced']['macro_f1']:.3f} | "
+                     f"{figures[f'val_views{views}']['balanced']['macro_f1']:.3f} | "
+                     f"{100 * test['natural']['accuracy']:.2f}% | {test['natural']['macro_f1']:.3f} | "
+                     f"{figures['test_views1']['balanced']['macro_f1']:.3f} | {test['balanced']['macro_f1']:.3f} |")
+    lines += ["", f"Recall per class on the test maps ({views} views):", "",
+              "| balance | seed | " + " | ".join(CLASS_NAMES) + " |",
+              "| ---: | ---: | " + " | ".join("---:" for _ in CLASS_NAMES) + " |"]
+    for row in results["teachers"].values():
+        per_class = row["figures"][f"test_views{views}"]["natural"]["per_class"]
+        lines.append(f"| {row['balance']:g} | {row['seed']} | "
+                     + " | ".join(f"{100 * per_class[name]['recall']:.1f}%" for name in CLASS_NAMES) + " |")
+    lines += ["", "Wall time: " + ", ".join(f"{name} {seconds} s" for name, seconds in results["wall_seconds"].items())
+              + " (a teacher found finished counts the seconds to read it)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fab-data", type=Path, default=DEFAULT_FAB_DATA, help="WM-811K-layout npz")
+    parser.add_argument("--balance", type=float, nargs="+", default=[0.0, 0.5], metavar="P",
+                        help="balancing powers, one teacher each (default 0 0.5)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="initial seeds, one teacher each (default 0)")
+    parser.add_argument("--runs", type=Path, default=REPO / "runs" / "wm811k-balance",
+                        help="where the teachers' run directories go")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "wm811k_teacher_balance",
+                        help="results path without suffix (.json and .md are written)")
+    parser.add_argument("--quick", action="store_true", help="one epoch per teacher: a check that it runs")
+    args = parser.parse_args(argv)
+    if not args.fab_data.is_file():
+        parser.error(f"no WM-811K-layout file at {args.fab_data}")
+    try:
+        powers = [balancing_power(value) for value in args.balance]
+    except ValueError as error:
+        parser.error(f"--balance: {error}")
+    epochs = 1 if args.quick else OUR_TEACHER.epochs
+    # Paths as the command line would give them, relative to here: the runs record them.
+    fab_data, runs = Path(os.path.relpath(args.fab_data)), Path(os.path.relpath(args.runs))
+    parts = load_splits(fab_data, seed=SPLIT_SEED, resize=RESIZE)
+
+    teachers, wall_seconds = {}, {}
+    for power in powers:
+        for seed in args.seeds:
+            label = f"balance {power:g}, seed {seed}"
+            start = time.time()
+            job = TeacherJob(arch=OUR_TEACHER.arch, lr=OUR_TEACHER.learning_rate, epochs=epochs, balance=power,
+                             data=fab_data, resize=RESIZE, seed=seed, resume=True,
+                             out=runs / f"{OUR_TEACHER.arch}-balance{power:g}-seed{seed}")
+            run_teacher_job(job, verbose=2)
+            state = read_training_state(job.out)
+            teachers[label] = {"balance": power, "seed": seed, "run": repo_relative(job.out),
+                               "best_epoch": state["best_epoch"], "val_exact_match": state["best"],
+                               "figures": teacher_readings(job.out / TEACHER_FILE, parts)}
+            wall_seconds[label] = round(time.time() - start)
+
+    command = "python -m benchmarks.wm811k_teacher_balance" + (" --quick" if args.quick else "") + (
+        "" if powers == [0.0, 0.5] else f" --balance {' '.join(f'{p:g}' for p in powers)}") + (
+        "" if args.seeds == [0] else f" --seeds {' '.join(map(str, args.seeds))}")
+    results = {"data": repo_relative(args.fab_data), "split_seed": SPLIT_SEED, "resize": RESIZE, "epochs": epochs,
+               "teacher_recipe": OUR_TEACHER._asdict(), "command": command, "teachers": teachers,
+               "wall_seconds": wall_seconds, "versions": versions()}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_results(args.out, results, markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
