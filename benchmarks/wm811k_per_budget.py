@@ -4,11 +4,13 @@ as `models/wm811k-21kb` and `models/wm811k-248kb`.
     python -m benchmarks.wm811k_per_budget           # resumable: run it again to continue
     python -m benchmarks.wm811k_per_budget --with-mixedwm38 --budgets 248KB   # one model for both sources
     python -m benchmarks.wm811k_per_budget --quick --fab-data fab.npz --runs /tmp/r --models /tmp/m
+    python -m benchmarks.wm811k_per_budget --teacher-balance 0.5 --runs runs/wm811k-balance0.5 --models /tmp/m
 
 On the seeded 80/10/10 split of `../shared/data/wm811k_dev.npz` (stratified by class; maps
 brought to 52x52 by `--resize`, default max):
 1. teacher: our MixedWM38 teacher recipe (`kd_keras.recipes.OUR_TEACHER`: vgg7, 20 epochs,
-   rotations/flips);
+   rotations/flips; `--teacher-balance P` weighs rare classes more, see
+   `benchmarks.wm811k_teacher_balance`);
 2. students, with the recipe `benchmarks.best_per_budget` chose on MixedWM38 (label-free,
    Hinton T=4, from the teacher's logits averaged over 8 rotations/flips, rotations/flips):
    `separable8k` for 21 KB (40 epochs) and `vgg225k` for 248 KB (10 epochs);
@@ -34,7 +36,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from benchmarks import DEFAULT_DATA, DEFAULT_FAB_DATA, REPO, repo_relative, write_results
+from kd_keras.cli import argument_type
 from kd_keras.data import RESIZE_METHODS, data_paths, load_splits
+from kd_keras.data.pipeline import balancing_power
 from kd_keras.evaluation import fab_class_figures
 from kd_keras.fileio import read_json
 from kd_keras.jobs import DistillJob, TeacherJob, run_distill_job, run_teacher_job
@@ -102,6 +106,9 @@ def main(argv=None):
                         default=[final.budget for final in STUDENTS],
                         help="the students to train (default all); the results file keeps the others' rows")
     parser.add_argument("--resize", choices=RESIZE_METHODS, default="max")
+    parser.add_argument("--teacher-balance", type=argument_type(balancing_power), default=0.0, metavar="P",
+                        help="weigh rare classes more in the teacher's loss (python -m kd_keras.train_teacher "
+                             "--balance; default 0, every map alike); with --runs of its own")
     parser.add_argument("--runs", type=Path, default=None, help="default runs/wm811k, or runs/both")
     parser.add_argument("--models", type=Path, default=REPO / "models", help="where the models go")
     parser.add_argument("--out", type=Path, default=None,
@@ -119,7 +126,7 @@ def main(argv=None):
     data = (Path(os.path.relpath(args.data)), fab_data) if both else fab_data
     common = {"data": data, "resize": args.resize, "seed": SEED, "resume": True}
     seconds, start = {}, time.time()
-    teacher = TeacherJob(arch=OUR_TEACHER.arch, lr=OUR_TEACHER.learning_rate,
+    teacher = TeacherJob(arch=OUR_TEACHER.arch, lr=OUR_TEACHER.learning_rate, balance=args.teacher_balance,
                          epochs=1 if args.quick else OUR_TEACHER.epochs, out=runs / "teacher-vgg7", **common)
     teacher_row = run_teacher_job(teacher, verbose=2)
     seconds["teacher"] = round(time.time() - start)
@@ -159,8 +166,9 @@ def main(argv=None):
             thresholds, val_calibrated = calibration["thresholds"], calibration["val_after"]
             test = calibration["files"][0]["test_fab_classes"]
         card, state = ModelCard.read(out_dir / CARD_FILE), read_training_state(run_dir / final.student)
-        write_model_readme(out_dir, model_readme(final, row, state, args.resize, both),
-                           "python -m benchmarks.wm811k_per_budget" + (" --with-mixedwm38" if both else ""))
+        write_model_readme(out_dir, model_readme(final, row, state, args.resize, both, args.teacher_balance),
+                           "python -m benchmarks.wm811k_per_budget" + (" --with-mixedwm38" if both else "")
+                           + (f" --teacher-balance {args.teacher_balance:g}" if args.teacher_balance else ""))
         results["models"][label] = {
             "student": final.student, "parameters": row["parameters"], "epochs": job.epochs,
             "epochs_trained": state["epoch"], "best_epoch": state["best_epoch"],
@@ -189,7 +197,7 @@ def teacher_by_source(teacher_path, fab_test, mixed_test, views=RECIPE["teacher_
     return figures
 
 
-def model_readme(final, row, state, resize, both):
+def model_readme(final, row, state, resize, both, teacher_balance=0.0):
     """What the shipped model's README says it is; `state`: its training's (`read_training_state`)."""
     epochs = state["settings"]["epochs"]
     schedule = (f"{epochs} epochs" if state["epoch"] == epochs else
@@ -204,7 +212,8 @@ def model_readme(final, row, state, resize, both):
                 "(`python -m tflite.calibrate`)")
     return (f"Our int8 student for real fab maps at the {BUDGETS[final.budget].title} budget: {final.student} "
             f"({row['parameters']:,} parameters), distilled without labels from a {OUR_TEACHER.arch} teacher "
-            f"(Hinton T=4; teacher logits averaged over 8 views; rotations/flips), {schedule}, on {trained_on}, "
+            + (f"trained with rare classes weighed more (balance {teacher_balance:g}) " if teacher_balance else "")
+            + f"(Hinton T=4; teacher logits averaged over 8 views; rotations/flips), {schedule}, on {trained_on}, "
             f"maps brought to 52x52 by `{resize}`, {decision}. WM-811K's test maps have one class each (8 types "
             "or none): on them, exact match is the share of maps whose class it reads right.")
 

@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 from benchmarks import DEFAULT_FAB_DATA, REPO, repo_relative, write_results
+from kd_keras.cli import argument_type
 from kd_keras.data import CLASS_NAMES, VIEWS, load_splits
 from kd_keras.data.pipeline import balancing_power
 from kd_keras.evaluation import fab_class_figures
@@ -79,7 +80,7 @@ def markdown(results):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--fab-data", type=Path, default=DEFAULT_FAB_DATA, help="WM-811K-layout npz")
-    parser.add_argument("--balance", type=float, nargs="+", default=[0.0, 0.5], metavar="P",
+    parser.add_argument("--balance", type=argument_type(balancing_power), nargs="+", default=[0.0, 0.5], metavar="P",
                         help="balancing powers, one teacher each (default 0 0.5)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="initial seeds, one teacher each (default 0)")
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "wm811k-balance",
@@ -90,10 +91,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not args.fab_data.is_file():
         parser.error(f"no WM-811K-layout file at {args.fab_data}")
-    try:
-        powers = [balancing_power(value) for value in args.balance]
-    except ValueError as error:
-        parser.error(f"--balance: {error}")
+    powers = args.balance
     epochs = 1 if args.quick else OUR_TEACHER.epochs
     # Paths as the command line would give them, relative to here: the runs record them.
     fab_data, runs = Path(os.path.relpath(args.fab_data)), Path(os.path.relpath(args.runs))

@@ -110,5 +110,15 @@ def test_teachers_with_rare_classes_weighed_more_are_read_class_by_class(fab, tm
 def test_a_balancing_power_outside_0_to_1_is_refused_before_any_work(fab, tmp_path, capsys):
     with pytest.raises(SystemExit):
         wm811k_teacher_balance.main(["--fab-data", str(fab), "--runs", str(tmp_path / "runs"), "--balance", "2"])
-    assert "--balance: the balancing power must be between 0 and 1, got 2.0" in capsys.readouterr().err
+    assert "argument --balance: the balancing power must be between 0 and 1, got 2" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.unit
+def test_a_fab_model_readme_says_when_its_teacher_weighed_rare_classes_more():
+    final, row = wm811k_per_budget.STUDENTS[0], {"parameters": 8_784}
+    state = {"settings": {"epochs": 40}, "epoch": 40, "best_epoch": 31, "wait": 9}
+    plain = wm811k_per_budget.model_readme(final, row, state, "max", both=False)
+    balanced = wm811k_per_budget.model_readme(final, row, state, "max", both=False, teacher_balance=0.5)
+    assert "weighed" not in plain and "from a vgg7 teacher (Hinton T=4;" in plain
+    assert "from a vgg7 teacher trained with rare classes weighed more (balance 0.5) (Hinton T=4;" in balanced
