@@ -4,7 +4,7 @@ as `models/wm811k-21kb` and `models/wm811k-248kb`.
     python -m benchmarks.wm811k_per_budget           # resumable: run it again to continue
     python -m benchmarks.wm811k_per_budget --with-mixedwm38 --budgets 248KB   # one model for both sources
     python -m benchmarks.wm811k_per_budget --quick --fab-data fab.npz --runs /tmp/r --models /tmp/m
-    python -m benchmarks.wm811k_per_budget --teacher-balance 0.5 --runs runs/wm811k-balance0.5 --models /tmp/m
+    python -m benchmarks.wm811k_per_budget --teacher-balance 0.5 --models /tmp/m   # runs in runs/wm811k-balance0.5
 
 On the seeded 80/10/10 split of `../shared/data/wm811k_dev.npz` (stratified by class; maps
 brought to 52x52 by `--resize`, default max):
@@ -23,7 +23,8 @@ fab's together, each file split as it is alone (so each source's test maps are t
 models), and ship as `models/both-21kb` and `models/both-248kb`, read at logit 0: thresholds
 chosen for one source's figure would move the other's. Views are chosen on the fab's validation
 maps, and each model is measured on both sources' test splits.
-Each stage is a run directory under `--runs` (default runs/wm811k/, or runs/both/): rerunning
+Each stage is a run directory under `--runs` (default runs/wm811k/, or runs/both/; with
+`--teacher-balance P`, runs/wm811k-balance<P>/ or runs/both-balance<P>/): rerunning
 resumes an unfinished one and reuses a finished one. `python -m benchmarks.wm811k_cross_domain` then reads
 every shipped model on both sources. Writes `benchmarks/results/wm811k_per_budget.{json,md}`.
 """
@@ -108,7 +109,8 @@ def main(argv=None):
     parser.add_argument("--resize", choices=RESIZE_METHODS, default="max")
     parser.add_argument("--teacher-balance", type=argument_type(balancing_power), default=0.0, metavar="P",
                         help="weigh rare classes more in the teacher's loss (python -m kd_keras.train_teacher "
-                             "--balance; default 0, every map alike); with --runs of its own")
+                             "--balance; default 0, every map alike); its runs default to runs/wm811k-balance<P>, "
+                             "or runs/both-balance<P>")
     parser.add_argument("--runs", type=Path, default=None, help="default runs/wm811k, or runs/both")
     parser.add_argument("--models", type=Path, default=REPO / "models", help="where the models go")
     parser.add_argument("--out", type=Path, default=None,
@@ -119,7 +121,9 @@ def main(argv=None):
     for path, layout in ((args.fab_data, "WM-811K"), *([(args.data, "MixedWM38")] if both else [])):
         if not path.is_file():
             parser.error(f"no {layout}-layout file at {path}")
-    runs = args.runs or REPO / "runs" / ("both" if both else "wm811k")
+    # A weighted teacher gets run directories of its own: the unweighted one's would refuse it.
+    runs = args.runs or REPO / "runs" / (("both" if both else "wm811k")
+                                         + (f"-balance{args.teacher_balance:g}" if args.teacher_balance else ""))
     out = args.out or REPO / "benchmarks" / "results" / ("wm811k_per_budget_both" if both else "wm811k_per_budget")
     # Paths as the command line would give them, relative to here: the runs record them.
     fab_data, runs = Path(os.path.relpath(args.fab_data)), Path(os.path.relpath(runs))
