@@ -44,10 +44,20 @@ def require_several_seeds(parser, seeds):
         parser.error(f"--seeds needs at least two seeds, all different; got {seeds}")
 
 
+RESULTS_SUFFIXES = (".json", ".md", ".png")
+
+
+def results_file(out, suffix):
+    """`<out><suffix>`, where `out` names a benchmark's results with one of their suffixes or none:
+    a name may hold a dot (`wm811k_per_budget_balance0.5`) that `Path.with_suffix` would replace."""
+    out = Path(out)
+    return Path(f"{out.with_suffix('') if out.suffix in RESULTS_SUFFIXES else out}{suffix}")
+
+
 def write_results(out, results, text):
     """Write a benchmark's `results` to `<out>.json` and its Markdown `text` to `<out>.md` (each
     whole or not at all: a temporary file, then a rename), print the text and say where they are."""
-    write_json(Path(out).with_suffix(".json"), results)
-    write_text(Path(out).with_suffix(".md"), text)
+    write_json(results_file(out, ".json"), results)
+    write_text(results_file(out, ".md"), text)
     print(text)
-    print(f"wrote {repo_relative(Path(out).with_suffix('.json'))} and .md")
+    print(f"wrote {repo_relative(results_file(out, '.json'))} and .md")

@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from benchmarks import DEFAULT_DATA, REPO, repo_relative
+from benchmarks import DEFAULT_DATA, REPO, repo_relative, results_file
 from kd_keras.data import load_splits
 from kd_keras.distillation import distill_student, teacher_logits_cached
 from kd_keras.evaluation import evaluate
@@ -333,7 +333,7 @@ def main(argv=None):
     results["final"] = {label: row for label, (_, row) in final.items()}
     results["wall_seconds"] = stages.seconds
     results["versions"] = versions()
-    write_json(args.out.with_suffix(".json"), results)
+    write_json(results_file(args.out, ".json"), results)
     print(write_table_and_plot(results, args.out))
     print(f"wrote {args.out}.json, .md and .png")
     return 0
@@ -342,12 +342,13 @@ def main(argv=None):
 def write_table_and_plot(results, out):
     """Write `out`.md and `out`.png from the results; returns the Markdown."""
     table = markdown(results)
-    write_text(out.with_suffix(".md"), table)
+    write_text(results_file(out, ".md"), table)
     points = [{"label": label, "bytes": row["flash_bytes"], "accuracy": row["int8_test_exact_match_tflite_micro"],
                "group": "ours: int8 in TFLite Micro"} for label, row in results["final"].items()]
     points += [{"label": label, "bytes": size, "accuracy": accuracy, "group": "papers: float32 file"}
                for label, size, accuracy in PAPER_STUDENTS]
-    plot_accuracy_vs_flash(points, out.with_suffix(".png"), budgets={b.title: b.flash_bytes for b in BUDGETS.values()},
+    plot_accuracy_vs_flash(points, results_file(out, ".png"),
+                           budgets={b.title: b.flash_bytes for b in BUDGETS.values()},
                            title="Test-split exact match against model bytes (MixedWM38 dev set)")
     return table
 

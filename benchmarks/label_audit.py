@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import DEFAULT_DATA, REPO, repo_relative, write_results
+from benchmarks import DEFAULT_DATA, REPO, repo_relative, results_file, write_results
 from kd_keras.data import generate_wafer_maps, load_wafer_maps, stratified_split
 from kd_keras.label_audit import AuditSettings, audit_labels, audit_markdown, plot_suspects
 from tflite.export import load_converted
@@ -103,7 +103,7 @@ def main(argv=None):
                "shipped_models": figures,
                "wall_seconds": {"audit": audit_seconds, "shipped_models": round(time.time() - start)}}
     write_results(args.out, results, markdown(results))
-    plot_suspects(args.out.with_suffix(".png"), report, data)
+    plot_suspects(results_file(args.out, ".png"), report, data)
     return 0
 
 

@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import DEFAULT_DATA, REPO, repo_relative
+from benchmarks import DEFAULT_DATA, REPO, repo_relative, results_file
 from kd_keras.data import VIEWS
 from kd_keras.fileio import write_json, write_text
 from kd_keras.jobs import DistillJob, TeacherJob, run_distill_job, run_teacher_job
@@ -87,13 +87,14 @@ def markdown(rows):
 def write_table_and_plot(rows, out):
     """Write `out`.md and `out`.png from the results' rows; returns the Markdown."""
     table = markdown(rows)
-    write_text(out.with_suffix(".md"), table)
+    write_text(results_file(out, ".md"), table)
     points = [{"label": name, "bytes": row["flash_bytes"], "group": "ours: int8 in TFLite Micro",
                "accuracy": row["int8_exact_match_tflite_micro"]} for name, row in rows.items() if "flash_bytes" in row]
     points += [{"label": label, "bytes": size, "accuracy": accuracy, "group": "papers: float32 file"}
                for label, size, accuracy in PAPER_STUDENTS]
     teacher = next(name for name in rows if name.startswith("teacher"))
-    plot_accuracy_vs_flash(points, out.with_suffix(".png"), budgets={b.title: b.flash_bytes for b in BUDGETS.values()},
+    plot_accuracy_vs_flash(points, results_file(out, ".png"),
+                           budgets={b.title: b.flash_bytes for b in BUDGETS.values()},
                            title=f"Paper 1 reproduced, {teacher}: test-split exact match against model bytes")
     return table
 
@@ -180,7 +181,7 @@ def main(argv=None):
                 # Only the shipped models can be linked from the committed table; runs/ is not committed.
                 "model_dir": repo_relative(args.models / f"paper1-{name}") if shipped else None,
             })
-    write_json(args.out.with_suffix(".json"), {
+    write_json(results_file(args.out, ".json"), {
         "data": "380 synthetic maps" if args.quick else args.data.name, "command": command,
         "teacher_job": plain(trained_teacher.arguments()) if trained_teacher else None,
         "teacher_views": args.teacher_views, "student_job": plain(students.arguments()), "teacher_run": str(teacher),

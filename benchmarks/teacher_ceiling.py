@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import DEFAULT_DATA, REPO, repo_relative, require_several_seeds, write_results
+from benchmarks import DEFAULT_DATA, REPO, repo_relative, require_several_seeds, results_file, write_results
 from kd_keras.data import load_splits
 from kd_keras.data.labels import DEFECT_ABBREVIATIONS
 from kd_keras.evaluation import decode, maps_read_right, tune_thresholds, worst_mistakes
@@ -137,13 +137,13 @@ def main(argv=None):
     if shown:
         shown = shown[:GALLERY_MAPS]
         plot_mistakes(parts["val"].maps[shown], labels["val"][shown], decode(ensemble["val"])[shown],
-                      args.out.with_suffix(".png"),
+                      results_file(args.out, ".png"),
                       title=f"validation maps every teacher gets wrong ({len(shown)} of "
                             f"{figures['maps_wrong_by_every_teacher']['val']}, most confident first; "
                             "'read' is the ensemble's)")
-        print(f"drew {repo_relative(args.out.with_suffix('.png'))}")
+        print(f"drew {repo_relative(results_file(args.out, '.png'))}")
     else:  # a gallery from an earlier run would show maps this run gets right
-        args.out.with_suffix(".png").unlink(missing_ok=True)
+        results_file(args.out, ".png").unlink(missing_ok=True)
     return 0
 
 

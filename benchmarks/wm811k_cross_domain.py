@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import DEFAULT_DATA, DEFAULT_FAB_DATA, REPO, repo_relative, write_results
+from benchmarks import DEFAULT_DATA, DEFAULT_FAB_DATA, REPO, repo_relative, results_file, write_results
 from kd_keras.data import RESIZE_METHODS, load_splits
 from kd_keras.data.wm811k import CLASS_NAMES
 from kd_keras.fileio import read_json
@@ -101,8 +101,8 @@ def main(argv=None):
     results = {"fab_data": repo_relative(args.fab_data), "mixedwm38_data": repo_relative(args.data), "seed": SEED,
                "fab_test_maps": len(fab_splits[args.resize[0]]["test"]), "mixedwm38_test_maps": len(mixed_test),
                "models": {}}
-    if args.only and args.out.with_suffix(".json").is_file():  # rows measured before, by the command they name
-        results["models"] = read_json(args.out.with_suffix(".json"))["models"]
+    if args.only and results_file(args.out, ".json").is_file():  # rows measured before, by the command they name
+        results["models"] = read_json(results_file(args.out, ".json"))["models"]
         # Their footprint as the card says now: strip_unread changes a model's bytes, not its outputs.
         for row in results["models"].values():
             card_path = REPO / row["model_dir"] / CARD_FILE
