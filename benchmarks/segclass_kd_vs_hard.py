@@ -33,7 +33,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import DEFAULT_DATA, REPO, repo_relative, require_several_seeds, write_results
+from benchmarks import DEFAULT_DATA, REPO, repo_relative, require_several_seeds, results_file, write_results
 from benchmarks.segclass_mixedwm38 import STUDENT, STUDENT_JOB
 from kd_keras.data import VIEWS, load_splits
 from kd_keras.plots import plot_validation_curves
@@ -45,6 +45,8 @@ from kd_keras.training import read_training_state, train_teacher
 
 SPLIT_SEED = 0
 QUICK_MAPS = 380
+DEFAULT_RUNS = REPO / "runs" / "segclass-kd-vs-hard"
+DEFAULT_OUT = REPO / "benchmarks" / "results" / "segclass_kd_vs_hard"
 # Paper 2's pattern term; a classifier teacher has no mask or features to distil.
 KD = {"alpha_cls": 0.7, "alpha_seg": 0.0, "alpha_feat": 0.0, "temperature": 4.0}
 HARD = {"alpha_cls": 0.0, "alpha_seg": 0.0, "alpha_feat": 0.0}
@@ -177,9 +179,9 @@ def main(argv=None):
     parser.add_argument("--epochs", type=int, default=10, help="epochs of every student (default 10)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
                         help="initial seeds of the students (the split stays seed 0's; default 0 1 2)")
-    parser.add_argument("--runs", type=Path, default=REPO / "runs" / "segclass-kd-vs-hard",
+    parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS,
                         help="where the teacher's and students' run directories go")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "segclass_kd_vs_hard",
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help="results path without suffix (.json, .md, .png are written)")
     parser.add_argument("--temperature", type=float, default=KD["temperature"],
                         help=f"of the distilled student's pattern term (default {KD['temperature']:g}, Paper 2's)")
@@ -221,7 +223,10 @@ def main(argv=None):
         "" if args.epochs == 10 else f" --epochs {args.epochs}") + (
         "" if args.seeds == [0, 1, 2] else f" --seeds {' '.join(map(str, args.seeds))}") + (
         "" if args.temperature == KD["temperature"] else f" --temperature {args.temperature:g}") + (
-        "" if args.a_cls == KD["alpha_cls"] else f" --a-cls {args.a_cls:g}")
+        "" if args.a_cls == KD["alpha_cls"] else f" --a-cls {args.a_cls:g}") + "".join(
+        # The command continues this benchmark: elsewhere it would start over, or overwrite another's results.
+        f" {option} {repo_relative(path)}" for option, path, default in
+        (("--runs", args.runs, DEFAULT_RUNS), ("--out", args.out, DEFAULT_OUT)) if path.resolve() != default)
     plan = {f"{stage} seed {seed}": (stage, str(seed), args.runs / run_name(stage, kd, epochs, seed))
             for seed in args.seeds for stage in stages}
     results = {"data": f"{QUICK_MAPS} synthetic maps" if args.quick else
@@ -266,9 +271,9 @@ def write_report(out, results, runs, plan, epochs):
             curves[titles[stage]][f"seed {seed}, unfinished"] = run["val_exact_match_by_epoch"]
     curves = {title: group for title, group in curves.items() if group}
     if curves:
-        plot_validation_curves(curves, out.with_suffix(".png"),
+        plot_validation_curves(curves, results_file(out, ".png"),
                                title=f"{STUDENT}: validation exact match by epoch, distilled against hard loss")
-        print(f"drew {repo_relative(out.with_suffix('.png'))}")
+        print(f"drew {repo_relative(results_file(out, '.png'))}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from benchmarks import repo_relative
 from benchmarks.segclass_kd_vs_hard import (KD, against_spread, compare, main, markdown, run_name, stage_titles,
                                             unfinished_run)
 
@@ -19,7 +20,10 @@ def run_benchmark(tmp_path, *arguments):
 def test_quick_benchmark_compares_both_students_over_the_seeds(tmp_path, capsys):
     assert run_benchmark(tmp_path, "--seeds", "0", "1") == 0
     results = json.loads((tmp_path / "results" / "kd.json").read_text())
-    assert results["command"] == "python -m benchmarks.segclass_kd_vs_hard --quick --seeds 0 1"
+    # The command that continues it names its own runs and results, not the defaults (another benchmark's).
+    assert results["command"] == ("python -m benchmarks.segclass_kd_vs_hard --quick --seeds 0 1 "
+                                  f"--runs {repo_relative(tmp_path / 'runs')} "
+                                  f"--out {repo_relative(tmp_path / 'results' / 'kd')}")
     assert results["plan"] == ["hard seed 0", "kd seed 0", "hard seed 1", "kd seed 1"]
     assert results["unfinished"] == {} and "Partial" not in (tmp_path / "results" / "kd.md").read_text()
     assert results["kd"] == {"alpha_cls": 0.7, "alpha_seg": 0.0, "alpha_feat": 0.0, "temperature": 4.0}
@@ -59,7 +63,8 @@ def test_quick_benchmark_compares_both_students_over_the_seeds(tmp_path, capsys)
     assert partial["unfinished"] == {f"{stage} seed 2": {"progress": "not started", "val_exact_match_by_epoch": []}
                                      for stage in ("hard", "kd")}
     assert ("**Partial: 4 of 6 runs finished.** Still to do: hard seed 2: not started; kd seed 2: not started. "
-            "Continue with `python -m benchmarks.segclass_kd_vs_hard --quick`") in \
+            "Continue with `python -m benchmarks.segclass_kd_vs_hard --quick "
+            f"--runs {repo_relative(tmp_path / 'runs')} --out {repo_relative(tmp_path / 'results' / 'kd')}`") in \
         (tmp_path / "results" / "kd.md").read_text()
 
 
