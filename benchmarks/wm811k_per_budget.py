@@ -26,7 +26,8 @@ maps, and each model is measured on both sources' test splits.
 Each stage is a run directory under `--runs` (default runs/wm811k/, or runs/both/; with
 `--teacher-balance P`, runs/wm811k-balance<P>/ or runs/both-balance<P>/): rerunning
 resumes an unfinished one and reuses a finished one. `python -m benchmarks.wm811k_cross_domain` then reads
-every shipped model on both sources. Writes `benchmarks/results/wm811k_per_budget.{json,md}`.
+every shipped model on both sources. Writes `benchmarks/results/wm811k_per_budget.{json,md}`
+(`wm811k_per_budget_both`, and `_balance<P>` with `--teacher-balance P`).
 """
 
 import argparse
@@ -36,7 +37,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
-from benchmarks import DEFAULT_DATA, DEFAULT_FAB_DATA, REPO, repo_relative, write_results
+from benchmarks import DEFAULT_DATA, DEFAULT_FAB_DATA, REPO, repo_relative, results_file, write_results
 from kd_keras.cli import argument_type
 from kd_keras.data import RESIZE_METHODS, data_paths, load_splits
 from kd_keras.data.pipeline import balancing_power
@@ -72,13 +73,16 @@ STUDENTS = (FabStudent("wm811k-21kb", "separable8k", "21KB", 40, (1, 8)),
 
 def markdown(results):
     lines = ["| model | student | parameters | flash | arena | views | val macro F1, balanced: logit 0 | "
-             "with thresholds | test accuracy | test macro F1 | test macro F1, balanced | MixedWM38 test exact match |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             "with thresholds | test macro F1, balanced: logit 0 | test accuracy | test macro F1 | "
+             "test macro F1, balanced | MixedWM38 test exact match |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for label, row in results["models"].items():
         test, calibrated, mixed = row["test"], row["val_macro_f1_balanced_thresholds"], row.get("mixedwm38_test")
+        test_logit_0 = row.get("test_logit_0")  # not in results from before it was measured
         lines.append(f"| {label} | {row['student']} | {row['parameters']:,} | {row['flash_bytes']:,} | "
                      f"{row['arena_bytes']:,} | {row['views']} | {row['val_macro_f1_balanced']:.3f} | "
                      + ("- | " if calibrated is None else f"{calibrated:.3f} | ")
+                     + ("- | " if test_logit_0 is None else f"{test_logit_0['balanced']['macro_f1']:.3f} | ")
                      + f"{100 * test['natural']['accuracy']:.2f}% | {test['natural']['macro_f1']:.3f} | "
                      f"{test['balanced']['macro_f1']:.3f} | "
                      + ("- |" if mixed is None else f"{100 * mixed['exact_match']:.2f}% |"))
@@ -114,7 +118,8 @@ def main(argv=None):
     parser.add_argument("--runs", type=Path, default=None, help="default runs/wm811k, or runs/both")
     parser.add_argument("--models", type=Path, default=REPO / "models", help="where the models go")
     parser.add_argument("--out", type=Path, default=None,
-                        help="results file, no suffix (default benchmarks/results/wm811k_per_budget[_both])")
+                        help="results file, no suffix (default benchmarks/results/wm811k_per_budget[_both]"
+                             "[_balance<P>])")
     parser.add_argument("--quick", action="store_true", help="one epoch per stage: a check that it runs")
     args = parser.parse_args(argv)
     both = args.with_mixedwm38
@@ -124,7 +129,9 @@ def main(argv=None):
     # A weighted teacher gets run directories of its own: the unweighted one's would refuse it.
     runs = args.runs or REPO / "runs" / (("both" if both else "wm811k")
                                          + (f"-balance{args.teacher_balance:g}" if args.teacher_balance else ""))
-    out = args.out or REPO / "benchmarks" / "results" / ("wm811k_per_budget_both" if both else "wm811k_per_budget")
+    out = args.out or REPO / "benchmarks" / "results" / ("wm811k_per_budget" + ("_both" if both else "")
+                                                         + (f"_balance{args.teacher_balance:g}"
+                                                            if args.teacher_balance else ""))
     # Paths as the command line would give them, relative to here: the runs record them.
     fab_data, runs = Path(os.path.relpath(args.fab_data)), Path(os.path.relpath(runs))
     data = (Path(os.path.relpath(args.data)), fab_data) if both else fab_data
@@ -145,8 +152,8 @@ def main(argv=None):
                            "val_exact_match": read_training_state(teacher.out)["best"]},
                "teacher_by_source": teacher_by_source(teacher.out / TEACHER_FILE, parts["test"], mixed_test),
                "models": {}}
-    if out.with_suffix(".json").is_file() and set(args.budgets) != {final.budget for final in STUDENTS}:
-        results["models"] = read_json(out.with_suffix(".json"))["models"]  # rows measured before
+    if results_file(out, ".json").is_file() and set(args.budgets) != {final.budget for final in STUDENTS}:
+        results["models"] = read_json(results_file(out, ".json"))["models"]  # rows measured before
     for final in (final for final in STUDENTS if final.budget in args.budgets):
         start = time.time()
         label = final.label.replace("wm811k", "both") if both else final.label
@@ -161,10 +168,11 @@ def main(argv=None):
         scores = {views: fab_figures(int8, parts["val"], views)["balanced"]["macro_f1"] for views in final.views}
         views = max(scores, key=scores.get)
         convert_student(run_dir / final.student, out_dir, BUDGETS[final.budget], views=views, source_model=source)
-        if both:  # read at logit 0, on each source's test maps
-            _, shipped = load_converted(out_dir)
-            thresholds, val_calibrated, test = None, None, fab_figures(shipped, parts["test"], views)
-            mixed = shipped.task.figures(shipped.outputs(mixed_test.maps, views), mixed_test)
+        _, converted = load_converted(out_dir)  # no thresholds yet: each defect present above logit 0
+        test_logit_0 = fab_figures(converted, parts["test"], views)
+        if both:  # shipped at logit 0, read on each source's test maps
+            thresholds, val_calibrated, test = None, None, test_logit_0
+            mixed = converted.task.figures(converted.outputs(mixed_test.maps, views), mixed_test)
         else:  # calibrating also measures the shipped model, thresholds and all, on the test split
             calibration, mixed = calibrate_model(out_dir, fab_data, seed=SEED), None
             thresholds, val_calibrated = calibration["thresholds"], calibration["val_after"]
@@ -180,6 +188,7 @@ def main(argv=None):
             "arena_bytes": card.arena_bytes, "views": views, "val_macro_f1_balanced_by_views": scores,
             "val_macro_f1_balanced": scores[views], "thresholds_int8": thresholds,
             "val_macro_f1_balanced_thresholds": val_calibrated, "test": test,
+            "test_logit_0": test_logit_0,
             "mixedwm38_test": None if mixed is None else {"maps": len(mixed_test), "exact_match": mixed["exact_match"]},
             "card_accuracy": card.accuracy}
         seconds[label] = round(time.time() - start)

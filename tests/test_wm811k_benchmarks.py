@@ -25,10 +25,10 @@ def fab(tmp_path):
 
 
 def test_fab_models_are_trained_shipped_and_read_on_both_sources(small_npz, fab, tmp_path):
-    models, out = tmp_path / "models", tmp_path / "results" / "fab"
+    models, out = tmp_path / "models", tmp_path / "results" / "fab_balance0.5"
     assert wm811k_per_budget.main(["--quick", "--fab-data", str(fab), "--runs", str(tmp_path / "runs"),
                                    "--models", str(models), "--out", str(out)]) == 0
-    results = json.loads(out.with_suffix(".json").read_text())
+    results = json.loads((tmp_path / "results" / "fab_balance0.5.json").read_text())  # the dot is not a suffix
     assert list(results["models"]) == ["wm811k-21kb", "wm811k-248kb"] and results["test_maps"] == 18
     assert "mixedwm38_test_exact_match" not in results["teacher_by_source"]
     for label, budget in (("wm811k-21kb", 21_504), ("wm811k-248kb", 253_952)):
@@ -37,8 +37,9 @@ def test_fab_models_are_trained_shipped_and_read_on_both_sources(small_npz, fab,
         assert card["input"]["resize"] == "max" and card["flash_bytes"] == row["flash_bytes"] <= budget
         assert card["views"] == row["views"] and set(row["val_macro_f1_balanced_by_views"]) <= {"1", "8"}
         assert sum(c["support"] for c in row["test"]["natural"]["per_class"].values()) == 18
+        assert row["test_logit_0"]["natural"]["maps"] == 18  # the same maps, read before calibrating
         assert "maps brought to 52x52 by `max`" in (models / label / "README.md").read_text()
-    assert out.with_suffix(".md").read_text() == wm811k_per_budget.markdown(results)
+    assert (tmp_path / "results" / "fab_balance0.5.md").read_text() == wm811k_per_budget.markdown(results)
 
     # One model for both sources: trained on the MixedWM38 file and the fab's, read on each.
     both = tmp_path / "results" / "both"
@@ -52,6 +53,7 @@ def test_fab_models_are_trained_shipped_and_read_on_both_sources(small_npz, fab,
     assert 0 <= teacher["mixedwm38_test_exact_match"] <= 1 and teacher["wm811k_test"]["natural"]["maps"] == 18
     row, card = results["models"]["both-21kb"], json.loads((models / "both-21kb" / "model_card.json").read_text())
     assert row["thresholds_int8"] is None and card["accuracy"]["test_maps"] == 18 + mixed_test_maps
+    assert row["test_logit_0"] == row["test"]  # shipped at logit 0
     assert row["mixedwm38_test"]["maps"] == mixed_test_maps and 0 <= row["mixedwm38_test"]["exact_match"] <= 1
     assert sum(c["support"] for c in row["test"]["natural"]["per_class"].values()) == 18
     readme = (models / "both-21kb" / "README.md").read_text()

@@ -25,13 +25,13 @@ constexpr int8_t kDieValueInt8[3] = {-128, -1, 126};
 
 // Output: 8 defect logits (multilabel_logits), int8.
 constexpr int kNumDefects = 8;
-constexpr float kOutputScale = 0.20288202166557312f;
-constexpr int kOutputZeroPoint = 6;
+constexpr float kOutputScale = 0.22833646833896637f;
+constexpr int kOutputZeroPoint = 31;
 constexpr const char* kDefectNames[kNumDefects] = {"Center", "Donut", "Edge-Loc", "Edge-Ring", "Loc", "Near-full", "Scratch", "Random"};
 // A defect is present when its int8 output is above its threshold; over several views, when
 // the sum of its outputs less its threshold is above 0. Chosen per defect on validation maps
-// (`python -m tflite.calibrate`); logit 0 (probability 0.5) is 6.
-constexpr int8_t kDetectionThresholdInt8[kNumDefects] = {6, 0, -2, 2, 4, 6, -13, -4};
+// (`python -m tflite.calibrate`); logit 0 (probability 0.5) is 31.
+constexpr int8_t kDetectionThresholdInt8[kNumDefects] = {29, 27, 27, 30, 25, 31, 22, 22};
 
 // Inferences per map: the outputs are summed over this many rotations/flips of the map
 // (dihedral_views.h), as the card's accuracy was measured.

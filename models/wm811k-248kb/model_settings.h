@@ -25,13 +25,13 @@ constexpr int8_t kDieValueInt8[3] = {-128, -1, 126};
 
 // Output: 8 defect logits (multilabel_logits), int8.
 constexpr int kNumDefects = 8;
-constexpr float kOutputScale = 0.2085070163011551f;
-constexpr int kOutputZeroPoint = 15;
+constexpr float kOutputScale = 0.2398451864719391f;
+constexpr int kOutputZeroPoint = 23;
 constexpr const char* kDefectNames[kNumDefects] = {"Center", "Donut", "Edge-Loc", "Edge-Ring", "Loc", "Near-full", "Scratch", "Random"};
 // A defect is present when its int8 output is above its threshold; over several views, when
 // the sum of its outputs less its threshold is above 0. Chosen per defect on validation maps
-// (`python -m tflite.calibrate`); logit 0 (probability 0.5) is 15.
-constexpr int8_t kDetectionThresholdInt8[kNumDefects] = {11, 7, 9, 14, 11, 13, 5, 9};
+// (`python -m tflite.calibrate`); logit 0 (probability 0.5) is 23.
+constexpr int8_t kDetectionThresholdInt8[kNumDefects] = {21, 16, 17, 22, 16, 23, 18, 18};
 
 // Inferences per map: the outputs are summed over this many rotations/flips of the map
 // (dihedral_views.h), as the card's accuracy was measured.
