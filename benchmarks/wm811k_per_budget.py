@@ -1,10 +1,10 @@
 """Models that read a real fab's wafers: trained on WM-811K alone, one per flash budget, shipped
 as `models/wm811k-21kb` and `models/wm811k-248kb`.
 
-    python -m benchmarks.wm811k_per_budget           # resumable: run it again to continue
+    python -m benchmarks.wm811k_per_budget --teacher-balance 0.5   # the shipped models; resumable: run it again
+    python -m benchmarks.wm811k_per_budget --models /tmp/m          # the unweighted teacher's, shipped before
     python -m benchmarks.wm811k_per_budget --with-mixedwm38 --budgets 248KB   # one model for both sources
     python -m benchmarks.wm811k_per_budget --quick --fab-data fab.npz --runs /tmp/r --models /tmp/m
-    python -m benchmarks.wm811k_per_budget --teacher-balance 0.5 --models /tmp/m   # runs in runs/wm811k-balance0.5
 
 On the seeded 80/10/10 split of `../shared/data/wm811k_dev.npz` (stratified by class; maps
 brought to 52x52 by `--resize`, default max):
