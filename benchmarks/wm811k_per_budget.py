@@ -126,12 +126,11 @@ def main(argv=None):
     for path, layout in ((args.fab_data, "WM-811K"), *([(args.data, "MixedWM38")] if both else [])):
         if not path.is_file():
             parser.error(f"no {layout}-layout file at {path}")
-    # A weighted teacher gets run directories of its own: the unweighted one's would refuse it.
-    runs = args.runs or REPO / "runs" / (("both" if both else "wm811k")
-                                         + (f"-balance{args.teacher_balance:g}" if args.teacher_balance else ""))
-    out = args.out or REPO / "benchmarks" / "results" / ("wm811k_per_budget" + ("_both" if both else "")
-                                                         + (f"_balance{args.teacher_balance:g}"
-                                                            if args.teacher_balance else ""))
+    # A weighted teacher gets run directories and results of its own: the unweighted one's would refuse it.
+    balance = f"balance{args.teacher_balance:g}" if args.teacher_balance else None
+    runs = args.runs or REPO / "runs" / "-".join(filter(None, ("both" if both else "wm811k", balance)))
+    out = args.out or REPO / "benchmarks" / "results" / "_".join(
+        filter(None, ("wm811k_per_budget", "both" if both else None, balance)))
     # Paths as the command line would give them, relative to here: the runs record them.
     fab_data, runs = Path(os.path.relpath(args.fab_data)), Path(os.path.relpath(runs))
     data = (Path(os.path.relpath(args.data)), fab_data) if both else fab_data
