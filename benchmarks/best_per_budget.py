@@ -335,7 +335,7 @@ def main(argv=None):
     results["versions"] = versions()
     write_json(results_file(args.out, ".json"), results)
     print(write_table_and_plot(results, args.out))
-    print(f"wrote {args.out}.json, .md and .png")
+    print(f"wrote {results_file(args.out, '.json')}, .md and .png")
     return 0
 
 

@@ -54,7 +54,8 @@ def student_job(data, teacher, out, teacher_views, epochs=40):
 
 
 PAPER = {"teacher": 0.98, "net1": 0.9333, "net2": 0.7711}
-STUDENT_BUDGET = {"net1": BUDGETS["248KB"], "net2": BUDGETS["21KB"]}
+# Paper 1's budgets are file sizes: Net-2's 22,496-byte tensor arena is over our 21 KB budget's 16 KB.
+STUDENT_BUDGET = {"net1": BUDGETS["248KB"], "net2": BUDGETS["21KB"].flash_only()}
 PAPER_SIZE = {"teacher": "43 MB", "net1": "248 KB", "net2": "21 KB"}
 STUDENT_TITLES = {"net1": ("Net-1", "61,316"), "net2": ("Net-2", "5,556")}
 # The papers' students as float32 files: (label, bytes, exact-match accuracy).

@@ -13,7 +13,7 @@ from kd_keras.jobs import DistillJob, TeacherJob
 from kd_keras.rundir import run_data_settings, write_config
 from kd_keras.tasks import CLASSIFY, MASK, MULTILABEL, PATTERN, SEGCLASS, task_of_output_shapes
 from tests.helpers import REPO
-from tflite.budget import BUDGETS, Budget, ConversionError, parse_budget
+from tflite.budget import BUDGETS, SEGCLASS_ARENA_BYTES, Budget, ConversionError, parse_budget
 from tflite.card import ModelCard
 from tflite.selection import best_of, choose_on_validation
 
@@ -34,6 +34,18 @@ def test_the_budgets_carry_their_arena_and_accuracy_targets():
                                               r"dense \(3 parameters\)"):
         BUDGETS["21KB"].check_flash(21_505, [("dense", 3)])
     BUDGETS["21KB"].check_flash(21_504)
+    with pytest.raises(ConversionError, match="the tensor arena is 65,537 bytes, 1 bytes over the 248 KB budget's "
+                                              "65,536"):
+        BUDGETS["248KB"].check_arena(65_537)
+    BUDGETS["248KB"].check_arena(65_536)
+    parse_budget("5000").check_arena(10**9)  # a budget in bytes holds the flash alone
+    BUDGETS["21KB"].flash_only().check_arena(10**9)
+
+
+def test_a_segmentation_model_may_use_more_arena_than_a_classifier():
+    assert BUDGETS["248KB"].for_task("classify") == BUDGETS["248KB"]
+    assert BUDGETS["248KB"].for_task("segclass") == Budget("248KB", 253_952, SEGCLASS_ARENA_BYTES, 0.99)
+    assert parse_budget("5000").for_task("segclass").arena_bytes is None
 
 
 @pytest.mark.parametrize("model", ["kd-21kb", "kd-248kb", "lightwafer-segclass", "paper1-net1", "paper1-net2"])

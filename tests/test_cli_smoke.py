@@ -41,10 +41,16 @@ def test_the_commands_run_one_after_another(small_npz, stand_in_teacher, tmp_pat
     assert f"check MODEL_DIR={deployed}" in printed
     assert sorted(p.name for p in deployed.iterdir()) == ["model.tflite", "model_card.json", "model_data.cc",
                                                           "model_data.h", "model_settings.h", "sample_map.h"]
-    printed = run("tflite.convert", tmp_path / "run" / "net2", "--out", tmp_path / "net2", "--budget", "21KB")
-    assert "bytes of flash (budget 21,504)" in printed
+    # Net-2's flash fits 21 KB, its tensor arena not that budget's 16 KB: refused, nothing written.
+    refused = subprocess.run([sys.executable, "-m", "tflite.convert", str(tmp_path / "run" / "net2"), "--out",
+                              str(tmp_path / "net2"), "--budget", "21KB"], cwd=REPO, capture_output=True, text=True,
+                             timeout=600)
+    assert refused.returncode == 1 and "bytes over the 21 KB budget's 16,384" in refused.stderr
+    assert not (tmp_path / "net2").exists()
+    printed = run("tflite.convert", tmp_path / "run" / "net2", "--out", tmp_path / "net2", "--budget", "21504")
+    assert "bytes of flash (budget 21,504), tensor arena" in printed
     report = json.loads(run("tflite.evaluate", tmp_path / "net2", "--data", small_npz, "--json"))
-    assert report["metrics"]["maps"] == 342 and report["budget"]["name"] == "21KB"
+    assert report["metrics"]["maps"] == 342 and report["budget"]["name"] == "21,504 bytes"
 
 
 def test_fab_maps_of_other_grids_go_through_the_chain_with_their_resize(stand_in_teacher, tmp_path):
@@ -56,7 +62,7 @@ def test_fab_maps_of_other_grids_go_through_the_chain_with_their_resize(stand_in
     run("kd_keras.distill", "--data", tmp_path / "fab.npz", "--resize", "max", "--teacher", stand_in_teacher,
         "--student", "net2", "--epochs", 1, "--out", tmp_path / "run")
     assert json.loads((tmp_path / "run" / "config.json").read_text())["arguments"]["resize"] == "max"
-    run("tflite.convert", tmp_path / "run" / "net2", "--out", tmp_path / "net2", "--budget", "21KB")
+    run("tflite.convert", tmp_path / "run" / "net2", "--out", tmp_path / "net2", "--budget", "248KB")
     card = json.loads((tmp_path / "net2" / "model_card.json").read_text())
     assert card["input"]["resize"] == "max" and card["accuracy"]["test_maps"] == 18
     assert "#define WAFER_RESIZE_METHOD kResizeMax" in (tmp_path / "net2" / "model_settings.h").read_text()

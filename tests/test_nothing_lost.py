@@ -76,13 +76,13 @@ def converted(workspace):
     """A model directory written by `tflite.convert`."""
     out = workspace / "converted" / "net2"
     assert convert.main([str(workspace / "net2.keras"), "--data", str(workspace / "maps.npz"), "--out", str(out),
-                         "--budget", "21KB"]) == 0
+                         "--budget", "248KB"]) == 0
     return out
 
 
 def convert_into(workspace, out, *extra):
     return convert.main([str(workspace / "net2.keras"), "--data", str(workspace / "maps.npz"), "--out", str(out),
-                         "--budget", "21KB", *extra])
+                         "--budget", "248KB", *extra])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,8 +8,12 @@ Example:
 >>> budget = parse_budget("21KB")
 >>> budget.flash_bytes, budget.arena_bytes, budget.accuracy_target
 (21504, 16384, 0.97)
->>> parse_budget("30000").name
-'30,000 bytes'
+>>> parse_budget("30000").name, parse_budget("30000").arena_bytes
+('30,000 bytes', None)
+>>> budget.check_arena(22_496)  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+tflite.budget.ConversionError: the tensor arena is 22,496 bytes, 6,112 bytes over the 21 KB budget's 16,384 ...
 >>> parse_budget("1KB")
 Traceback (most recent call last):
 ...
@@ -46,6 +50,24 @@ class Budget:
             raise ConversionError(
                 f"model.tflite is {flash_bytes:,} bytes, {flash_bytes - self.flash_bytes:,} bytes over the budget "
                 f"of {self.flash_bytes:,}" + (f"; the heaviest layers: {heaviest}" if heaviest else ""))
+
+    def check_arena(self, arena_bytes):
+        """Raise `ConversionError` saying by how much, if the tensor arena is over the budget's (where it sets one)."""
+        if self.arena_bytes is not None and arena_bytes > self.arena_bytes:
+            raise ConversionError(
+                f"the tensor arena is {arena_bytes:,} bytes, {arena_bytes - self.arena_bytes:,} bytes over the "
+                f"{self.title} budget's {self.arena_bytes:,} (a budget given in bytes holds the flash alone)")
+
+    def for_task(self, task_name):
+        """The budget a model of the task `task_name` (`kd_keras.tasks`) is held to: a segmentation +
+        classification model's tensor arena may take `SEGCLASS_ARENA_BYTES`."""
+        if task_name != "segclass" or self.arena_bytes is None:
+            return self
+        return dataclasses.replace(self, arena_bytes=max(self.arena_bytes, SEGCLASS_ARENA_BYTES))
+
+    def flash_only(self):
+        """This budget without its arena limit: what Paper 1's budgets (file sizes) hold a model to."""
+        return dataclasses.replace(self, arena_bytes=None)
 
     def to_dict(self):
         return dataclasses.asdict(self)

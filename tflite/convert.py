@@ -1,7 +1,7 @@
 """Convert a trained student to int8 TFLite and the C sources a TFLite Micro firmware compiles in.
 
     python -m tflite.convert runs/distill-.../net1 --out models/net1 --budget 248KB
-    python -m tflite.convert net2.keras --data mixedwm38.npz --out models/net2 --budget 21KB
+    python -m tflite.convert separable8k.keras --data mixedwm38.npz --out models/separable8k --budget 21KB
 
 MODEL is a `.keras` file or a student's training directory (the one holding it): a
 classifier (8 defect logits) or a segmentation + classification student (`--task segclass`:
@@ -13,6 +13,8 @@ be new, empty, or a model directory converted before, whose other files (a READM
 are kept; anything else is refused before any work. `--per-tensor`
 shrinks the file (one weight scale per tensor, not per channel); `--views 8` has the
 firmware average a classifier over the 8 rotations/flips of each map.
+A named budget holds the model to its flash and its tensor arena (16 KB for 21KB, 64 KB for
+248KB; 96 KB for a segmentation + classification model); a budget in bytes, to its flash alone.
 Exit status 1, with the reason, when the model is over budget or cannot run in TFLite Micro.
 """
 
@@ -32,7 +34,7 @@ def build_parser():
     parser.add_argument("model", type=Path, help="a .keras file or the training directory holding it")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--budget", type=argument_type(parse_budget), default=BUDGETS["248KB"],
-                        help="largest .tflite allowed: 21KB, 248KB or bytes (default 248KB)")
+                        help="21KB or 248KB (flash and tensor arena), or bytes (flash only) (default 248KB)")
     parser.add_argument("--name", default=None, help="C identifier for g_<name>_model_data (default: the file's stem)")
     parser.add_argument("--data", type=Path, nargs="+", default=None, metavar="NPZ",
                         help="wafer maps (MixedWM38 or WM-811K layout, one file or several) for calibration and "
@@ -59,9 +61,10 @@ def run(args):
     card = convert_student(args.model, args.out, args.budget, data=args.data, seed=args.seed, name=args.name,
                            qat_epochs=args.qat_epochs if args.qat else 0, per_channel=not args.per_tensor,
                            views=args.views, resize=args.resize)
-    accuracy = card.accuracy
-    print(f"{args.out}: {card.flash_bytes:,} bytes of flash (budget {args.budget.flash_bytes:,}), "
-          f"tensor arena {card.arena_bytes:,} bytes, {card.macs_per_inference:,} MACs per inference")
+    accuracy, budget = card.accuracy, card.budget  # the budget as it holds this model's task
+    arena_budget = "" if budget.arena_bytes is None else f" (budget {budget.arena_bytes:,})"
+    print(f"{args.out}: {card.flash_bytes:,} bytes of flash (budget {budget.flash_bytes:,}), "
+          f"tensor arena {card.arena_bytes:,} bytes{arena_budget}, {card.macs_per_inference:,} MACs per inference")
     views = f", mean of {card.views} views" if card.views > 1 else ""
     print(f"exact-match accuracy on {accuracy['test_maps']} test maps{views}: "
           f"float {100 * accuracy['float_exact_match']:.2f}%, int8 in TFLite Micro "

@@ -3,8 +3,9 @@
 `python -m kd_keras.distill` ends here: every student it trained is converted to full int8
 into `<run>/models/<student>/` (the directory `python -m tflite.convert` writes: model.tflite,
 the C array, model_settings.h, sample_map.h, model_card.json), for the smallest budget of
-`tflite.budget.BUDGETS` whose flash and tensor arena it fits (else the smallest whose flash
-it fits: the table shows the arena over), and run in TFLite Micro on the run's test split.
+`tflite.budget.BUDGETS` whose flash and tensor arena it fits (the arena as `Budget.for_task` sets
+it for the run's task; else the smallest whose flash it fits, without its arena limit: the table
+shows the arena over), and run in TFLite Micro on the run's test split.
 `deployment_table` shows each model against every budget and `next_commands` what to type
 next; both go to `<run>/deployment.md`, the figures to `<run>/deployment.json`.
 
@@ -50,41 +51,46 @@ def fit_text(budget, *, flash_bytes, arena_bytes, accuracy):
     return f"fits; {100 * accuracy:.2f}%{target}"
 
 
-def choose_budget(flash_bytes, arena_bytes):
-    """The smallest budget whose flash and arena hold the model, else the smallest whose flash
-    does, else None."""
-    budgets = sorted(BUDGETS.values(), key=lambda budget: budget.flash_bytes)
+def task_budgets(task_name):
+    """`BUDGETS` as they hold a model of the task `task_name`, smallest first."""
+    return sorted((budget.for_task(task_name) for budget in BUDGETS.values()), key=lambda budget: budget.flash_bytes)
+
+
+def choose_budget(flash_bytes, arena_bytes, task_name="classify"):
+    """The smallest budget whose flash and arena hold a model of the task `task_name`, else the
+    smallest whose flash does (`Budget.flash_only`), else None."""
+    budgets = task_budgets(task_name)
     whole = [b for b in budgets if flash_bytes <= b.flash_bytes and arena_bytes <= (b.arena_bytes or arena_bytes)]
-    flash_only = [b for b in budgets if flash_bytes <= b.flash_bytes]
+    flash_only = [b.flash_only() for b in budgets if flash_bytes <= b.flash_bytes]
     return (whole or flash_only or [None])[0]
 
 
 def deploy_student(model_path, out_dir, parts, resize):
     """Convert one student into `out_dir` for the budget it fits; its deployment row.
 
-    Returns {"directory", "flash_bytes", "arena_bytes", "budget", "float_exact_match",
+    Returns {"directory", "task", "flash_bytes", "arena_bytes", "budget", "float_exact_match",
     "int8_exact_match"}; "directory" and "budget" are None when it fits no budget's flash
     (nothing is written then)."""
     if (Path(out_dir) / CARD_FILE).is_file():
         card, _ = load_converted(out_dir)
-        return _row(out_dir, card.flash_bytes, card.arena_bytes, card.budget, card.accuracy)
+        return _row(out_dir, card.task.name, card.flash_bytes, card.arena_bytes, card.budget, card.accuracy)
     model = load_model(model_path)
     int8 = Int8Model(int8_flatbuffer(model, parts["train"].maps))
     arena_bytes = int8.arena_bytes()
-    budget = choose_budget(len(int8.flatbuffer), arena_bytes)
+    budget = choose_budget(len(int8.flatbuffer), arena_bytes, int8.task.name)
     if budget is None:
         accuracy = accuracy_figures(model, int8, parts["test"])
-        return _row(None, len(int8.flatbuffer), arena_bytes, None, accuracy)
+        return _row(None, int8.task.name, len(int8.flatbuffer), arena_bytes, None, accuracy)
     card = export_model(model, out_dir, parts["train"].maps, name=Path(model_path).stem, budget=budget,
                         accuracy_fn=lambda converted: accuracy_figures(model, converted, parts["test"]),
                         source_model=model_path, int8=int8, resize=resize)
-    return _row(out_dir, card.flash_bytes, card.arena_bytes, budget, card.accuracy)
+    return _row(out_dir, card.task.name, card.flash_bytes, card.arena_bytes, budget, card.accuracy)
 
 
-def _row(directory, flash_bytes, arena_bytes, budget, accuracy):
-    return {"directory": directory and str(directory), "flash_bytes": flash_bytes, "arena_bytes": arena_bytes,
-            "budget": budget and budget.name, "float_exact_match": accuracy["float_exact_match"],
-            "int8_exact_match": accuracy["int8_exact_match"], "test_maps": accuracy["test_maps"]}
+def _row(directory, task_name, flash_bytes, arena_bytes, budget, accuracy):
+    return {"directory": directory and str(directory), "task": task_name, "flash_bytes": flash_bytes,
+            "arena_bytes": arena_bytes, "budget": budget and budget.name,
+            **{key: accuracy[key] for key in ("float_exact_match", "int8_exact_match", "test_maps")}}
 
 
 def deploy_run(run_dir, students):
@@ -111,8 +117,9 @@ def deploy_run(run_dir, students):
 
 
 def deployment_table(rows):
-    """A Markdown table: each deployed model's accuracy, flash and arena, and how it fits every budget."""
-    budgets = sorted(BUDGETS.values(), key=lambda budget: budget.flash_bytes)
+    """A Markdown table: each deployed model's accuracy, flash and arena, and how it fits every budget
+    (as the budgets hold a model of the rows' task: a run's students share its task)."""
+    budgets = task_budgets(next(iter(rows.values()))["task"])
     header = ["model", "int8 exact match (TFLite Micro)", "float", "flash", "tensor arena",
               *(f"{b.title} ({b.flash_bytes:,} B flash, {b.arena_bytes:,} B arena)" for b in budgets), "written to"]
     lines = ["| " + " | ".join(header) + " |", "| --- | ---: | ---: | ---: | ---: |" + " --- |" * (len(budgets) + 1)]

@@ -13,7 +13,8 @@ class-balanced) and recall per class instead. --compare also runs the float Kera
 LiteRT max difference (int8 units, expected 0), int8 vs float accuracy drop and disagreement
 rate; where the float model is not at hand (a fresh clone ships only the int8 models), only
 the LiteRT comparison is made, and it says so. --budget (default: the one the card records):
-exit 1 when model.tflite is over it, saying by how much and which layers weigh most. A model
+exit 1 when model.tflite or the tensor arena is over it, saying by how much (and, for the flash,
+which layers weigh most). A model
 converted with `--views 8` is run as its firmware runs it: on all 8 rotations/flips of each
 map, its outputs summed (the --compare figures stay single-view). A classifier whose card holds
 a threshold per defect (`python -m tflite.calibrate`) is read with them, the float model of
@@ -81,6 +82,7 @@ def run(args):
     outputs = int8.outputs(data.maps, card.views)
     metrics = task.evaluate(outputs, data)
     budget = args.budget or card.budget
+    budget = budget and budget.for_task(task.name)
     result = {"model": str(args.model_dir), "data": str(args.data), "flash_bytes": card.flash_bytes,
               "arena_bytes": card.arena_bytes, "macs_per_inference": card.macs_per_inference, "views": card.views,
               "budget": budget and budget.to_dict(), "firmware": card.firmware, "metrics": metrics}
@@ -126,8 +128,11 @@ def run(args):
                 print(f"mask Dice: float {c['float_dice']:.4f} -> int8 {c['int8_dice']:.4f}")
     if budget is not None:
         budget.check_flash(card.flash_bytes, [(layer["layer"], layer["parameters"]) for layer in card.heaviest_layers])
+        budget.check_arena(card.arena_bytes)
         if not args.json:
-            print(f"within the {budget.title} budget: {card.flash_bytes:,} of {budget.flash_bytes:,} bytes")
+            arena = "" if budget.arena_bytes is None else f", arena {card.arena_bytes:,} of {budget.arena_bytes:,}"
+            print(f"within the {budget.title} budget: flash {card.flash_bytes:,} of {budget.flash_bytes:,} "
+                  f"bytes{arena}")
 
 
 def main(argv=None):

@@ -6,15 +6,16 @@ The directory holds `model.tflite` (full int8), `model_data.cc` / `model_data.h`
 place and swapped in whole (`kd_keras.fileio.write_directory`), so a conversion that fails
 (over budget, an op TFLite Micro cannot run, ...) leaves the old directory as it was. It
 must be new, empty, or a model directory converted before, whose other files are kept.
+The model must fit its budget's flash and tensor arena.
 
 Example:
 
 >>> import os, tempfile, numpy as np
 >>> from kd_keras.models import build_student
 >>> from tflite.budget import BUDGETS
->>> out = os.path.join(tempfile.mkdtemp(), "net2")
->>> card = export_model(build_student("net2", seed=0), out, np.ones((8, 52, 52), np.uint8),
-...                     name="net2", budget=BUDGETS["21KB"])
+>>> out = os.path.join(tempfile.mkdtemp(), "separable8k")
+>>> card = export_model(build_student("separable8k", seed=0), out, np.ones((8, 52, 52), np.uint8),
+...                     name="separable8k", budget=BUDGETS["21KB"])
 >>> sorted(os.listdir(out))
 ['model.tflite', 'model_card.json', 'model_data.cc', 'model_data.h', 'model_settings.h', 'sample_map.h']
 >>> card.flash_bytes == os.path.getsize(os.path.join(out, "model.tflite")), card.budget.name
@@ -160,7 +161,8 @@ def export_model(model, out_dir, representative_maps, *, name, budget, accuracy_
     Args:
         representative_maps: (N, 52, 52) training maps for calibrating the quantization.
         name: the C identifier in `g_<name>_model_data`.
-        budget: a `tflite.budget.Budget`; its flash is the largest `.tflite` allowed. Recorded in the card.
+        budget: a `tflite.budget.Budget`: the largest `.tflite` and tensor arena allowed (the arena as
+            `Budget.for_task` sets it for the model's task). Recorded in the card.
         accuracy_fn: optional `f(Int8Model) -> dict` of accuracy figures for the card.
         source_model: the float `.keras` file, recorded in the card for later comparisons.
         qat_epochs: if positive, quantization-aware fine-tuning for that many epochs on the
@@ -175,7 +177,7 @@ def export_model(model, out_dir, representative_maps, *, name, budget, accuracy_
         resize: how the maps it was trained on were brought to 52x52 (`kd_keras.data.resize`),
             recorded in the card as `input.resize` so that every consumer resizes alike.
     Raises:
-        ConversionError: over budget, or an op TFLite Micro cannot run.
+        ConversionError: over the budget's flash or arena, or an op TFLite Micro cannot run.
     """
     check_c_identifier(name)
     check_output_directory(out_dir)
@@ -183,11 +185,13 @@ def export_model(model, out_dir, representative_maps, *, name, budget, accuracy_
         int8 = Int8Model(int8_flatbuffer(model, representative_maps, qat_epochs=qat_epochs, per_channel=per_channel))
     _check_ops(int8.ops)
     check_views(int8.task, views)
+    budget = budget.for_task(int8.task.name)
     budget.check_flash(len(int8.flatbuffer), heaviest_layers(model))
     try:
         arena_bytes = int8.arena_bytes()
     except RuntimeError as error:
         raise ConversionError(f"TFLite Micro cannot run the model: {error}") from None
+    budget.check_arena(arena_bytes)
     card = build_card(
         model, int8, name, arena_bytes, resize=resize, accuracy=accuracy_fn(int8) if accuracy_fn else {},
         source_model=str(source_model) if source_model else None,
