@@ -66,7 +66,7 @@ class Budget:
         return dataclasses.replace(self, arena_bytes=max(self.arena_bytes, SEGCLASS_ARENA_BYTES))
 
     def flash_only(self):
-        """This budget without its arena limit: what Paper 1's budgets (file sizes) hold a model to."""
+        """This budget without its arena limit (see `PAPER1_BUDGETS`)."""
         return dataclasses.replace(self, arena_bytes=None)
 
     def to_dict(self):
@@ -75,6 +75,9 @@ class Budget:
 
 BUDGETS = {budget.name: budget for budget in (Budget("21KB", 21 * 1024, 16 * 1024, 0.97),
                                               Budget("248KB", 248 * 1024, 64 * 1024, 0.99))}
+# Paper 1's budgets are file sizes: what its students are held to (Net-2's 22,496-byte tensor
+# arena is over our 21 KB budget's 16 KB).
+PAPER1_BUDGETS = {name: budget.flash_only() for name, budget in BUDGETS.items()}
 
 
 # The RAM aimed at for a segmentation + classification model's tensor arena (in the 248 KB class
