@@ -7,7 +7,7 @@ One seeded 80/10/10 split of `../shared/data/mixedwm38_dev.npz`, then, each stag
 
 1. teacher: `kd_keras.recipes.OUR_TEACHER` (the `vgg7` CNN trained on the labels with
    rotations/flips); its logits, averaged over the 8 rotations/flips of each map, are
-   computed once and cached. `--teacher vgg9` trains vgg9 with the same recipe (the README
+   computed once and cached. `--teacher vgg9` trains vgg9 with the same recipe (benchmarks/README.md
    compares the two).
 2. questions (Paper 1's open ones, `kd_keras.recipes.PAPER1_QUESTIONS`), each a short
    distillation of `separable8k`: label-free (paper loss at three alpha/beta balances,

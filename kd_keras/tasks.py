@@ -73,13 +73,13 @@ class ClassifyTask(Task):
     # A student per budget: Paper 1's Net-1 for 248 KB, and for 21 KB our separable8k (models/kd-21kb's
     # architecture), since Paper 1's Net-2 needs a 22,496-byte tensor arena, over the budget's 16 KB.
     # In the first run separable8k read 87.37% of the test maps (int8), Net-2 35.00%; beside Net-1
-    # it takes as much CPU time, and a little more wall time (README, "The main job").
+    # it takes as much CPU time, and a little more wall time (benchmarks/README.md, "The main job").
     default_students = ("net1", "separable8k")
     # The first run's net1 read 69% of its synthetic test maps at 1e-2, 37% at 3e-3 (30 epochs, a
-    # 94% teacher; README, "The main job"): at 3e-3 these small students had not left the climb.
+    # 94% teacher; benchmarks/README.md, "The main job"): at 3e-3 these small students had not left the climb.
     student_lr = 1e-2
     # The first run's teacher reads 92.11% of its synthetic test maps from one view and 94.47% as
-    # the mean of all 8 (README, "The main job"): its students learn from the better reading.
+    # the mean of all 8 (benchmarks/README.md, "The main job"): its students learn from the better reading.
     teacher_views = VIEWS[-1]
     # The first run's teacher reads 94.47% of its synthetic test maps after 14 epochs (8 views) and
     # 96.32% after 16 (Edge-Loc, a rim band with a wide gap, is learnt late); with Hinton's loss,

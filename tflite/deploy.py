@@ -147,7 +147,7 @@ def next_commands(rows, settings):
         maps, commands = data_paths(settings["data"]), []
         # Classes very unequal: thresholds chosen for them (tflite.thresholds). Not for a model of
         # several sources: chosen for the mean of both sources' figures, they cost
-        # models/both-248kb more on MixedWM38's test maps than they won on WM-811K's (README).
+        # models/both-248kb more on MixedWM38's test maps than they won on WM-811K's (benchmarks/README.md).
         if len(maps) == 1 and file_layout(maps[0]) == "wm811k":
             commands = [f"python -m tflite.calibrate {model_dir} --data {maps[0]}   # a threshold per defect"]
     make = f"make -C {FIRMWARE_DIR}"

@@ -50,7 +50,7 @@ def convert_int8(model, representative_maps, seed=0, per_channel=True):
     channel. Per channel, the flatbuffer stores a float32 scale and an int64 zero point
     for each channel's weights, and again for the int32 biases until `strip_unread` drops
     those: 12 bytes a channel in the file `export_model` writes, a large share of a 21 KB
-    model (what that buys in accuracy: README, Deployment)."""
+    model (what that buys in accuracy: benchmarks/README.md, "More model per byte")."""
     maps = np.asarray(representative_maps)
     if maps.ndim != 3 or maps.shape[1:] != (MAP_SIZE, MAP_SIZE) or len(maps) == 0:
         raise ValueError(f"representative maps must have shape (N, 52, 52) with N > 0, got {maps.shape}")

@@ -9,7 +9,7 @@
 - `vgg9`: vgg7 with a second 16-channel layer at 52x52 and a third 32-channel one at 26x26
   (305,048 parameters).
 
-How they compare on the real dev set: the README, and `benchmarks/results/`
+How they compare on the real dev set: benchmarks/README.md, and `benchmarks/results/`
 (`teacher_ceiling`, `best_per_budget`, `paper1_mixedwm38`).
 """
 
