@@ -31,7 +31,7 @@ from kd_keras.data import (
 from kd_keras.distillation import distill_student, load_teacher, teacher_logits_cached
 from kd_keras.errors import FileFormatError, RunDirectoryError
 from kd_keras.fileio import read_json, write_json
-from kd_keras.models import teacher_names, teacher_title
+from kd_keras.models import build_teacher, teacher_names, teacher_title
 from kd_keras.reports import report_run
 from kd_keras.rundir import (
     CONFIG_FILE, METRICS_FILE, changed_settings, is_finished, locked, open_run, read_config, write_config,
@@ -39,7 +39,7 @@ from kd_keras.rundir import (
 from kd_keras.segclass_distillation import classifier_pattern_logits, train_segclass
 from kd_keras.side_by_side import SideBySide, train_side_by_side
 from kd_keras.tasks import CLASSIFY, SEGCLASS, TASKS, is_classifier
-from kd_keras.training import TEACHER_FILE, load_model, make_strategy, train_teacher
+from kd_keras.training import TEACHER_FILE, load_model, make_strategy, start_from, train_teacher
 
 SEGCLASS_TEACHER = "deeplab"
 # Fields that say where a job runs or how it treats an existing run, not what it computes:
@@ -48,7 +48,7 @@ NOT_RESULT_FIELDS = ("out", "resume", "overwrite", "teacher_dir")
 # Fields added after runs were recorded: left out of the record while at their default, so
 # that runs made before them still resume and their teachers are still reused.
 ADDED_LATER = {"resize": DEFAULT_RESIZE, "teacher_arch": "resnet18", "drop_suspects": None, "unlabelled": None,
-               "balance": 0.0}
+               "balance": 0.0, "init": None}
 
 
 def _recorded(arguments):
@@ -108,6 +108,7 @@ class TeacherJob(Job):
     lr: float = 2e-3
     augment: bool = True
     balance: float = 0.0  # how much rarer label patterns weigh in the loss (`kd_keras.data.pattern_weights`)
+    init: Path | None = None  # a teacher (run directory or .keras file) whose weights training starts from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -211,6 +212,9 @@ class DistillJob(Job):
 
 def run_teacher_job(job, verbose="auto"):
     """Train (or resume, or find finished) a teacher in `job.out`; its row of the run's metrics."""
+    init = None if job.init is None else teacher_file(job.init)
+    if init is not None:
+        start_from(build_teacher(job.arch), init)  # a wrong path or architecture fails before any work
     parts = job.splits()
     with locked(job.out):
         mode = open_run(job.out, job.arguments(), resume=job.resume, overwrite=job.overwrite)
@@ -222,7 +226,7 @@ def run_teacher_job(job, verbose="auto"):
         teacher = train_teacher(parts, job.out, arch=job.arch, epochs=job.epochs, batch_size=job.batch_size,
                                 learning_rate=job.lr, augment=job.augment, patience=job.patience, seed=job.seed,
                                 resume=mode == "resume", strategy=make_strategy(job.strategy), verbose=verbose,
-                                balance=job.balance)
+                                balance=job.balance, init=init)
         return report_run(job.out, f"{teacher_title(teacher)} teacher", {"teacher": (teacher, job.out)}, parts,
                           job.data_description(), CLASSIFY)["teacher"]
 

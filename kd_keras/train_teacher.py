@@ -4,9 +4,11 @@
     python -m kd_keras.train_teacher --data mixedwm38.npz --out runs/teacher --epochs 20
     python -m kd_keras.train_teacher --data mixedwm38.npz --out runs/vgg7 --arch vgg7 --lr 3e-3
     python -m kd_keras.train_teacher --data wm811k.npz --out runs/wm811k --arch vgg7 --balance 0.5
+    python -m kd_keras.train_teacher --data mixedwm38.npz --out runs/vgg7-from-wm811k --arch vgg7 --init runs/wm811k
 
 `--balance` weighs rare classes more in the loss (WM-811K's: 24,454 maps of none against 97 of
-Near-full). Writes into the run directory: teacher.keras (best by validation exact match),
+Near-full). `--init` starts from a trained teacher's weights (same --arch) instead of random ones:
+pre-training on other maps. Writes into the run directory: teacher.keras (best by validation exact match),
 config.json, history.csv, curves.png, confusion.png, metrics.json and report.md.
 Interrupted (Ctrl-C, a kill)? Run the same command with --resume: it goes on from the
 last finished epoch. A directory holding a run is refused without --resume or --overwrite.
@@ -34,6 +36,9 @@ def build_parser():
     parser.add_argument("--balance", type=argument_type(balancing_power), default=DEFAULT.balance, metavar="POWER",
                         help="weigh each training map by its label pattern's share to the power -POWER: 0 (the "
                              "default) weighs maps alike, 1 every class alike, 0.5 between")
+    parser.add_argument("--init", type=Path, default=None, metavar="TEACHER",
+                        help="start from this teacher's weights (its run directory or .keras file, the same --arch) "
+                             "instead of random ones: pre-training, e.g. on WM-811K maps")
     return parser
 
 

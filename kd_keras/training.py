@@ -25,6 +25,7 @@ Example:
 
 import contextlib
 import errno
+import itertools
 import shutil
 import zipfile
 import zlib
@@ -331,7 +332,7 @@ def fit_splits(model, parts, targets, run_dir, *, epochs, batch_size, augment, s
 
 def train_teacher(parts, run_dir, *, arch="resnet18", epochs=20, batch_size=128, learning_rate=2e-3,
                   augment=True, patience=None, seed=0, resume=False, overwrite=False, strategy=None,
-                  verbose="auto", balance=0.0):
+                  verbose="auto", balance=0.0, init=None):
     """Train a teacher on labelled maps; return the best model (by validation exact match).
 
     Args:
@@ -342,19 +343,53 @@ def train_teacher(parts, run_dir, *, arch="resnet18", epochs=20, batch_size=128,
         strategy: a `tf.distribute` strategy to build and train under (None: the default device).
         balance: how much rarer label patterns weigh in the loss (`kd_keras.data.pattern_weights`'s
             power: 0, the default, weighs every map alike; 0.5 the square root; 1 every pattern alike).
+        init: a saved model of the same architecture to start from instead of random weights
+            (pre-training, e.g. a teacher trained on WM-811K maps; see `start_from`).
     """
     run_dir = Path(run_dir)
     targets = {split: CLASSIFY.targets(parts[split]) for split in ("train", "val")}
     weights = pattern_weights(targets["train"], balance) if balance else None
     with strategy.scope() if strategy else contextlib.nullcontext():
         model = build_teacher(arch, seed=seed)
+        if init is not None:
+            start_from(model, init)
         model.compile(cosine_adamw(learning_rate, steps_for(len(parts["train"]), batch_size, epochs)),
                       keras.losses.BinaryCrossentropy(from_logits=True), metrics=multilabel_metrics())
     # Recorded only when set, so that teachers trained before balancing existed still resume.
-    settings = {"teacher": arch, "learning_rate": learning_rate} | ({"balance": balance} if balance else {})
+    settings = ({"teacher": arch, "learning_rate": learning_rate} | ({"balance": balance} if balance else {})
+                | ({"init": str(init)} if init is not None else {}))
     return fit_splits(model, parts, targets, run_dir, epochs=epochs, batch_size=batch_size, augment=augment,
                       seed=seed, best_path=run_dir / TEACHER_FILE, patience=patience, resume=resume,
                       overwrite=overwrite, settings=settings, verbose=verbose, train_weights=weights)
+
+
+def start_from(model, path):
+    """Give `model` the weights of the model saved at `path`, which must have the same
+    architecture: weight tensors of the same shapes in the same order. Raises
+    `FileFormatError` naming the file and the first tensor that does not fit.
+
+    >>> import tempfile
+    >>> def net(width):
+    ...     return keras.Sequential([keras.Input((4,)), keras.layers.Dense(width), keras.layers.Dense(1)])
+    >>> path = Path(tempfile.mkdtemp()) / "pretrained.keras"
+    >>> pretrained = net(3)
+    >>> pretrained.save(path)
+    >>> model = net(3)
+    >>> start_from(model, path)
+    >>> all(np.array_equal(a, b) for a, b in zip(model.get_weights(), pretrained.get_weights()))
+    True
+    >>> start_from(net(5), path)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    kd_keras.errors.FileFormatError: ...: its weight tensor 1 is (4, 3), this model's (4, 5)
+    """
+    source = load_model(path)
+    ours, theirs = [tuple(w.shape) for w in model.weights], [tuple(w.shape) for w in source.weights]
+    for index, (mine, its) in enumerate(itertools.zip_longest(ours, theirs)):
+        if mine != its:
+            raise FileFormatError(f"{path}: its weights do not fit this model's ({model.name}): its weight tensor "
+                                  f"{index + 1} is {its}, this model's {mine}")
+    model.set_weights(source.get_weights())
 
 
 def load_model(path):

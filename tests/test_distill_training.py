@@ -258,6 +258,28 @@ def test_a_balanced_teacher_records_its_power_and_weighs_its_loss(tmp_path, caps
     assert "balance 1.0 -> (not set)" in capsys.readouterr().err
 
 
+def test_a_teacher_starts_from_a_pretrained_one_of_the_same_architecture(tmp_path, capsys):
+    common = ["--synthetic-maps", "380", "--epochs", "1"]
+    assert train_teacher.main([*common, "--arch", "vgg7", "--out", str(tmp_path / "pretrained")]) == 0
+    assert train_teacher.main([*common, "--arch", "vgg7", "--out", str(tmp_path / "tuned"), "--seed", "1",
+                               "--init", str(tmp_path / "pretrained")]) == 0
+    config = json.loads((tmp_path / "tuned" / "config.json").read_text())["arguments"]
+    settings = json.loads((tmp_path / "tuned" / "training.json").read_text())["settings"]
+    assert config["init"] == str(tmp_path / "pretrained") and settings["init"] == str(tmp_path / "pretrained" /
+                                                                                       "teacher.keras")
+    capsys.readouterr()
+    # Another architecture, or no teacher there: refused before any training, naming the file.
+    assert train_teacher.main([*common, "--arch", "vgg9", "--out", str(tmp_path / "vgg9"),
+                               "--init", str(tmp_path / "pretrained")]) == 1
+    error = capsys.readouterr().err
+    assert "pretrained/teacher.keras: its weights do not fit this model's (vgg9_teacher)" in error
+    assert not (tmp_path / "vgg9").exists()
+    assert train_teacher.main([*common, "--arch", "vgg7", "--out", str(tmp_path / "none"),
+                               "--init", str(tmp_path / "missing")]) == 1
+    assert "no teacher model at" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
+
+
 @pytest.mark.parametrize("args, message", [
     (("--resume",), "--resume needs the --out directory"),
     (("--data", "missing.npz"), "missing.npz: no such file"),
