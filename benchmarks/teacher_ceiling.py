@@ -2,11 +2,14 @@
 
     python -m benchmarks.teacher_ceiling            # wall time per teacher: results .json
     python -m benchmarks.teacher_ceiling --quick --seeds 0 1 --runs /tmp/r --out /tmp/res/ceiling
+    python -m benchmarks.teacher_ceiling --init runs/wm811k-balance/vgg7-balance0-seed0 \
+        --runs runs/teacher-ceiling-init-wm811k --out benchmarks/results/teacher_ceiling_init_wm811k
 
 Every student is bounded by its teacher, and issue 7 asks for 99%. This trains our teacher
 recipe (`kd_keras.recipes.OUR_TEACHER`, the seeded split of `benchmarks.best_per_budget`;
-`--arch` picks another architecture) from several initial seeds and reports, on validation
-and test:
+`--arch` picks another architecture; `--init TEACHER` starts every seed from that teacher's
+weights, e.g. one trained on WM-811K maps) from several seeds and reports, on validation and
+test:
 
 - each teacher's exact match, one view and the mean of its 8 rotations/flips;
 - their ensemble (mean of the 8-view logits);
@@ -32,6 +35,7 @@ from kd_keras.data import load_splits
 from kd_keras.data.labels import DEFECT_ABBREVIATIONS
 from kd_keras.evaluation import decode, maps_read_right, tune_thresholds, worst_mistakes
 from kd_keras.inference import predict
+from kd_keras.jobs import teacher_file
 from kd_keras.models import DihedralMean, teacher_names
 from kd_keras.plots import plot_mistakes
 from kd_keras.recipes import OUR_TEACHER
@@ -73,9 +77,12 @@ def percent(value):
 
 
 def markdown(results):
+    init = results.get("init")  # absent from results made before --init
     lines = [f"# Teacher ceiling: {results['recipe']['arch']} teachers trained alike from {len(results['teachers'])} "
-             f"seeds", "", f"Data: {results['data']}. Reproduce: `python -m benchmarks.teacher_ceiling --arch "
-             f"{results['recipe']['arch']} --seeds {' '.join(results['teachers'])}`.", "",
+             f"seeds" + (f", each starting from the weights of {init}" if init else ""), "",
+             f"Data: {results['data']}. Reproduce: `python -m benchmarks.teacher_ceiling --arch "
+             f"{results['recipe']['arch']} --seeds {' '.join(results['teachers'])}"
+             + (f" --init {init}" if init else "") + "`.", "",
              "| teacher | val, 1 view | val, 8 views | test, 1 view | test, 8 views |",
              "| --- | ---: | ---: | ---: | ---: |"]
     for seed, row in results["teachers"].items():
@@ -107,11 +114,15 @@ def main(argv=None):
                         help="where the teachers' run directories go")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "teacher_ceiling",
                         help="results path without suffix (.json, .md, .png are written)")
+    parser.add_argument("--init", type=Path, default=None, metavar="TEACHER",
+                        help="start every teacher from this one's weights (its run directory or .keras file, "
+                             "the same --arch) instead of random ones: pre-training")
     parser.add_argument("--quick", action="store_true", help="380 synthetic maps, 1 epoch per teacher")
     args = parser.parse_args(argv)
     if not args.quick and not args.data.is_file():
         parser.error(f"no dev set at {args.data}")
     require_several_seeds(parser, args.seeds)
+    init = None if args.init is None else teacher_file(args.init)
     parts = load_splits(None if args.quick else args.data, 380, SEED)
     labels = {split: parts[split].labels for split in SPLITS}
 
@@ -120,7 +131,8 @@ def main(argv=None):
         start = time.time()
         teacher = train_teacher(parts, args.runs / f"{args.arch}-seed{seed}", arch=args.arch,
                                 epochs=1 if args.quick else OUR_TEACHER.epochs,
-                                learning_rate=OUR_TEACHER.learning_rate, seed=seed, resume=True, verbose=2)
+                                learning_rate=OUR_TEACHER.learning_rate, seed=seed, resume=True, verbose=2,
+                                init=init)
         logits[str(seed)] = {views: {split: predict(model, parts[split].maps) for split in SPLITS}
                              for views, model in ((1, teacher), (8, DihedralMean(teacher)))}
         wall_seconds[f"teacher seed {seed}"] = round(time.time() - start)
@@ -129,7 +141,7 @@ def main(argv=None):
     figures, ensemble, every_wrong = analyse(logits, labels)
     description = "380 synthetic maps" if args.quick else f"{args.data.name}, seeded 80/10/10 split (seed {SEED})"
     results = {"data": description, "split_seed": SEED, "recipe": OUR_TEACHER._replace(arch=args.arch)._asdict(),
-               **figures,
+               "init": None if init is None else repo_relative(init), **figures,
                "wall_seconds": wall_seconds, "versions": versions()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_results(args.out, results, markdown(results))  # before the gallery: a failed plot keeps the figures

@@ -42,6 +42,15 @@ def test_quick_run_writes_consistent_figures_table_and_gallery(tmp_path):
     assert out.with_suffix(".png").is_file() == (results["maps_wrong_by_every_teacher"]["val"] > 0)
     for seed in (0, 1):
         assert (tmp_path / "runs" / f"vgg7-seed{seed}" / "teacher.keras").is_file()
+    # --init: every seed starts from a trained teacher's weights, and the results say which.
+    pretrained = tmp_path / "runs" / "vgg7-seed0"
+    assert main(["--quick", "--arch", "vgg7", "--seeds", "0", "1", "--runs", str(tmp_path / "runs-init"),
+                 "--out", str(out), "--init", str(pretrained)]) == 0
+    results = json.loads(out.with_suffix(".json").read_text())
+    assert results["init"].endswith("runs/vgg7-seed0/teacher.keras")
+    assert f"--seeds 0 1 --init {results['init']}`" in out.with_suffix(".md").read_text()
+    settings = json.loads((tmp_path / "runs-init" / "vgg7-seed1" / "training.json").read_text())["settings"]
+    assert settings["init"] == str(pretrained / "teacher.keras")
 
 
 @pytest.mark.unit
