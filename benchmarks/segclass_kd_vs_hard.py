@@ -26,9 +26,14 @@ interrupted benchmark goes on where it stopped when run again, and finished runs
 finishes, so a benchmark stopped part-way keeps its figures: they say which runs are still to
 do, how far each has got and the command that continues them. `--report-only` writes them from
 the runs finished so far, training nothing (safe beside a benchmark that is still training).
+The runs its results file already records with the same settings stand where their run
+directories are gone (a fresh clone, another machine): the benchmark goes on with the others,
+and trains the teacher only for a distilled run still to do. A results file made with other
+settings is refused, not written over.
 """
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -51,6 +56,9 @@ DEFAULT_OUT = REPO / "benchmarks" / "results" / "segclass_kd_vs_hard"
 KD = {"alpha_cls": 0.7, "alpha_seg": 0.0, "alpha_feat": 0.0, "temperature": 4.0}
 HARD = {"alpha_cls": 0.0, "alpha_seg": 0.0, "alpha_feat": 0.0}
 REUSED = "reused"  # the wall time of a step an earlier run had done
+TEACHER_STEP = "teacher and its logits"
+# What must agree for the runs a results file records to stand for this call's.
+SAME_RUNS = ("data", "student", "epochs", "student_settings", "kd", "teacher_recipe")
 TRAINING = {"lr": "learning_rate", "batch_size": "batch_size", "augment": "augment"}
 
 
@@ -111,6 +119,9 @@ def markdown(results):
              f"Data: {results['data']}. Student `{STUDENT}`; teacher: {results['teacher']['title']} "
              f"(test exact match {100 * results['teacher']['test_exact_match']:.2f}% as 38 patterns). "
              f"Reproduce: `{results['command']}`. Float Keras figures.", ""]
+    if "teacher_of_recorded_runs" in results:
+        lines += [f"The distilled runs recorded before this teacher was trained again learnt from one that read "
+                  f"{100 * results['teacher_of_recorded_runs']['test_exact_match']:.2f}% of the test maps.", ""]
     if results["unfinished"]:
         lines += [f"**Partial: {sum(map(len, results['runs'].values()))} of {len(results['plan'])} runs "
                   f"finished.** Still to do: " + "; ".join(f"{label}: {run['progress']}" for label, run in
@@ -202,23 +213,6 @@ def main(argv=None):
     kd = {**KD, "alpha_cls": args.a_cls, "temperature": args.temperature}
     stages = stage_titles(kd)
     epochs = 1 if args.quick else args.epochs
-    teacher_dir, cache = args.runs / f"teacher-{OUR_TEACHER.arch}", args.runs / "teacher_cache.h5"
-    reused = finished(teacher_dir) and cache.is_file()
-    if args.report_only and not reused:
-        parser.error(f"--report-only: no finished teacher with its logits in {args.runs}; run without it first")
-    parts = load_splits(None if args.quick else args.data.resolve(), QUICK_MAPS, SPLIT_SEED)
-
-    wall_seconds = {}
-    start = time.time()
-    teacher = train_teacher(parts, teacher_dir, arch=OUR_TEACHER.arch, epochs=1 if args.quick else OUR_TEACHER.epochs,
-                            learning_rate=OUR_TEACHER.learning_rate, seed=SPLIT_SEED, resume=True, verbose=2)
-    teacher_patterns = classifier_pattern_logits(teacher_dir / "teacher.keras", parts, cache)
-    test_logits = CLASSIFY.predict(teacher, parts["test"].maps, views=VIEWS[-1])[MULTILABEL]
-    teacher_row = {"title": "vgg7, mean of 8 views", "run": repo_relative(teacher_dir),
-                   "test_exact_match": CLASSIFY.evaluate({MULTILABEL: test_logits}, parts["test"], "nearest")[
-                       "exact_match"]}
-    wall_seconds["teacher and its logits"] = seconds_since(start, reused)
-
     command = "python -m benchmarks.segclass_kd_vs_hard" + (" --quick" if args.quick else "") + (
         "" if args.epochs == 10 else f" --epochs {args.epochs}") + (
         "" if args.seeds == [0, 1, 2] else f" --seeds {' '.join(map(str, args.seeds))}") + (
@@ -232,10 +226,44 @@ def main(argv=None):
     results = {"data": f"{QUICK_MAPS} synthetic maps" if args.quick else
                f"{args.data.name}, seeded 80/10/10 split (seed {SPLIT_SEED})",
                "command": command, "student": STUDENT, "epochs": epochs, "seeds": args.seeds,
-               "student_settings": student_settings(epochs), "kd": kd, "teacher": teacher_row,
-               "teacher_recipe": OUR_TEACHER._asdict(), "plan": list(plan), "wall_seconds": wall_seconds}
+               "student_settings": student_settings(epochs), "kd": kd, "teacher_recipe": OUR_TEACHER._asdict(),
+               "plan": list(plan)}
+    try:
+        recorded = read_recorded(args.out, results)
+    except ValueError as error:
+        parser.error(str(error))
+    to_train = [] if args.report_only else [label for label, (stage, seed, run_dir) in plan.items()
+                                            if not finished(run_dir) and seed not in recorded["runs"].get(stage, {})]
+    # The teacher's logits: for every distilled run here (to train, or finished: resuming checks them), and
+    # its row for the report where none is recorded.
+    needs_teacher = not recorded["teacher"] or any(
+        stage == "kd" and (label in to_train or finished(run_dir)) for label, (stage, seed, run_dir) in plan.items())
+    teacher_dir, cache = args.runs / f"teacher-{OUR_TEACHER.arch}", args.runs / "teacher_cache.h5"
+    teacher_done = finished(teacher_dir) and cache.is_file()
+    if args.report_only and needs_teacher and not teacher_done:
+        parser.error(f"--report-only: no finished teacher with its logits in {args.runs}, nor results recorded "
+                     f"at {repo_relative(results_file(args.out, '.json'))}; run without it first")
+    parts = load_splits(None if args.quick else args.data.resolve(), QUICK_MAPS, SPLIT_SEED)
+
+    wall_seconds = {}
+    teacher_patterns = None
+    if needs_teacher:
+        start = time.time()
+        teacher_patterns, results["teacher"] = teacher_targets(parts, teacher_dir, cache, args.quick)
+        wall_seconds[TEACHER_STEP] = seconds_since(start, teacher_done)
+        if recorded["teacher"] and recorded["teacher"] != results["teacher"] and recorded["runs"].get("kd"):
+            results["teacher_of_recorded_runs"] = recorded["teacher"]  # trained again, and not to the same figures
+    else:
+        results["teacher"] = recorded["teacher"]
+        if TEACHER_STEP in recorded["wall_seconds"]:
+            wall_seconds[TEACHER_STEP] = recorded["wall_seconds"][TEACHER_STEP]
+    results["wall_seconds"] = wall_seconds
     runs = {stage: {} for stage in stages}
     for label, (stage, seed, run_dir) in plan.items():
+        if not finished(run_dir) and seed in recorded["runs"].get(stage, {}):
+            runs[stage][seed] = recorded["runs"][stage][seed]
+            wall_seconds[label] = recorded["wall_seconds"].get(label, REUSED)
+            continue
         reused = finished(run_dir)
         if args.report_only and not reused:
             continue
@@ -246,11 +274,37 @@ def main(argv=None):
                                **(kd if stage == "kd" else HARD), **student_settings(epochs))
         runs[stage][seed] = run_figures(model, run_dir, parts)
         wall_seconds[label] = seconds_since(start, reused)
-        if not args.report_only:  # after every run: a benchmark stopped part-way keeps what it finished
+        if not reused:  # after every run it trains: a benchmark stopped part-way keeps what it finished
             write_report(args.out, results, runs, plan, epochs)
-    if args.report_only:
-        write_report(args.out, results, runs, plan, epochs)
+    write_report(args.out, results, runs, plan, epochs)
     return 0
+
+
+def teacher_targets(parts, teacher_dir, cache, quick):
+    """Train (or reuse) the vgg7 teacher; return its 38 pattern logits over 8 views (cached) and its row."""
+    teacher = train_teacher(parts, teacher_dir, arch=OUR_TEACHER.arch, epochs=1 if quick else OUR_TEACHER.epochs,
+                            learning_rate=OUR_TEACHER.learning_rate, seed=SPLIT_SEED, resume=True, verbose=2)
+    patterns = classifier_pattern_logits(teacher_dir / "teacher.keras", parts, cache)
+    test_logits = CLASSIFY.predict(teacher, parts["test"].maps, views=VIEWS[-1])[MULTILABEL]
+    return patterns, {"title": "vgg7, mean of 8 views", "run": repo_relative(teacher_dir),
+                      "test_exact_match": CLASSIFY.evaluate({MULTILABEL: test_logits}, parts["test"], "nearest")[
+                          "exact_match"]}
+
+
+def read_recorded(out, results):
+    """What `<out>.json` records from an earlier call with the settings of `results`: its runs by
+    stage and seed, its teacher row and its wall times (none where there is no such file).
+    Raises ValueError where the file was made with other settings: this call would write over it."""
+    path = results_file(out, ".json")
+    if not path.is_file():
+        return {"runs": {}, "teacher": None, "wall_seconds": {}}
+    earlier = json.loads(path.read_text())
+    differ = [key for key in SAME_RUNS if earlier.get(key) != results[key]]
+    if differ:
+        raise ValueError(f"{repo_relative(path)} holds results made with other settings ({', '.join(differ)}): "
+                         "give another --out, or move it away")
+    return {"runs": earlier.get("runs", {}), "teacher": earlier.get("teacher"),
+            "wall_seconds": earlier.get("wall_seconds", {})}
 
 
 def write_report(out, results, runs, plan, epochs):

@@ -3,6 +3,7 @@ student distilled from it and on the hard loss alone over two seeds, end to end 
 maps; the figures, the table, the curves and the reuse of finished runs."""
 
 import json
+import shutil
 
 import pytest
 
@@ -67,6 +68,39 @@ def test_quick_benchmark_compares_both_students_over_the_seeds(tmp_path, capsys)
             f"--runs {repo_relative(tmp_path / 'runs')} --out {repo_relative(tmp_path / 'results' / 'kd')}`") in \
         (tmp_path / "results" / "kd.md").read_text()
 
+    # A fresh clone: the run directories are gone, the results file is not. Its runs stand: nothing is
+    # trained, not even the teacher, and no figure is lost.
+    shutil.rmtree(tmp_path / "runs")
+    assert run_benchmark(tmp_path, "--seeds", "0", "1") == 0
+    assert "Epoch" not in capsys.readouterr().out and not (tmp_path / "runs").exists()
+    assert json.loads((tmp_path / "results" / "kd.json").read_text())["runs"] == results["runs"]
+
+    # One distilled run not recorded: the teacher is trained again for it, and only it is.
+    recorded = json.loads((tmp_path / "results" / "kd.json").read_text())
+    del recorded["runs"]["kd"]["1"]
+    (tmp_path / "results" / "kd.json").write_text(json.dumps(recorded))
+    assert run_benchmark(tmp_path, "--seeds", "0", "1") == 0
+    out = capsys.readouterr().out
+    assert "== distilled from the vgg7 classifier (8 views), seed 1" in out and "== hard loss only" not in out
+    assert sorted(path.name for path in (tmp_path / "runs").iterdir()) == [
+        "kd-epochs1-seed1", "teacher-vgg7", "teacher_cache.h5"]
+    again = json.loads((tmp_path / "results" / "kd.json").read_text())
+    assert set(again["runs"]["kd"]) == {"0", "1"} and again["runs"]["hard"] == results["runs"]["hard"]
+    assert again["runs"]["kd"]["0"] == results["runs"]["kd"]["0"] and again["unfinished"] == {}
+
+
+@pytest.mark.unit
+def test_results_made_with_other_settings_are_refused_not_written_over(tmp_path, capsys):
+    out = tmp_path / "results" / "kd.json"
+    out.parent.mkdir()
+    out.write_text(json.dumps({"data": "380 synthetic maps", "kd": KD, "runs": {"kd": {"0": {}}}}))
+    before = out.read_text()
+    with pytest.raises(SystemExit):
+        run_benchmark(tmp_path, "--temperature", "2")
+    assert "kd.json holds results made with other settings (student, epochs, student_settings, kd, teacher_recipe)" \
+        in capsys.readouterr().err
+    assert out.read_text() == before and not (tmp_path / "runs").exists()
+
 
 @pytest.mark.unit
 def test_settings_other_than_paper_2s_get_their_own_runs_and_title():
@@ -119,7 +153,10 @@ def test_part_way_the_gap_is_over_the_seeds_both_have_finished_and_the_spread_wa
     assert ("**Partial: 1 of 6 runs finished.** Still to do: kd seed 0: 12 of 60 epochs, best validation exact "
             "match 90.00% so far. Continue with `python -m x --epochs 60`") in text
     assert "| hard loss only | 95.00% (95.00-95.00%) | 94.00% (94.00-94.00%) |" in text
-    assert "Distilled minus hard" not in text and "| distilled" not in text
+    assert "Distilled minus hard" not in text and "| distilled" not in text and "trained again" not in text
+    results["teacher_of_recorded_runs"] = {"title": "vgg7", "test_exact_match": 0.97}
+    assert "before this teacher was trained again learnt from one that read 97.00% of the test maps" in \
+        markdown(results)
 
 
 @pytest.mark.unit
