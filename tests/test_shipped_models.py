@@ -27,6 +27,9 @@ def test_shipped_model_is_consistent(model_dir):
     assert sample[2], "the firmware demo's sample map should be one the model reads right"
     assert (model_dir / "sample_map.h").read_text() == sample_map_h(*sample)
     assert int8.arena_bytes() == card.arena_bytes
+    if card.budget is not None:  # the budget its card names, it fits
+        assert card.flash_bytes <= card.budget.flash_bytes, card.budget
+        assert card.budget.arena_bytes is None or card.arena_bytes <= card.budget.arena_bytes, card.budget
     maps = generate_wafer_maps(38, seed=0).maps
     micro, litert = int8.run_micro(maps), int8.run_litert(maps)
     assert len(micro) == len(litert) == len(card.outputs)
