@@ -94,9 +94,10 @@ def finished(run_dir):
     return bool(state and state["finished"])
 
 
-def seconds_since(start, reused):
-    """A step's wall time, or `REUSED` where it found its work done by an earlier run."""
-    return REUSED if reused else round(time.time() - start)
+def step_seconds(step, recorded, start=None):
+    """The wall time of `step`: measured since `start`, or where it was done before (no `start`), what
+    the results recorded for it (`recorded["wall_seconds"]`), else `REUSED`."""
+    return recorded["wall_seconds"].get(step, REUSED) if start is None else round(time.time() - start)
 
 
 def unfinished_run(run_dir, epochs):
@@ -181,7 +182,7 @@ def against_spread(kd, hard):
         return "better than every hard-loss run"
     if kd["max"] < hard["min"]:
         return "worse than every hard-loss run"
-    return "within the hard-loss runs' range"
+    return "overlapping the hard-loss runs' range"
 
 
 def main(argv=None):
@@ -250,19 +251,18 @@ def main(argv=None):
     if needs_teacher:
         start = time.time()
         teacher_patterns, results["teacher"] = teacher_targets(parts, teacher_dir, cache, args.quick)
-        wall_seconds[TEACHER_STEP] = seconds_since(start, teacher_done)
+        wall_seconds[TEACHER_STEP] = step_seconds(TEACHER_STEP, recorded, None if teacher_done else start)
         if recorded["teacher"] and recorded["teacher"] != results["teacher"] and recorded["runs"].get("kd"):
             results["teacher_of_recorded_runs"] = recorded["teacher"]  # trained again, and not to the same figures
     else:
         results["teacher"] = recorded["teacher"]
-        if TEACHER_STEP in recorded["wall_seconds"]:
-            wall_seconds[TEACHER_STEP] = recorded["wall_seconds"][TEACHER_STEP]
+        wall_seconds[TEACHER_STEP] = step_seconds(TEACHER_STEP, recorded)
     results["wall_seconds"] = wall_seconds
     runs = {stage: {} for stage in stages}
     for label, (stage, seed, run_dir) in plan.items():
         if not finished(run_dir) and seed in recorded["runs"].get(stage, {}):
             runs[stage][seed] = recorded["runs"][stage][seed]
-            wall_seconds[label] = recorded["wall_seconds"].get(label, REUSED)
+            wall_seconds[label] = step_seconds(label, recorded)
             continue
         reused = finished(run_dir)
         if args.report_only and not reused:
@@ -273,7 +273,7 @@ def main(argv=None):
                                teacher_pattern_logits=teacher_patterns if stage == "kd" else None,
                                **(kd if stage == "kd" else HARD), **student_settings(epochs))
         runs[stage][seed] = run_figures(model, run_dir, parts)
-        wall_seconds[label] = seconds_since(start, reused)
+        wall_seconds[label] = step_seconds(label, recorded, None if reused else start)
         if not reused:  # after every run it trains: a benchmark stopped part-way keeps what it finished
             write_report(args.out, results, runs, plan, epochs)
     write_report(args.out, results, runs, plan, epochs)

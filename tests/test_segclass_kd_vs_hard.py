@@ -47,14 +47,15 @@ def test_quick_benchmark_compares_both_students_over_the_seeds(tmp_path, capsys)
     assert (tmp_path / "results" / "kd.png").stat().st_size > 0
     assert (tmp_path / "runs" / "teacher_cache.h5").is_file()
 
-    # Run again: the teacher and every student are reused, and the figures come out the same.
+    # Run again: the teacher and every student are reused, and the figures come out the same; the wall
+    # times stay those measured when they ran.
     capsys.readouterr()
     assert run_benchmark(tmp_path, "--seeds", "0", "1") == 0
     assert "Epoch" not in capsys.readouterr().out
     rerun = json.loads((tmp_path / "results" / "kd.json").read_text())
     assert rerun["runs"] == results["runs"]
-    assert set(rerun["wall_seconds"].values()) == {"reused"} and "hard seed 1 reused," in \
-        (tmp_path / "results" / "kd.md").read_text()
+    assert rerun["wall_seconds"] == results["wall_seconds"] and all(
+        isinstance(seconds, int) for seconds in rerun["wall_seconds"].values())
 
     # --report-only over a third seed: the finished runs' figures, seed 2 as still to do, nothing trained.
     assert run_benchmark(tmp_path, "--report-only") == 0
@@ -116,7 +117,7 @@ def test_the_distilled_runs_range_is_placed_against_the_hard_loss_runs():
     hard = {"mean": 0.94, "min": 0.93, "max": 0.95}
     assert against_spread({"mean": 0.97, "min": 0.96, "max": 0.98}, hard) == "better than every hard-loss run"
     assert against_spread({"mean": 0.91, "min": 0.90, "max": 0.92}, hard) == "worse than every hard-loss run"
-    assert against_spread({"mean": 0.96, "min": 0.95, "max": 0.97}, hard) == "within the hard-loss runs' range"
+    assert against_spread({"mean": 0.96, "min": 0.95, "max": 0.97}, hard) == "overlapping the hard-loss runs' range"
 
 
 @pytest.mark.unit
@@ -142,7 +143,8 @@ def test_part_way_the_gap_is_over_the_seeds_both_have_finished_and_the_spread_wa
         {"hard": {"val_exact_match": {"mean": 0.95, "min": 0.95, "max": 0.95},
                   "test_exact_match": {"mean": 0.94, "min": 0.94, "max": 0.94}}}, {})
     runs["kd"]["1"] = run_row(0.98, 0.97)
-    assert compare(runs)[1]["val_against_spread"] == "within the hard-loss runs' range"  # 0.96-0.98 against 0.95-0.97
+    # 0.96-0.98 against 0.95-0.97
+    assert compare(runs)[1]["val_against_spread"] == "overlapping the hard-loss runs' range"
 
     results = {"epochs": 60, "seeds": [0, 1, 2], "data": "d", "kd": KD, "command": "python -m x --epochs 60",
                "teacher": {"title": "vgg7", "test_exact_match": 0.98}, "plan": ["hard seed 0", "kd seed 0"] * 3,
