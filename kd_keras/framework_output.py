@@ -5,11 +5,13 @@ Imported by `kd_keras/__init__.py`, so before TensorFlow is:
 - `TF_CPP_MIN_LOG_LEVEL=3`: TensorFlow's C++ start-up chatter (CPU features, oneDNN notes)
   keeps only FATAL lines; a real error reaches Python as an exception anyway.
 - Python's "triggered tf.function retracing" warning is dropped (`_OneTracePerModel`).
-- Three lines no setting reaches are matched one by one and dropped from the C-level stderr
+- The lines no setting reaches are matched one by one and dropped from the C-level stderr
   of the call that prints them (`c_stderr_without`): the CUDA probe that `import tensorflow`
   logs through Abseil before any log level is read (TF_CPP_MIN_LOG_LEVEL, GLOG_minloglevel
   and CUDA_VISIBLE_DEVICES leave it; the tensorflow-cpu wheel lacks it, but tf-keras, which
-  tensorflow-model-optimization needs, requires the full tensorflow), and the converter's
+  tensorflow-model-optimization needs, requires the full tensorflow); on CPUs where oneDNN's
+  kernels are on by default (AVX-512 VNNI, AMX), the note saying so, which the same import
+  logs twice the same way (TF_ENABLE_ONEDNN_OPTS=1 leaves it too); and the converter's
   `fully_quantize: ...` line, written without any logger. Every other line is written back.
 
 `TF_CPP_MIN_LOG_LEVEL=0` in the environment shows everything again.
@@ -33,10 +35,14 @@ import types
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 SHOW_EVERYTHING = os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
 
-# What `import tensorflow` prints on a machine without CUDA, once per library that probes it.
+# What `import tensorflow` prints on a machine without CUDA (once per library that probes it), and on
+# a CPU where oneDNN's kernels are on by default.
 TENSORFLOW_IMPORT_LINES = (
     r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR",
     r"I\d{4} [\d:.]+ +\d+ cudart_stub\.cc:\d+\] Could not find cuda drivers on your machine, GPU will not be used\.",
+    r"I\d{4} [\d:.]+ +\d+ port\.cc:\d+\] oneDNN custom operations are on\. You may see slightly different numerical "
+    r"results due to floating-point round-off errors from different computation orders\. To turn them off, set the "
+    r"environment variable `TF_ENABLE_ONEDNN_OPTS=0`\.",
 )
 # What the TFLite converter prints each time it quantizes a model.
 CONVERTER_LINES = (
