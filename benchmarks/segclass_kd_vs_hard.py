@@ -33,7 +33,6 @@ settings is refused, not written over.
 """
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -41,6 +40,8 @@ from pathlib import Path
 from benchmarks import DEFAULT_DATA, REPO, repo_relative, require_several_seeds, results_file, write_results
 from benchmarks.segclass_mixedwm38 import STUDENT, STUDENT_JOB
 from kd_keras.data import VIEWS, load_splits
+from kd_keras.errors import FileFormatError
+from kd_keras.fileio import read_json
 from kd_keras.plots import plot_validation_curves
 from kd_keras.recipes import OUR_TEACHER
 from kd_keras.rundir import versions
@@ -294,11 +295,14 @@ def teacher_targets(parts, teacher_dir, cache, quick):
 def read_recorded(out, results):
     """What `<out>.json` records from an earlier call with the settings of `results`: its runs by
     stage and seed, its teacher row and its wall times (none where there is no such file).
-    Raises ValueError where the file was made with other settings: this call would write over it."""
+    Raises ValueError where the file was made with other settings (this call would write over it),
+    or is not a results file."""
     path = results_file(out, ".json")
     if not path.is_file():
         return {"runs": {}, "teacher": None, "wall_seconds": {}}
-    earlier = json.loads(path.read_text())
+    earlier = read_json(path)
+    if not isinstance(earlier, dict):
+        raise FileFormatError(f"{repo_relative(path)}: not a benchmark's results (no JSON object)")
     differ = [key for key in SAME_RUNS if earlier.get(key) != results[key]]
     if differ:
         raise ValueError(f"{repo_relative(path)} holds results made with other settings ({', '.join(differ)}): "

@@ -101,6 +101,10 @@ def test_results_made_with_other_settings_are_refused_not_written_over(tmp_path,
     assert "kd.json holds results made with other settings (student, epochs, student_settings, kd, teacher_recipe)" \
         in capsys.readouterr().err
     assert out.read_text() == before and not (tmp_path / "runs").exists()
+    out.write_text("{not json")
+    with pytest.raises(SystemExit):
+        run_benchmark(tmp_path)
+    assert "kd.json: not valid JSON" in capsys.readouterr().err and out.read_text() == "{not json"
 
 
 @pytest.mark.unit
