@@ -234,12 +234,14 @@ def main(argv=None):
         recorded = read_recorded(args.out, results)
     except ValueError as error:
         parser.error(str(error))
-    to_train = [] if args.report_only else [label for label, (stage, seed, run_dir) in plan.items()
-                                            if not finished(run_dir) and seed not in recorded["runs"].get(stage, {})]
+    # Each run is finished here, or recorded in the results file (its run directory gone), or still to do.
+    finished_runs = {label for label, (stage, seed, run_dir) in plan.items() if finished(run_dir)}
+    recorded_runs = {label for label, (stage, seed, run_dir) in plan.items()
+                     if label not in finished_runs and seed in recorded["runs"].get(stage, {})}
+    to_train = [] if args.report_only else [label for label in plan if label not in finished_runs | recorded_runs]
     # The teacher's logits: for every distilled run here (to train, or finished: resuming checks them), and
     # its row for the report where none is recorded.
-    needs_teacher = not recorded["teacher"] or any(
-        stage == "kd" and (label in to_train or finished(run_dir)) for label, (stage, seed, run_dir) in plan.items())
+    needs_teacher = not recorded["teacher"] or any(plan[label][0] == "kd" for label in (*to_train, *finished_runs))
     teacher_dir, cache = args.runs / f"teacher-{OUR_TEACHER.arch}", args.runs / "teacher_cache.h5"
     teacher_done = finished(teacher_dir) and cache.is_file()
     if args.report_only and needs_teacher and not teacher_done:
@@ -261,12 +263,12 @@ def main(argv=None):
     results["wall_seconds"] = wall_seconds
     runs = {stage: {} for stage in stages}
     for label, (stage, seed, run_dir) in plan.items():
-        if not finished(run_dir) and seed in recorded["runs"].get(stage, {}):
+        if label in recorded_runs:
             runs[stage][seed] = recorded["runs"][stage][seed]
             wall_seconds[label] = step_seconds(label, recorded)
             continue
-        reused = finished(run_dir)
-        if args.report_only and not reused:
+        reused = label in finished_runs
+        if label not in to_train and not reused:
             continue
         start = time.time()
         print(f"== {stages[stage]}, seed {seed}: {run_dir}", flush=True)
@@ -277,7 +279,8 @@ def main(argv=None):
         wall_seconds[label] = step_seconds(label, recorded, None if reused else start)
         if not reused:  # after every run it trains: a benchmark stopped part-way keeps what it finished
             write_report(args.out, results, runs, plan, epochs)
-    write_report(args.out, results, runs, plan, epochs)
+    if list(plan)[-1] not in to_train:  # else the loop has just written them
+        write_report(args.out, results, runs, plan, epochs)
     return 0
 
 
