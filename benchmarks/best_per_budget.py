@@ -8,7 +8,13 @@ One seeded 80/10/10 split of `../shared/data/mixedwm38_dev.npz`, then, each stag
 1. teacher: `kd_keras.recipes.OUR_TEACHER` (the `vgg7` CNN trained on the labels with
    rotations/flips); its logits, averaged over the 8 rotations/flips of each map, are
    computed once and cached. `--teacher vgg9` trains vgg9 with the same recipe (benchmarks/README.md
-   compares the two).
+   compares the two). `--init TEACHER` starts the teacher from a trained one's weights instead of
+   random ones (pre-training, e.g. on WM-811K maps):
+
+       python -m benchmarks.wm811k_teacher_balance --balance 0   # runs/wm811k-balance/vgg7-balance0-seed0
+       python -m benchmarks.best_per_budget --init runs/wm811k-balance/vgg7-balance0-seed0 \
+           --runs runs/best-per-budget-init-wm811k --models runs/best-per-budget-init-wm811k/models \
+           --out runs/best-per-budget-init-wm811k/results
 2. questions (Paper 1's open ones, `kd_keras.recipes.PAPER1_QUESTIONS`), each a short
    distillation of `separable8k`: label-free (paper loss at three alpha/beta balances,
    Hinton) against supervised (labels mixed in, labels only). The recipe with the best
@@ -46,6 +52,7 @@ from benchmarks import DEFAULT_DATA, REPO, repo_relative, results_file
 from kd_keras.data import load_splits
 from kd_keras.distillation import distill_student, teacher_logits_cached
 from kd_keras.evaluation import evaluate
+from kd_keras.jobs import teacher_file
 from kd_keras.fileio import write_json, write_text
 from kd_keras.models import teacher_names
 from kd_keras.plots import plot_accuracy_vs_flash
@@ -145,6 +152,12 @@ def choose(candidates, parts, view_candidates=(1,)):
     return student, row, int8, views
 
 
+def pretrained(teacher):
+    """', started from the weights of X' for a teacher trained from another's weights (`--init`)."""
+    init = teacher.get("init")  # absent from results made before --init
+    return f", started from the weights of {init}" if init else ""
+
+
 def seed_note(row):
     """', student seed S (the best of N on validation)' for a student chosen among seeds."""
     seeds = row.get("int8_val_exact_match_by_seed")
@@ -186,7 +199,8 @@ def markdown(results):
              "target | paper |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     teacher = results["teacher"]
-    lines.append(f"| teacher ({teacher['arch']}) | - | {teacher['parameters']:,} | - | - | - | - | - | - | - | "
+    lines.append(f"| teacher ({teacher['arch']}{pretrained(teacher)}) | - | {teacher['parameters']:,} | "
+                 "- | - | - | - | - | - | - | "
                  f"{percent(100 * teacher['test_exact_match_1_view'])} | "
                  f"{percent(100 * teacher['test_exact_match_8_views'])} | "
                  f"{percent(100 * teacher['val_exact_match_1_view'])} | "
@@ -250,10 +264,17 @@ def main(argv=None):
                         help="results path without suffix (.json, .md, .png are written)")
     parser.add_argument("--teacher", choices=teacher_names(), default=OUR_TEACHER.arch,
                         help=f"teacher architecture (default {OUR_TEACHER.arch})")
+    parser.add_argument("--init", type=Path, default=None, metavar="TEACHER",
+                        help="start the teacher from this one's weights (its run directory or .keras file, the same "
+                             "--teacher architecture) instead of random ones: pre-training")
     parser.add_argument("--quick", action="store_true", help="380 synthetic maps, 1 epoch per stage")
     args = parser.parse_args(argv)
     if not args.quick and not args.data.is_file():
         parser.error(f"no dev set at {args.data}")
+    try:
+        init = None if args.init is None else teacher_file(args.init)
+    except FileNotFoundError as error:
+        parser.error(f"--init: {error}")
     teacher_recipe = OUR_TEACHER._replace(arch=args.teacher)
     epochs = (lambda n: 1) if args.quick else (lambda n: n)
     stages = Stages()
@@ -264,14 +285,18 @@ def main(argv=None):
     teacher_dir = runs / "teacher"
     teacher = stages.run("teacher", train_teacher, parts, teacher_dir, arch=teacher_recipe.arch,
                          epochs=epochs(teacher_recipe.epochs), learning_rate=teacher_recipe.learning_rate,
-                         seed=SEED, resume=True, verbose=2)
+                         seed=SEED, resume=True, verbose=2, init=init)
     teacher_path = teacher_dir / TEACHER_FILE
     teacher_row = report_run(teacher_dir, f"{teacher_recipe.arch} teacher", {"teacher": (teacher, teacher_dir)},
                              parts, description, CLASSIFY)["teacher"]
     logits = stages.run("teacher logits (8 views)", teacher_logits_cached, teacher_path, parts,
                         runs / "teacher_cache.h5", splits=("train", "val", "test"), views=8)
-    results = {"data": description, "seed": SEED, "teacher": {
-        **teacher_recipe._asdict(), "parameters": teacher.count_params(),
+    command = "python -m benchmarks.best_per_budget" + (
+        f" --teacher {teacher_recipe.arch}" if teacher_recipe != OUR_TEACHER else "") + (
+        f" --init {repo_relative(init)}" if init is not None else "")
+    results = {"data": description, "seed": SEED, "command": command, "teacher": {
+        **teacher_recipe._asdict(), "init": None if init is None else repo_relative(init),
+        "parameters": teacher.count_params(),
         "val_exact_match_8_views": evaluate(logits["val"], parts["val"].labels)["exact_match"],
         "test_exact_match_8_views": evaluate(logits["test"], parts["test"].labels)["exact_match"],
         "val_exact_match_1_view": read_training_state(teacher_dir)["best"],
@@ -325,10 +350,10 @@ def main(argv=None):
             if shipped:
                 write_model_readme(out, f"Our best int8 student for the {BUDGETS[budgets[label]].title} budget: "
                                    f"{row['student']} ({row['parameters']:,} parameters), distilled from the "
-                                   f"{teacher_recipe.arch} teacher ({row['recipe']}; rotations/flips; "
-                                   f"teacher logits averaged over 8 views), {row['epochs']} epochs, on the real "
-                                   f"MixedWM38 dev set{seed_note(row)}.",
-                                   "python -m benchmarks.best_per_budget")
+                                   f"{teacher_recipe.arch} teacher{pretrained(results['teacher'])} "
+                                   f"({row['recipe']}; rotations/flips; teacher logits averaged over 8 views), "
+                                   f"{row['epochs']} epochs, on the real MixedWM38 dev set{seed_note(row)}.",
+                                   command)
 
     stages.run("conversion", conversions)
     results["final"] = {label: row for label, (_, row) in final.items()}

@@ -5,7 +5,10 @@ import json
 
 import pytest
 
+from benchmarks import repo_relative
 from benchmarks.best_per_budget import main, markdown
+from kd_keras.data import load_splits
+from kd_keras.training import train_teacher
 
 TIER = "e2e"  # tests marked with no tier of their own (conftest.py)
 STAGES = ["teacher", "teacher logits (8 views)", "questions", "size sweep", "paper 1 students", "our students",
@@ -13,10 +16,18 @@ STAGES = ["teacher", "teacher logits (8 views)", "questions", "size sweep", "pap
 
 
 def test_quick_benchmark_writes_results_runs_and_shipped_models(tmp_path):
+    # --init: the teacher starts from a pre-trained one's weights (here one epoch on the same maps).
+    pretrained = tmp_path / "pretrained"
+    train_teacher(load_splits(None, 380, 0), pretrained, arch="vgg7", epochs=1, seed=1, verbose=0)
     out = tmp_path / "results" / "best"
     assert main(["--quick", "--runs", str(tmp_path / "runs"), "--models", str(tmp_path / "models"),
-                 "--out", str(out)]) == 0
+                 "--out", str(out), "--init", str(pretrained)]) == 0
     results = json.loads(out.with_suffix(".json").read_text())
+    init = str(pretrained / "teacher.keras")
+    assert json.loads((tmp_path / "runs" / "teacher" / "training.json").read_text())["settings"]["init"] == init
+    recorded = results["teacher"]["init"]
+    assert recorded == repo_relative(init)  # as the other results files record paths
+    assert results["command"] == f"python -m benchmarks.best_per_budget --init {recorded}"
     assert list(results["wall_seconds"]) == STAGES
     assert len(results["questions"]) == 6 and results["chosen_recipe"] in results["questions"]
     chosen = results["questions"][results["chosen_recipe"]]
@@ -42,12 +53,13 @@ def test_quick_benchmark_writes_results_runs_and_shipped_models(tmp_path):
     assert set(by_views) == {"1", "8"} and by_views[str(small["views"])] == best
     for seed in (1, 2):
         assert (tmp_path / "runs" / f"kd-21kb-seed{seed}" / "separable8k" / "separable8k.keras").is_file()
-    assert f"student seed {small['seed']} (the best of 3 on validation)" in (
-        tmp_path / "models" / "kd-21kb" / "README.md").read_text()
+    readme = (tmp_path / "models" / "kd-21kb" / "README.md").read_text()
+    assert f"student seed {small['seed']} (the best of 3 on validation)" in readme
+    assert f"vgg7 teacher, started from the weights of {recorded} (" in readme and results["command"] in readme
     assert "int8_val_exact_match_by_seed" not in results["final"]["kd-248kb"]
     assert json.loads((tmp_path / "models" / "kd-21kb" / "model_card.json").read_text())["views"] == small["views"]
     table = out.with_suffix(".md").read_text()
-    assert "| teacher (vgg7) |" in table and "(chosen)" in table
+    assert f"| teacher (vgg7, started from the weights of {recorded}) |" in table and "(chosen)" in table
     assert markdown(results) == table  # the table can be rebuilt from the JSON alone
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "runs" / "teacher" / "teacher.keras").is_file()
@@ -59,3 +71,12 @@ def test_an_unknown_teacher_is_refused_before_any_work(tmp_path, capsys):
         main(["--quick", "--teacher", "vgg8", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "best")])
     assert exit_info.value.code == 2 and "--teacher: invalid choice: 'vgg8'" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_a_missing_init_teacher_is_refused_before_any_work(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--quick", "--init", str(tmp_path / "nowhere"), "--runs", str(tmp_path / "runs"),
+              "--out", str(tmp_path / "best")])
+    assert exit_info.value.code == 2
+    assert f"--init: no teacher model at {tmp_path / 'nowhere'}" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "best.json").exists()
