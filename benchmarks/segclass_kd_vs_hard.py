@@ -5,6 +5,9 @@ the seeds spread?
     python -m benchmarks.segclass_kd_vs_hard --epochs 60      # the shipped student's schedule (4-6 hours)
     python -m benchmarks.segclass_kd_vs_hard --temperature 2 --out benchmarks/results/segclass_kd_vs_hard_T2
     python -m benchmarks.segclass_kd_vs_hard --quick --runs /tmp/r --out /tmp/res/kd   # smoke test
+    python -m benchmarks.segclass_kd_vs_hard --epochs 60 --temperature 1 \
+        --init runs/wm811k-balance/vgg7-balance0-seed0 --hard-from benchmarks/results/segclass_kd_vs_hard_epochs60_T1 \
+        --out benchmarks/results/segclass_kd_vs_hard_epochs60_T1_pretrained   # a pre-trained teacher
 
 The same student (`stridedseg`, with `benchmarks.segclass_mixedwm38`'s settings: augmented,
 batch 128, peak learning rate 2e-3 under 10-epoch cosine restarts), the same epochs, the same
@@ -15,7 +18,8 @@ seeds and the same split (seed 0's), trained twice:
   whose logits averaged over the 8 rotations/flips become the 38 patterns' logits: Paper 2's
   pattern term (a_cls = 0.7, T = 4 unless --a-cls and --temperature say otherwise); the mask
   is learnt from the hard targets (a_seg = a_feat = 0). Paper 2's own teacher, DeepLabV3+,
-  takes over an hour an epoch on 2 cores.
+  takes over an hour an epoch on 2 cores. `--init TEACHER` starts that teacher from a trained
+  one's weights (pre-training, e.g. on WM-811K maps); its distilled runs are named apart.
 
 It reports each run's best validation exact match (what chooses between them) and the float
 test exact match and Dice of that best model, per seed and as mean and range, the teacher's
@@ -29,7 +33,10 @@ the runs finished so far, training nothing (safe beside a benchmark that is stil
 The runs its results file already records with the same settings stand where their run
 directories are gone (a fresh clone, another machine): the benchmark goes on with the others,
 and trains the teacher only for a distilled run still to do. A results file made with other
-settings is refused, not written over.
+settings is refused, not written over. `--hard-from RESULTS` takes the hard-loss runs another
+results file of this benchmark records (same data, student, epochs and settings: they do not
+depend on the teacher), so that another teacher's distilled runs are compared with them
+without training them again.
 """
 
 import argparse
@@ -42,6 +49,7 @@ from benchmarks.segclass_mixedwm38 import STUDENT, STUDENT_JOB
 from kd_keras.data import VIEWS, load_splits
 from kd_keras.errors import FileFormatError
 from kd_keras.fileio import read_json
+from kd_keras.jobs import teacher_file
 from kd_keras.plots import plot_validation_curves
 from kd_keras.recipes import OUR_TEACHER
 from kd_keras.rundir import versions
@@ -59,7 +67,8 @@ HARD = {"alpha_cls": 0.0, "alpha_seg": 0.0, "alpha_feat": 0.0}
 REUSED = "reused"  # the wall time of a step an earlier run had done
 TEACHER_STEP = "teacher and its logits"
 # What must agree for the runs a results file records to stand for this call's.
-SAME_RUNS = ("data", "student", "epochs", "student_settings", "kd", "teacher_recipe")
+SAME_HARD_RUNS = ("data", "student", "epochs", "student_settings")  # the hard-loss runs need no teacher
+SAME_RUNS = (*SAME_HARD_RUNS, "kd", "teacher_recipe")
 TRAINING = {"lr": "learning_rate", "batch_size": "batch_size", "augment": "augment"}
 
 
@@ -77,17 +86,21 @@ def run_figures(model, run_dir, parts):
             "test_exact_match": test["exact_match"], "test_dice": test["dice"]}
 
 
-def stage_titles(kd):
-    titles = {"hard": "hard loss only", "kd": "distilled from the vgg7 classifier (8 views)"}
+def stage_titles(kd, pretrained=False):
+    titles = {"hard": "hard loss only",
+              "kd": f"distilled from the {'pre-trained ' if pretrained else ''}vgg7 classifier (8 views)"}
     if kd != KD:
         titles["kd"] += f", T = {kd['temperature']:g}, a_cls = {kd['alpha_cls']:g}"
     return titles
 
 
-def run_name(stage, kd, epochs, seed):
-    """A student's run directory; a distilled one's names its settings where they are not Paper 2's."""
-    settings = "" if stage == "hard" or kd == KD else f"-T{kd['temperature']:g}-a{kd['alpha_cls']:g}"
-    return f"{stage}{settings}-epochs{epochs}-seed{seed}"
+def run_name(stage, kd, epochs, seed, pretrained=False):
+    """A student's run directory; a distilled one's names its settings where they are not Paper 2's,
+    and a pre-trained teacher (`--init`)."""
+    if stage == "hard":
+        return f"hard-epochs{epochs}-seed{seed}"
+    settings = "" if kd == KD else f"-T{kd['temperature']:g}-a{kd['alpha_cls']:g}"
+    return f"kd{'-pretrained' if pretrained else ''}{settings}-epochs{epochs}-seed{seed}"
 
 
 def finished(run_dir):
@@ -111,6 +124,11 @@ def unfinished_run(run_dir, epochs):
             "val_exact_match_by_epoch": [round(row["val_exact_match"], 4) for row in state["history"]]}
 
 
+def pretrained(results):
+    """Whether the results' teacher started from a trained one's weights (`--init`)."""
+    return bool(results["teacher_recipe"].get("init"))
+
+
 def spread(values):
     return {"mean": sum(values) / len(values), "min": min(values), "max": max(values)}
 
@@ -121,6 +139,9 @@ def markdown(results):
              f"Data: {results['data']}. Student `{STUDENT}`; teacher: {results['teacher']['title']} "
              f"(test exact match {100 * results['teacher']['test_exact_match']:.2f}% as 38 patterns). "
              f"Reproduce: `{results['command']}`. Float Keras figures.", ""]
+    if "hard_runs_from" in results:
+        lines += [f"The hard-loss runs are those `{results['hard_runs_from']}` records (the same data, student, "
+                  "epochs and settings; they learn from no teacher).", ""]
     if "teacher_of_recorded_runs" in results:
         lines += [f"The distilled runs recorded before this teacher was trained again learnt from one that read "
                   f"{100 * results['teacher_of_recorded_runs']['test_exact_match']:.2f}% of the test maps.", ""]
@@ -147,7 +168,7 @@ def run_tables(results):
     """The finished runs, one row each, then each stage's mean and range."""
     lines = ["| student | seed | best val exact match (epoch) | test exact match | test Dice |",
              "| --- | ---: | ---: | ---: | ---: |"]
-    titles = stage_titles(results["kd"])
+    titles = stage_titles(results["kd"], pretrained(results))
     for stage, title in titles.items():
         for seed, row in results["runs"][stage].items():
             lines.append(f"| {title} | {seed} | {100 * row['val_exact_match']:.2f}% ({row['best_epoch']}) | "
@@ -200,6 +221,12 @@ def main(argv=None):
                         help=f"of the distilled student's pattern term (default {KD['temperature']:g}, Paper 2's)")
     parser.add_argument("--a-cls", type=float, default=KD["alpha_cls"],
                         help=f"weight of that term against the hard loss (default {KD['alpha_cls']:g}, Paper 2's)")
+    parser.add_argument("--init", type=Path, default=None, metavar="TEACHER",
+                        help="start the teacher from this one's weights (its run directory or .keras file, a vgg7) "
+                             "instead of random ones: pre-training")
+    parser.add_argument("--hard-from", type=Path, default=None, metavar="RESULTS",
+                        help="take the hard-loss runs this results file of the benchmark records (path without "
+                             "suffix; the same data, epochs and student settings) instead of training them")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_MAPS} synthetic maps, one epoch each")
     parser.add_argument("--report-only", action="store_true",
                         help="train nothing: write the results from the runs finished so far and say how far "
@@ -212,26 +239,36 @@ def main(argv=None):
         parser.error(f"--epochs must be positive, got {args.epochs}")
     if args.temperature <= 0 or not 0 < args.a_cls <= 1:
         parser.error(f"--temperature must be positive and --a-cls in (0, 1]; got {args.temperature}, {args.a_cls}")
+    try:
+        init = None if args.init is None else teacher_file(args.init)
+    except FileNotFoundError as error:
+        parser.error(f"--init: {error}")
     kd = {**KD, "alpha_cls": args.a_cls, "temperature": args.temperature}
-    stages = stage_titles(kd)
+    stages = stage_titles(kd, init is not None)
     epochs = 1 if args.quick else args.epochs
     command = "python -m benchmarks.segclass_kd_vs_hard" + (" --quick" if args.quick else "") + (
         "" if args.epochs == 10 else f" --epochs {args.epochs}") + (
         "" if args.seeds == [0, 1, 2] else f" --seeds {' '.join(map(str, args.seeds))}") + (
         "" if args.temperature == KD["temperature"] else f" --temperature {args.temperature:g}") + (
-        "" if args.a_cls == KD["alpha_cls"] else f" --a-cls {args.a_cls:g}") + "".join(
+        "" if args.a_cls == KD["alpha_cls"] else f" --a-cls {args.a_cls:g}") + (
+        "" if init is None else f" --init {repo_relative(args.init)}") + (
+        "" if args.hard_from is None else f" --hard-from {repo_relative(args.hard_from)}") + "".join(
         # The command continues this benchmark: elsewhere it would start over, or overwrite another's results.
         f" {option} {repo_relative(path)}" for option, path, default in
         (("--runs", args.runs, DEFAULT_RUNS), ("--out", args.out, DEFAULT_OUT)) if path.resolve() != default)
-    plan = {f"{stage} seed {seed}": (stage, str(seed), args.runs / run_name(stage, kd, epochs, seed))
+    plan = {f"{stage} seed {seed}": (stage, str(seed), args.runs / run_name(stage, kd, epochs, seed, init is not None))
             for seed in args.seeds for stage in stages}
     results = {"data": f"{QUICK_MAPS} synthetic maps" if args.quick else
                f"{args.data.name}, seeded 80/10/10 split (seed {SPLIT_SEED})",
                "command": command, "student": STUDENT, "epochs": epochs, "seeds": args.seeds,
-               "student_settings": student_settings(epochs), "kd": kd, "teacher_recipe": OUR_TEACHER._asdict(),
+               "student_settings": student_settings(epochs), "kd": kd,
+               # "init" only when given, so that results made before --init still match.
+               "teacher_recipe": OUR_TEACHER._asdict() | ({"init": repo_relative(init)} if init else {}),
                "plan": list(plan)}
+    if args.hard_from is not None:
+        results["hard_runs_from"] = repo_relative(results_file(args.hard_from, ".json"))
     try:
-        recorded = read_recorded(args.out, results)
+        recorded = read_recorded(args.out, results, args.hard_from)
     except ValueError as error:
         parser.error(str(error))
     # Each run is finished here, or recorded in the results file (its run directory gone), or still to do.
@@ -242,7 +279,8 @@ def main(argv=None):
     # The teacher's logits: for every distilled run here (to train, or finished: resuming checks them), and
     # its row for the report where none is recorded.
     needs_teacher = not recorded["teacher"] or any(plan[label][0] == "kd" for label in (*to_train, *finished_runs))
-    teacher_dir, cache = args.runs / f"teacher-{OUR_TEACHER.arch}", args.runs / "teacher_cache.h5"
+    named = "-pretrained" if init else ""  # a pre-trained teacher and its logits beside the other's
+    teacher_dir, cache = args.runs / f"teacher-{OUR_TEACHER.arch}{named}", args.runs / f"teacher{named}_cache.h5"
     teacher_done = finished(teacher_dir) and cache.is_file()
     if args.report_only and needs_teacher and not teacher_done:
         parser.error(f"--report-only: no finished teacher with its logits in {args.runs}, nor results recorded "
@@ -253,7 +291,7 @@ def main(argv=None):
     teacher_patterns = None
     if needs_teacher:
         start = time.time()
-        teacher_patterns, results["teacher"] = teacher_targets(parts, teacher_dir, cache, args.quick)
+        teacher_patterns, results["teacher"] = teacher_targets(parts, teacher_dir, cache, args.quick, init)
         wall_seconds[TEACHER_STEP] = step_seconds(TEACHER_STEP, recorded, None if teacher_done else start)
         if recorded["teacher"] and recorded["teacher"] != results["teacher"] and recorded["runs"].get("kd"):
             results["teacher_of_recorded_runs"] = recorded["teacher"]  # trained again, and not to the same figures
@@ -284,34 +322,54 @@ def main(argv=None):
     return 0
 
 
-def teacher_targets(parts, teacher_dir, cache, quick):
-    """Train (or reuse) the vgg7 teacher; return its 38 pattern logits over 8 views (cached) and its row."""
+def teacher_targets(parts, teacher_dir, cache, quick, init=None):
+    """Train (or reuse) the vgg7 teacher, from `init`'s weights where given; return its 38 pattern
+    logits over 8 views (cached) and its row."""
     teacher = train_teacher(parts, teacher_dir, arch=OUR_TEACHER.arch, epochs=1 if quick else OUR_TEACHER.epochs,
-                            learning_rate=OUR_TEACHER.learning_rate, seed=SPLIT_SEED, resume=True, verbose=2)
+                            learning_rate=OUR_TEACHER.learning_rate, seed=SPLIT_SEED, resume=True, verbose=2,
+                            init=init)
     patterns = classifier_pattern_logits(teacher_dir / "teacher.keras", parts, cache)
     test_logits = CLASSIFY.predict(teacher, parts["test"].maps, views=VIEWS[-1])[MULTILABEL]
-    return patterns, {"title": "vgg7, mean of 8 views", "run": repo_relative(teacher_dir),
+    title = "vgg7" + (f" started from the weights of {repo_relative(init)}" if init else "") + ", mean of 8 views"
+    return patterns, {"title": title, "run": repo_relative(teacher_dir),
                       "test_exact_match": CLASSIFY.evaluate({MULTILABEL: test_logits}, parts["test"], "nearest")[
                           "exact_match"]}
 
 
-def read_recorded(out, results):
+def read_recorded(out, results, hard_from=None):
     """What `<out>.json` records from an earlier call with the settings of `results`: its runs by
-    stage and seed, its teacher row and its wall times (none where there is no such file).
-    Raises ValueError where the file was made with other settings (this call would write over it),
-    or is not a results file."""
+    stage and seed, its teacher row and its wall times (none where there is no such file); and
+    the hard-loss runs `<hard_from>.json` records where `<out>.json` does not. Raises ValueError
+    where a file was made with other settings (this call would write over `<out>.json`), where
+    `<hard_from>.json` is missing, or where either is not a results file."""
     path = results_file(out, ".json")
-    if not path.is_file():
-        return {"runs": {}, "teacher": None, "wall_seconds": {}}
+    earlier = read_results(path, results, SAME_RUNS, "give another --out, or move it away") if path.is_file() else {}
+    recorded = {"runs": earlier.get("runs", {}), "teacher": earlier.get("teacher"),
+                "wall_seconds": earlier.get("wall_seconds", {})}
+    if hard_from is not None:
+        path = results_file(hard_from, ".json")
+        if not path.is_file():
+            raise ValueError(f"--hard-from: no results file at {repo_relative(path)}")
+        other = read_results(path, results, SAME_HARD_RUNS, "its hard-loss runs are not this benchmark's")
+        hard = recorded["runs"].setdefault("hard", {})
+        for seed, row in other.get("runs", {}).get("hard", {}).items():
+            if seed not in hard:
+                hard[seed] = row
+                label = f"hard seed {seed}"
+                recorded["wall_seconds"].setdefault(label, other.get("wall_seconds", {}).get(label, REUSED))
+    return recorded
+
+
+def read_results(path, results, keys, remedy):
+    """The results file at `path`, which must agree with `results` on `keys` (else ValueError, with `remedy`)."""
     earlier = read_json(path)
     if not isinstance(earlier, dict):
         raise FileFormatError(f"{repo_relative(path)}: not a benchmark's results (no JSON object)")
-    differ = [key for key in SAME_RUNS if earlier.get(key) != results[key]]
+    differ = [key for key in keys if earlier.get(key) != results[key]]
     if differ:
         raise ValueError(f"{repo_relative(path)} holds results made with other settings ({', '.join(differ)}): "
-                         "give another --out, or move it away")
-    return {"runs": earlier.get("runs", {}), "teacher": earlier.get("teacher"),
-            "wall_seconds": earlier.get("wall_seconds", {})}
+                         f"{remedy}")
+    return earlier
 
 
 def write_report(out, results, runs, plan, epochs):
@@ -323,7 +381,7 @@ def write_report(out, results, runs, plan, epochs):
                "versions": versions()}
     out.parent.mkdir(parents=True, exist_ok=True)
     write_results(out, results, markdown(results))  # before the plot: a failed plot keeps the figures
-    titles = stage_titles(results["kd"])
+    titles = stage_titles(results["kd"], pretrained(results))
     curves = {titles[stage]: {f"seed {seed}": row["val_exact_match_by_epoch"] for seed, row in rows.items()}
               for stage, rows in runs.items()}
     for label, run in unfinished.items():

@@ -8,6 +8,7 @@ import shutil
 import pytest
 
 from benchmarks import repo_relative
+from benchmarks.segclass_mixedwm38 import STUDENT
 from benchmarks.segclass_kd_vs_hard import (KD, against_spread, compare, main, markdown, run_name, stage_titles,
                                             unfinished_run)
 
@@ -89,6 +90,29 @@ def test_quick_benchmark_compares_both_students_over_the_seeds(tmp_path, capsys)
     assert set(again["runs"]["kd"]) == {"0", "1"} and again["runs"]["hard"] == results["runs"]["hard"]
     assert again["runs"]["kd"]["0"] == results["runs"]["kd"]["0"] and again["unfinished"] == {}
 
+    # A teacher started from another's weights (--init), against the hard-loss runs that results/kd
+    # records (--hard-from): only that teacher and its distilled runs train, named apart from the others.
+    pretrained, runs = tmp_path / "runs" / "teacher-vgg7", tmp_path / "runs"
+    assert main(["--quick", "--seeds", "0", "1", "--runs", str(runs), "--out", str(tmp_path / "results" / "pre"),
+                 "--init", str(pretrained), "--hard-from", str(tmp_path / "results" / "kd")]) == 0
+    out = capsys.readouterr().out
+    assert "== hard loss only" not in out
+    assert "== distilled from the pre-trained vgg7 classifier (8 views), seed 1" in out
+    pre = json.loads((tmp_path / "results" / "pre.json").read_text())
+    assert pre["runs"]["hard"] == results["runs"]["hard"] and set(pre["runs"]["kd"]) == {"0", "1"}
+    assert pre["wall_seconds"]["hard seed 1"] == results["wall_seconds"]["hard seed 1"]
+    assert pre["teacher_recipe"]["init"] == repo_relative(pretrained / "teacher.keras")
+    results_dir = tmp_path / "results"
+    assert pre["command"] == ("python -m benchmarks.segclass_kd_vs_hard --quick --seeds 0 1 "
+                              f"--init {repo_relative(pretrained)} --hard-from {repo_relative(results_dir / 'kd')} "
+                              f"--runs {repo_relative(runs)} --out {repo_relative(results_dir / 'pre')}")
+    settings = json.loads((runs / "teacher-vgg7-pretrained" / "training.json").read_text())["settings"]
+    assert settings["init"] == str(pretrained / "teacher.keras")
+    assert (runs / "teacher-pretrained_cache.h5").is_file() and (runs / "kd-pretrained-epochs1-seed1").is_dir()
+    table = (tmp_path / "results" / "pre.md").read_text()
+    assert f"The hard-loss runs are those `{repo_relative(tmp_path / 'results' / 'kd.json')}` records" in table
+    assert "| distilled from the pre-trained vgg7 classifier (8 views) | 0 |" in table
+
 
 @pytest.mark.unit
 def test_results_made_with_other_settings_are_refused_not_written_over(tmp_path, capsys):
@@ -108,11 +132,31 @@ def test_results_made_with_other_settings_are_refused_not_written_over(tmp_path,
 
 
 @pytest.mark.unit
+def test_hard_loss_runs_are_taken_only_from_a_results_file_of_the_same_student_and_epochs(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run_benchmark(tmp_path, "--hard-from", str(tmp_path / "nowhere"))
+    assert f"--hard-from: no results file at {repo_relative(tmp_path / 'nowhere.json')}" in capsys.readouterr().err
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"data": "380 synthetic maps", "student": STUDENT, "epochs": 60,
+                                 "runs": {"hard": {"0": {}}}}))
+    with pytest.raises(SystemExit):
+        run_benchmark(tmp_path, "--hard-from", str(tmp_path / "other"))
+    assert ("other.json holds results made with other settings (epochs, student_settings): its hard-loss runs "
+            "are not this benchmark's") in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_benchmark(tmp_path, "--init", str(tmp_path / "nowhere"))
+    assert f"--init: no teacher model at {tmp_path / 'nowhere'}" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "results").exists()
+
+
+@pytest.mark.unit
 def test_settings_other_than_paper_2s_get_their_own_runs_and_title():
     assert run_name("kd", KD, 10, 2) == "kd-epochs10-seed2"
     other = {**KD, "temperature": 2.0}
     assert run_name("kd", other, 10, 2) == "kd-T2-a0.7-epochs10-seed2"
     assert run_name("hard", other, 10, 2) == "hard-epochs10-seed2"  # the hard-loss runs are shared
+    assert run_name("kd", other, 10, 2, pretrained=True) == "kd-pretrained-T2-a0.7-epochs10-seed2"
+    assert run_name("hard", other, 10, 2, pretrained=True) == "hard-epochs10-seed2"
     assert stage_titles(other)["kd"].endswith(", T = 2, a_cls = 0.7") and "T =" not in stage_titles(KD)["kd"]
 
 
@@ -151,7 +195,8 @@ def test_part_way_the_gap_is_over_the_seeds_both_have_finished_and_the_spread_wa
     assert compare(runs)[1]["val_against_spread"] == "overlapping the hard-loss runs' range"
 
     results = {"epochs": 60, "seeds": [0, 1, 2], "data": "d", "kd": KD, "command": "python -m x --epochs 60",
-               "teacher": {"title": "vgg7", "test_exact_match": 0.98}, "plan": ["hard seed 0", "kd seed 0"] * 3,
+               "teacher": {"title": "vgg7", "test_exact_match": 0.98}, "teacher_recipe": {"arch": "vgg7"},
+               "plan": ["hard seed 0", "kd seed 0"] * 3,
                "runs": {"hard": {"0": run_row(0.95, 0.94)}, "kd": {}}, "wall_seconds": {"hard seed 0": 10},
                "unfinished": {"kd seed 0": {"progress": "12 of 60 epochs, best validation exact match 90.00% so far"}}}
     results["summary"], results["kd_minus_hard"] = compare(results["runs"])
