@@ -283,8 +283,9 @@ def main(argv=None):
     teacher_dir, cache = args.runs / f"teacher-{OUR_TEACHER.arch}{named}", args.runs / f"teacher{named}_cache.h5"
     teacher_done = finished(teacher_dir) and cache.is_file()
     if args.report_only and needs_teacher and not teacher_done:
-        parser.error(f"--report-only: no finished teacher with its logits in {args.runs}, nor results recorded "
-                     f"at {repo_relative(results_file(args.out, '.json'))}; run without it first")
+        why = ("which the finished distilled runs there need" if recorded["teacher"] else
+               f"nor results recorded at {repo_relative(results_file(args.out, '.json'))}")
+        parser.error(f"--report-only: no finished teacher with its logits in {args.runs}, {why}; run without it first")
     parts = load_splits(None if args.quick else args.data.resolve(), QUICK_MAPS, SPLIT_SEED)
 
     wall_seconds = {}

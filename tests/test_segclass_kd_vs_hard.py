@@ -10,7 +10,8 @@ import pytest
 from benchmarks import repo_relative
 from benchmarks.segclass_mixedwm38 import STUDENT
 from benchmarks.segclass_kd_vs_hard import (KD, against_spread, compare, main, markdown, run_name, stage_titles,
-                                            unfinished_run)
+                                            student_settings, unfinished_run)
+from kd_keras.recipes import OUR_TEACHER
 
 TIER = "e2e"  # tests marked with no tier of their own (conftest.py)
 
@@ -228,3 +229,15 @@ def test_report_only_needs_a_finished_teacher(tmp_path, capsys):
         run_benchmark(tmp_path, "--report-only")
     assert "--report-only: no finished teacher with its logits in" in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
+    # Results recorded, but a finished distilled run here, whose teacher is not: that is what is missing.
+    recorded = {"data": "380 synthetic maps", "student": STUDENT, "epochs": 1, "student_settings": student_settings(1),
+                "kd": KD, "teacher_recipe": OUR_TEACHER._asdict(), "teacher": {"title": "vgg7"}, "runs": {}}
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "kd.json").write_text(json.dumps(recorded))
+    (tmp_path / "runs" / "kd-epochs1-seed0").mkdir(parents=True)
+    (tmp_path / "runs" / "kd-epochs1-seed0" / "training.json").write_text(json.dumps(
+        {"settings": {}, "epoch": 1, "finished": True, "stopped": False, "history": [], "wait": 0}))
+    with pytest.raises(SystemExit):
+        run_benchmark(tmp_path, "--report-only")
+    assert "with its logits in {}, which the finished distilled runs there need; run without it first".format(
+        tmp_path / "runs") in capsys.readouterr().err
