@@ -301,7 +301,9 @@ def main(argv=None):
         wall_seconds[TEACHER_STEP] = step_seconds(TEACHER_STEP, recorded)
     results["wall_seconds"] = wall_seconds
     runs = {stage: {} for stage in stages}
-    for label, (stage, seed, run_dir) in plan.items():
+    # The runs to train come last, so that the report written after each holds every run done before.
+    for label in [label for label in plan if label not in to_train] + to_train:
+        stage, seed, run_dir = plan[label]
         if label in recorded_runs:
             runs[stage][seed] = recorded["runs"][stage][seed]
             wall_seconds[label] = step_seconds(label, recorded)
@@ -318,7 +320,7 @@ def main(argv=None):
         wall_seconds[label] = step_seconds(label, recorded, None if reused else start)
         if not reused:  # after every run it trains: a benchmark stopped part-way keeps what it finished
             write_report(args.out, results, runs, plan, epochs)
-    if list(plan)[-1] not in to_train:  # else the loop has just written them
+    if not to_train:  # else the loop has just written them
         write_report(args.out, results, runs, plan, epochs)
     return 0
 
@@ -375,6 +377,11 @@ def read_results(path, results, keys, remedy):
 
 def write_report(out, results, runs, plan, epochs):
     """Write `<out>.{json,md,png}` from the runs finished so far; the rest of `plan` as unfinished."""
+    # In the plan's order, whatever order the runs were done in.
+    runs = {stage: {seed: rows[seed] for (planned, seed, _) in plan.values() if planned == stage and seed in rows}
+            for stage, rows in runs.items()}
+    seconds = results["wall_seconds"]
+    results = {**results, "wall_seconds": {step: seconds[step] for step in (TEACHER_STEP, *plan) if step in seconds}}
     summary, gap = compare(runs)
     unfinished = {label: unfinished_run(run_dir, epochs) for label, (stage, seed, run_dir) in plan.items()
                   if seed not in runs[stage]}

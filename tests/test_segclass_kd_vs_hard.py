@@ -9,8 +9,8 @@ import pytest
 
 from benchmarks import repo_relative
 from benchmarks.segclass_mixedwm38 import STUDENT
-from benchmarks.segclass_kd_vs_hard import (KD, against_spread, compare, main, markdown, run_name, stage_titles,
-                                            student_settings, unfinished_run)
+from benchmarks.segclass_kd_vs_hard import (KD, TEACHER_STEP, against_spread, compare, main, markdown, run_name,
+                                            stage_titles, student_settings, unfinished_run, write_report)
 from kd_keras.recipes import OUR_TEACHER
 
 TIER = "e2e"  # tests marked with no tier of their own (conftest.py)
@@ -209,6 +209,22 @@ def test_part_way_the_gap_is_over_the_seeds_both_have_finished_and_the_spread_wa
     results["teacher_of_recorded_runs"] = {"title": "vgg7", "test_exact_match": 0.97}
     assert "before this teacher was trained again learnt from one that read 97.00% of the test maps" in \
         markdown(results)
+
+
+@pytest.mark.unit
+def test_the_report_lists_the_runs_in_the_plans_order_and_only_the_missing_ones_as_unfinished(tmp_path):
+    # Recorded and finished runs are taken before any is trained: the report then holds them out of order.
+    plan = {f"{stage} seed {seed}": (stage, seed, tmp_path / f"{stage}-{seed}")
+            for seed in "01" for stage in ("hard", "kd")}
+    results = {"epochs": 1, "seeds": [0, 1], "data": "d", "kd": KD, "teacher_recipe": {}, "command": "c",
+               "teacher": {"title": "vgg7", "test_exact_match": 0.98}, "plan": list(plan),
+               "wall_seconds": {"hard seed 1": 4, TEACHER_STEP: 3, "hard seed 0": 2, "kd seed 0": 5}}
+    runs = {"hard": {"1": run_row(0.95, 0.94), "0": run_row(0.96, 0.95)}, "kd": {"0": run_row(0.97, 0.96)}}
+    write_report(tmp_path / "kd", results, runs, plan, 1)
+    written = json.loads((tmp_path / "kd.json").read_text())
+    assert list(written["runs"]["hard"]) == ["0", "1"] and list(written["unfinished"]) == ["kd seed 1"]
+    assert list(written["wall_seconds"]) == [TEACHER_STEP, "hard seed 0", "kd seed 0", "hard seed 1"]
+    assert "Still to do: kd seed 1: not started." in (tmp_path / "kd.md").read_text()
 
 
 @pytest.mark.unit
