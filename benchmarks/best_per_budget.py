@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from benchmarks import DEFAULT_DATA, REPO, repo_relative, results_file
+from kd_keras.cli import argument_type
 from kd_keras.data import load_splits
 from kd_keras.distillation import distill_student, teacher_logits_cached
 from kd_keras.evaluation import evaluate
@@ -264,17 +265,13 @@ def main(argv=None):
                         help="results path without suffix (.json, .md, .png are written)")
     parser.add_argument("--teacher", choices=teacher_names(), default=OUR_TEACHER.arch,
                         help=f"teacher architecture (default {OUR_TEACHER.arch})")
-    parser.add_argument("--init", type=Path, default=None, metavar="TEACHER",
+    parser.add_argument("--init", type=argument_type(teacher_file), default=None, metavar="TEACHER",
                         help="start the teacher from this one's weights (its run directory or .keras file, the same "
                              "--teacher architecture) instead of random ones: pre-training")
     parser.add_argument("--quick", action="store_true", help="380 synthetic maps, 1 epoch per stage")
     args = parser.parse_args(argv)
     if not args.quick and not args.data.is_file():
         parser.error(f"no dev set at {args.data}")
-    try:
-        init = None if args.init is None else teacher_file(args.init)
-    except FileNotFoundError as error:
-        parser.error(f"--init: {error}")
     teacher_recipe = OUR_TEACHER._replace(arch=args.teacher)
     epochs = (lambda n: 1) if args.quick else (lambda n: n)
     stages = Stages()
@@ -285,7 +282,7 @@ def main(argv=None):
     teacher_dir = runs / "teacher"
     teacher = stages.run("teacher", train_teacher, parts, teacher_dir, arch=teacher_recipe.arch,
                          epochs=epochs(teacher_recipe.epochs), learning_rate=teacher_recipe.learning_rate,
-                         seed=SEED, resume=True, verbose=2, init=init)
+                         seed=SEED, resume=True, verbose=2, init=args.init)
     teacher_path = teacher_dir / TEACHER_FILE
     teacher_row = report_run(teacher_dir, f"{teacher_recipe.arch} teacher", {"teacher": (teacher, teacher_dir)},
                              parts, description, CLASSIFY)["teacher"]
@@ -293,9 +290,9 @@ def main(argv=None):
                         runs / "teacher_cache.h5", splits=("train", "val", "test"), views=8)
     command = "python -m benchmarks.best_per_budget" + (
         f" --teacher {teacher_recipe.arch}" if teacher_recipe != OUR_TEACHER else "") + (
-        f" --init {repo_relative(init)}" if init is not None else "")
+        f" --init {repo_relative(args.init)}" if args.init is not None else "")
     results = {"data": description, "seed": SEED, "command": command, "teacher": {
-        **teacher_recipe._asdict(), "init": None if init is None else repo_relative(init),
+        **teacher_recipe._asdict(), "init": None if args.init is None else repo_relative(args.init),
         "parameters": teacher.count_params(),
         "val_exact_match_8_views": evaluate(logits["val"], parts["val"].labels)["exact_match"],
         "test_exact_match_8_views": evaluate(logits["test"], parts["test"].labels)["exact_match"],

@@ -46,6 +46,7 @@ from pathlib import Path
 
 from benchmarks import DEFAULT_DATA, REPO, repo_relative, require_several_seeds, results_file, write_results
 from benchmarks.segclass_mixedwm38 import STUDENT, STUDENT_JOB
+from kd_keras.cli import argument_type
 from kd_keras.data import VIEWS, load_splits
 from kd_keras.errors import FileFormatError
 from kd_keras.fileio import read_json
@@ -221,7 +222,7 @@ def main(argv=None):
                         help=f"of the distilled student's pattern term (default {KD['temperature']:g}, Paper 2's)")
     parser.add_argument("--a-cls", type=float, default=KD["alpha_cls"],
                         help=f"weight of that term against the hard loss (default {KD['alpha_cls']:g}, Paper 2's)")
-    parser.add_argument("--init", type=Path, default=None, metavar="TEACHER",
+    parser.add_argument("--init", type=argument_type(teacher_file), default=None, metavar="TEACHER",
                         help="start the teacher from this one's weights (its run directory or .keras file, a vgg7) "
                              "instead of random ones: pre-training")
     parser.add_argument("--hard-from", type=Path, default=None, metavar="RESULTS",
@@ -239,31 +240,28 @@ def main(argv=None):
         parser.error(f"--epochs must be positive, got {args.epochs}")
     if args.temperature <= 0 or not 0 < args.a_cls <= 1:
         parser.error(f"--temperature must be positive and --a-cls in (0, 1]; got {args.temperature}, {args.a_cls}")
-    try:
-        init = None if args.init is None else teacher_file(args.init)
-    except FileNotFoundError as error:
-        parser.error(f"--init: {error}")
     kd = {**KD, "alpha_cls": args.a_cls, "temperature": args.temperature}
-    stages = stage_titles(kd, init is not None)
+    pretrained = args.init is not None  # a teacher started from another's weights
+    stages = stage_titles(kd, pretrained)
     epochs = 1 if args.quick else args.epochs
     command = "python -m benchmarks.segclass_kd_vs_hard" + (" --quick" if args.quick else "") + (
         "" if args.epochs == 10 else f" --epochs {args.epochs}") + (
         "" if args.seeds == [0, 1, 2] else f" --seeds {' '.join(map(str, args.seeds))}") + (
         "" if args.temperature == KD["temperature"] else f" --temperature {args.temperature:g}") + (
         "" if args.a_cls == KD["alpha_cls"] else f" --a-cls {args.a_cls:g}") + (
-        "" if init is None else f" --init {repo_relative(args.init)}") + (
+        "" if not pretrained else f" --init {repo_relative(args.init)}") + (
         "" if args.hard_from is None else f" --hard-from {repo_relative(args.hard_from)}") + "".join(
         # The command continues this benchmark: elsewhere it would start over, or overwrite another's results.
         f" {option} {repo_relative(path)}" for option, path, default in
         (("--runs", args.runs, DEFAULT_RUNS), ("--out", args.out, DEFAULT_OUT)) if path.resolve() != default)
-    plan = {f"{stage} seed {seed}": (stage, str(seed), args.runs / run_name(stage, kd, epochs, seed, init is not None))
+    plan = {f"{stage} seed {seed}": (stage, str(seed), args.runs / run_name(stage, kd, epochs, seed, pretrained))
             for seed in args.seeds for stage in stages}
     results = {"data": f"{QUICK_MAPS} synthetic maps" if args.quick else
                f"{args.data.name}, seeded 80/10/10 split (seed {SPLIT_SEED})",
                "command": command, "student": STUDENT, "epochs": epochs, "seeds": args.seeds,
                "student_settings": student_settings(epochs), "kd": kd,
                # "init" only when given, so that results made before --init still match.
-               "teacher_recipe": OUR_TEACHER._asdict() | ({"init": repo_relative(init)} if init else {}),
+               "teacher_recipe": OUR_TEACHER._asdict() | ({"init": repo_relative(args.init)} if args.init else {}),
                "plan": list(plan)}
     if args.hard_from is not None:
         results["hard_runs_from"] = repo_relative(results_file(args.hard_from, ".json"))
@@ -279,7 +277,7 @@ def main(argv=None):
     # The teacher's logits: for every distilled run here (to train, or finished: resuming checks them), and
     # its row for the report where none is recorded.
     needs_teacher = not recorded["teacher"] or any(plan[label][0] == "kd" for label in (*to_train, *finished_runs))
-    named = "-pretrained" if init else ""  # a pre-trained teacher and its logits beside the other's
+    named = "-pretrained" if pretrained else ""  # a pre-trained teacher and its logits beside the other's
     teacher_dir, cache = args.runs / f"teacher-{OUR_TEACHER.arch}{named}", args.runs / f"teacher{named}_cache.h5"
     teacher_done = finished(teacher_dir) and cache.is_file()
     if args.report_only and needs_teacher and not teacher_done:
@@ -292,7 +290,7 @@ def main(argv=None):
     teacher_patterns = None
     if needs_teacher:
         start = time.time()
-        teacher_patterns, results["teacher"] = teacher_targets(parts, teacher_dir, cache, args.quick, init)
+        teacher_patterns, results["teacher"] = teacher_targets(parts, teacher_dir, cache, args.quick, args.init)
         wall_seconds[TEACHER_STEP] = step_seconds(TEACHER_STEP, recorded, None if teacher_done else start)
         if recorded["teacher"] and recorded["teacher"] != results["teacher"] and recorded["runs"].get("kd"):
             results["teacher_of_recorded_runs"] = recorded["teacher"]  # trained again, and not to the same figures

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import DEFAULT_DATA, REPO, repo_relative, require_several_seeds, results_file, write_results
+from kd_keras.cli import argument_type
 from kd_keras.data import load_splits
 from kd_keras.data.labels import DEFECT_ABBREVIATIONS
 from kd_keras.evaluation import decode, maps_read_right, tune_thresholds, worst_mistakes
@@ -114,7 +115,7 @@ def main(argv=None):
                         help="where the teachers' run directories go")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "teacher_ceiling",
                         help="results path without suffix (.json, .md, .png are written)")
-    parser.add_argument("--init", type=Path, default=None, metavar="TEACHER",
+    parser.add_argument("--init", type=argument_type(teacher_file), default=None, metavar="TEACHER",
                         help="start every teacher from this one's weights (its run directory or .keras file, "
                              "the same --arch) instead of random ones: pre-training")
     parser.add_argument("--quick", action="store_true", help="380 synthetic maps, 1 epoch per teacher")
@@ -122,7 +123,6 @@ def main(argv=None):
     if not args.quick and not args.data.is_file():
         parser.error(f"no dev set at {args.data}")
     require_several_seeds(parser, args.seeds)
-    init = None if args.init is None else teacher_file(args.init)
     parts = load_splits(None if args.quick else args.data, 380, SEED)
     labels = {split: parts[split].labels for split in SPLITS}
 
@@ -132,7 +132,7 @@ def main(argv=None):
         teacher = train_teacher(parts, args.runs / f"{args.arch}-seed{seed}", arch=args.arch,
                                 epochs=1 if args.quick else OUR_TEACHER.epochs,
                                 learning_rate=OUR_TEACHER.learning_rate, seed=seed, resume=True, verbose=2,
-                                init=init)
+                                init=args.init)
         logits[str(seed)] = {views: {split: predict(model, parts[split].maps) for split in SPLITS}
                              for views, model in ((1, teacher), (8, DihedralMean(teacher)))}
         wall_seconds[f"teacher seed {seed}"] = round(time.time() - start)
@@ -141,7 +141,7 @@ def main(argv=None):
     figures, ensemble, every_wrong = analyse(logits, labels)
     description = "380 synthetic maps" if args.quick else f"{args.data.name}, seeded 80/10/10 split (seed {SEED})"
     results = {"data": description, "split_seed": SEED, "recipe": OUR_TEACHER._replace(arch=args.arch)._asdict(),
-               "init": None if init is None else repo_relative(init), **figures,
+               "init": None if args.init is None else repo_relative(args.init), **figures,
                "wall_seconds": wall_seconds, "versions": versions()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_results(args.out, results, markdown(results))  # before the gallery: a failed plot keeps the figures

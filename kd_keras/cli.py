@@ -38,11 +38,12 @@ def positive_int(text):
 
 
 def argument_type(parse):
-    """An argparse type from a parser that raises ValueError: argparse then shows the reason."""
+    """An argparse type from a parser that raises ValueError (or FileNotFoundError, for a file the
+    argument names): argparse then shows the reason, before the command does any work."""
     def parse_argument(text):
         try:
             return parse(text)
-        except ValueError as error:
+        except (ValueError, FileNotFoundError) as error:
             raise argparse.ArgumentTypeError(str(error)) from None
     parse_argument.__name__ = parse.__name__
     return parse_argument

@@ -347,7 +347,9 @@ def segclass_teacher_is_classifier(job, teacher, teacher_path):
 
 
 def teacher_file(teacher):
-    """The .keras file of a teacher given as a run directory or as the file itself."""
+    """The .keras file of a teacher given as a run directory or as the file itself (a path or
+    its text: `kd_keras.cli.argument_type(teacher_file)` is an argparse type)."""
+    teacher = Path(teacher)
     path = teacher / TEACHER_FILE if teacher.is_dir() else teacher
     if not path.is_file():
         raise FileNotFoundError(f"no teacher model at {path}; train one with python -m kd_keras.train_teacher")

@@ -71,12 +71,3 @@ def test_an_unknown_teacher_is_refused_before_any_work(tmp_path, capsys):
         main(["--quick", "--teacher", "vgg8", "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "best")])
     assert exit_info.value.code == 2 and "--teacher: invalid choice: 'vgg8'" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
-
-
-def test_a_missing_init_teacher_is_refused_before_any_work(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--quick", "--init", str(tmp_path / "nowhere"), "--runs", str(tmp_path / "runs"),
-              "--out", str(tmp_path / "best")])
-    assert exit_info.value.code == 2
-    assert f"--init: no teacher model at {tmp_path / 'nowhere'}" in capsys.readouterr().err
-    assert not (tmp_path / "runs").exists() and not (tmp_path / "best.json").exists()
