@@ -12,9 +12,9 @@ One seeded 80/10/10 split of `../shared/data/mixedwm38_dev.npz`, then, each stag
    random ones (pre-training, e.g. on WM-811K maps):
 
        python -m benchmarks.wm811k_teacher_balance --balance 0   # runs/wm811k-balance/vgg7-balance0-seed0
-       python -m benchmarks.best_per_budget --init runs/wm811k-balance/vgg7-balance0-seed0 \
-           --runs runs/best-per-budget-init-wm811k --models runs/best-per-budget-init-wm811k/models \
-           --out runs/best-per-budget-init-wm811k/results
+       python -m benchmarks.best_per_budget --init runs/wm811k-balance/vgg7-balance0-seed0 \\
+           --runs runs/best-per-budget-init-wm811k --models runs/best-per-budget-init-wm811k/models \\
+           --out benchmarks/results/best_per_budget_init_wm811k
 2. questions (Paper 1's open ones, `kd_keras.recipes.PAPER1_QUESTIONS`), each a short
    distillation of `separable8k`: label-free (paper loss at three alpha/beta balances,
    Hinton) against supervised (labels mixed in, labels only). The recipe with the best

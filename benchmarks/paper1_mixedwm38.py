@@ -2,7 +2,7 @@
 
     python -m benchmarks.paper1_mixedwm38              # the paper's ResNet-18 teacher (wall time: results .json)
     python -m benchmarks.paper1_mixedwm38 --teacher runs/teacher-mixedwm38-resnet18   # reuse a trained teacher
-    python -m benchmarks.paper1_mixedwm38 --teacher-arch vgg9 --teacher-views 8 \
+    python -m benchmarks.paper1_mixedwm38 --teacher-arch vgg9 --teacher-views 8 \\
         --models runs/paper1-vgg9-int8 --out benchmarks/results/paper1_mixedwm38_vgg9
     python -m benchmarks.paper1_mixedwm38 --quick --runs /tmp/r --models /tmp/m --out /tmp/res/paper1
 

@@ -5,8 +5,8 @@ the seeds spread?
     python -m benchmarks.segclass_kd_vs_hard --epochs 60      # the shipped student's schedule (4-6 hours)
     python -m benchmarks.segclass_kd_vs_hard --temperature 2 --out benchmarks/results/segclass_kd_vs_hard_T2
     python -m benchmarks.segclass_kd_vs_hard --quick --runs /tmp/r --out /tmp/res/kd   # smoke test
-    python -m benchmarks.segclass_kd_vs_hard --epochs 60 --temperature 1 \
-        --init runs/wm811k-balance/vgg7-balance0-seed0 --hard-from benchmarks/results/segclass_kd_vs_hard_epochs60_T1 \
+    python -m benchmarks.segclass_kd_vs_hard --epochs 60 --temperature 1 \\
+        --init runs/wm811k-balance/vgg7-balance0-seed0 --hard-from benchmarks/results/segclass_kd_vs_hard_epochs60_T1 \\
         --out benchmarks/results/segclass_kd_vs_hard_epochs60_T1_pretrained   # a pre-trained teacher
 
 The same student (`stridedseg`, with `benchmarks.segclass_mixedwm38`'s settings: augmented,

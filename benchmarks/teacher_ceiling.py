@@ -2,7 +2,7 @@
 
     python -m benchmarks.teacher_ceiling            # wall time per teacher: results .json
     python -m benchmarks.teacher_ceiling --quick --seeds 0 1 --runs /tmp/r --out /tmp/res/ceiling
-    python -m benchmarks.teacher_ceiling --init runs/wm811k-balance/vgg7-balance0-seed0 \
+    python -m benchmarks.teacher_ceiling --init runs/wm811k-balance/vgg7-balance0-seed0 \\
         --runs runs/teacher-ceiling-init-wm811k --out benchmarks/results/teacher_ceiling_init_wm811k
 
 Every student is bounded by its teacher, and issue 7 asks for 99%. This trains our teacher
