@@ -249,7 +249,7 @@ def main(argv=None):
         "" if args.seeds == [0, 1, 2] else f" --seeds {' '.join(map(str, args.seeds))}") + (
         "" if args.temperature == KD["temperature"] else f" --temperature {args.temperature:g}") + (
         "" if args.a_cls == KD["alpha_cls"] else f" --a-cls {args.a_cls:g}") + (
-        "" if not pretrained else f" --init {repo_relative(args.init)}") + (
+        f" --init {repo_relative(args.init)}" if pretrained else "") + (
         "" if args.hard_from is None else f" --hard-from {repo_relative(args.hard_from)}") + "".join(
         # The command continues this benchmark: elsewhere it would start over, or overwrite another's results.
         f" {option} {repo_relative(path)}" for option, path, default in
@@ -261,7 +261,7 @@ def main(argv=None):
                "command": command, "student": STUDENT, "epochs": epochs, "seeds": args.seeds,
                "student_settings": student_settings(epochs), "kd": kd,
                # "init" only when given, so that results made before --init still match.
-               "teacher_recipe": OUR_TEACHER._asdict() | ({"init": repo_relative(args.init)} if args.init else {}),
+               "teacher_recipe": OUR_TEACHER._asdict() | ({"init": repo_relative(args.init)} if pretrained else {}),
                "plan": list(plan)}
     if args.hard_from is not None:
         results["hard_runs_from"] = repo_relative(results_file(args.hard_from, ".json"))
