@@ -175,7 +175,9 @@ def teacher_logits_cached(teacher_path, parts, cache_path, splits=("train", "val
     if Path(cache_path).is_file():
         arrays, attrs = read_arrays(cache_path)
         if attrs.get("key") == key:
-            return arrays
+            # In `splits` order, as computed (HDF5 reads back by name): a student's settings
+            # hash the logits in order, and a resumed run compares them.
+            return {split: arrays[split] for split in splits}
     teacher = load_teacher(teacher_path, views)
     print(f"computing the teacher's logits once, for {', '.join(splits)} (cached in {cache_path})")
     arrays = {split: predict(teacher, parts[split].maps, verbose="auto") for split in splits}

@@ -64,6 +64,16 @@ def test_teacher_logits_are_cached_and_recomputed_for_another_teacher(parts, sta
     assert not np.allclose(recomputed["val"], first["val"])
 
 
+def test_a_student_resumes_from_cached_teacher_logits_as_from_fresh_ones(parts, stand_in_teacher, tmp_path):
+    # HDF5 reads splits back by name (test, train, val); computed, they come in `splits` order.
+    splits = ("train", "val", "test")
+    fresh = teacher_logits_cached(stand_in_teacher, parts, tmp_path / "cache.h5", splits=splits)
+    distill_student("net2", parts, tmp_path / "net2", stand_in_teacher, fresh, epochs=1, verbose=0)
+    cached = teacher_logits_cached(stand_in_teacher, parts, tmp_path / "cache.h5", splits=splits)
+    assert list(cached) == list(splits)
+    distill_student("net2", parts, tmp_path / "net2", stand_in_teacher, cached, epochs=1, resume=True, verbose=0)
+
+
 def test_students_side_by_side_get_the_weights_they_get_alone(parts, stand_in_teacher, teacher_logits, tmp_path,
                                                               capsys):
     few = {**parts, "train": parts["train"].subset(slice(0, 608))}
