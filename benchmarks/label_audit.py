@@ -3,6 +3,7 @@ the audit does not suspect.
 
     python -m benchmarks.label_audit            # about 50 min on 2 cores; run again to go on
     python -m benchmarks.label_audit --quick    # 1,520 synthetic maps, 1 epoch: figures mean nothing
+    python -m benchmarks.label_audit --audit benchmarks/results/label_audit.json   # a model shipped: read them again
 
 Audits the MixedWM38 dev set's labels with `kd_keras.label_audit` as `python -m
 kd_keras.audit_labels --data <dev set> --out runs/label-audit` does (4 vgg7 teachers, 8 epochs
@@ -15,7 +16,9 @@ Writes benchmarks/results/label_audit.{json,md,png}: the audit's report (every s
 row in the file, its split, given and suspected label and the evidence; the surest drawn), and
 the shipped models' two figures. The .json is also an audit report that the training commands
 read: `--drop-suspects benchmarks/results/label_audit.json` trains without the suspects. The
-folds' runs stay in --runs, so an interrupted benchmark goes on where it stopped.
+folds' runs stay in --runs, so an interrupted benchmark goes on where it stopped. `--audit`
+takes the audit from a report this benchmark wrote instead (its suspects and figures kept as
+they are), and reads the shipped models again: after a model ships, without the folds' runs.
 """
 
 import argparse
@@ -26,7 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import DEFAULT_DATA, REPO, repo_relative, results_file, write_results
-from kd_keras.data import generate_wafer_maps, load_wafer_maps, stratified_split
+from kd_keras.data import generate_wafer_maps, load_wafer_maps, read_suspects, stratified_split
+from kd_keras.errors import FileFormatError
+from kd_keras.fileio import read_json
 from kd_keras.label_audit import AuditSettings, audit_labels, audit_markdown, plot_suspects
 from tflite.export import load_converted
 
@@ -68,8 +73,10 @@ def markdown(results):
                      f"{100 * row['clean']:.2f}% | {row['test_maps'] - row['clean_test_maps']:,} of "
                      f"{row['test_maps']:,} |")
     seconds = results["wall_seconds"]
-    lines += ["", f"Reproduce: `{results['command']}` (here: {seconds['audit']:,} s for the audit, whose finished "
-              f"folds are reused, and {seconds['shipped_models']:,} s for the models)."]
+    audit = ("the audit taken from its report" if "--audit" in results["command"] else
+             f"{seconds['audit']:,} s for the audit, whose finished folds are reused")
+    lines += ["", f"Reproduce: `{results['command']}` (here: {audit}, and {seconds['shipped_models']:,} s for the "
+              "models)."]
     return "\n".join(lines) + "\n"
 
 
@@ -82,15 +89,27 @@ def main(argv=None):
     parser.add_argument("--models", nargs="*", choices=SHIPPED, default=MIXEDWM38_MODELS,
                         help="shipped models to read the test maps with (default: all but wm811k-*, whose headline "
                              "is on WM-811K maps)")
+    parser.add_argument("--audit", type=Path, default=None, metavar="AUDIT_JSON",
+                        help="take the audit from this benchmark's report (its .json) instead of running it, "
+                             "and read the shipped models again")
     parser.add_argument("--quick", action="store_true", help="1,520 synthetic maps, 2 folds of 1 epoch")
     args = parser.parse_args(argv)
     if not args.quick and not args.data.is_file():
         parser.error(f"no dev set at {args.data}")
     data = generate_wafer_maps(1520, seed=0) if args.quick else load_wafer_maps(args.data)
-    settings = QUICK if args.quick else AuditSettings()
 
     start = time.time()
-    report = audit_labels(data, args.runs, settings, verbose=2)
+    if args.audit is None:
+        settings = QUICK if args.quick else AuditSettings()
+        report = audit_labels(data, args.runs, settings, verbose=2)
+    else:
+        try:
+            read_suspects(args.audit, data)  # an audit of these maps and labels, or a clear refusal
+            report = {key: value for key, value in read_json(args.audit).items()
+                      if key not in ("command", "shipped_models", "wall_seconds")}
+            settings = AuditSettings(**report["settings"])
+        except (OSError, FileFormatError, KeyError, TypeError) as error:
+            parser.error(f"--audit: {args.audit} is no report of this benchmark: {error}")
     audit_seconds = round(time.time() - start)
     suspects = np.array([s["index"] for s in report["suspects"]], np.int64)
     start = time.time()
@@ -99,7 +118,9 @@ def main(argv=None):
     report["data"] = "1,520 synthetic maps (seed 0)" if args.quick else repo_relative(args.data)
     # The audit's report, as the audit command writes it (training commands read its suspects with
     # --drop-suspects), with the shipped models' figures.
-    results = {**report, "command": "python -m benchmarks.label_audit" + " --quick" * args.quick,
+    command = "python -m benchmarks.label_audit" + " --quick" * args.quick + (
+        f" --audit {repo_relative(args.audit)}" if args.audit is not None else "")
+    results = {**report, "command": command,
                "shipped_models": figures,
                "wall_seconds": {"audit": audit_seconds, "shipped_models": round(time.time() - start)}}
     write_results(args.out, results, markdown(results))

@@ -56,7 +56,9 @@ def test_quick_benchmark_writes_results_runs_and_shipped_models(tmp_path):
     readme = (tmp_path / "models" / "kd-21kb" / "README.md").read_text()
     assert f"student seed {small['seed']} (the best of 3 on validation)" in readme
     assert f"vgg7 teacher, started from the weights of {recorded} (" in readme and results["command"] in readme
-    assert "int8_val_exact_match_by_seed" not in results["final"]["kd-248kb"]
+    large = results["final"]["kd-248kb"]  # of 2 seeds, 1 view
+    assert set(large["int8_val_exact_match_by_seed"]) == {"0", "1"} and large["views"] == 1
+    assert (tmp_path / "runs" / "kd-248kb-seed1" / "vgg225k" / "vgg225k.keras").is_file()
     assert json.loads((tmp_path / "models" / "kd-21kb" / "model_card.json").read_text())["views"] == small["views"]
     table = out.with_suffix(".md").read_text()
     assert f"| teacher (vgg7, started from the weights of {recorded}) |" in table and "(chosen)" in table
@@ -64,6 +66,19 @@ def test_quick_benchmark_writes_results_runs_and_shipped_models(tmp_path):
     assert out.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "runs" / "teacher" / "teacher.keras").is_file()
     assert (tmp_path / "runs" / "kd-21kb" / "metrics.json").is_file()
+
+    # --ship: the same runs (resumed, nothing trained again), one of our students shipped, the
+    # other converted into its run directory as paper 1's are.
+    shipped = tmp_path / "shipped"
+    assert main(["--quick", "--runs", str(tmp_path / "runs"), "--models", str(shipped), "--out", str(out),
+                 "--init", str(pretrained), "--ship", "kd-248kb"]) == 0
+    results = json.loads(out.with_suffix(".json").read_text())
+    assert results["command"] == f"python -m benchmarks.best_per_budget --init {recorded} --ship kd-248kb"
+    assert [path.name for path in shipped.iterdir()] == ["kd-248kb"]
+    assert results["final"]["kd-21kb"]["model_dir"] is None
+    assert (tmp_path / "runs" / "kd-21kb" / "int8" / "model.tflite").is_file()
+    assert "| kd-21kb (separable8k) | 21KB |" in out.with_suffix(".md").read_text()
+    assert results["command"] in (shipped / "kd-248kb" / "README.md").read_text()
 
 
 def test_an_unknown_teacher_is_refused_before_any_work(tmp_path, capsys):

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 
-from benchmarks import label_audit as label_audit_benchmark
+from benchmarks import label_audit as label_audit_benchmark, repo_relative
 from kd_keras.audit_labels import main
 from kd_keras.data import PATTERNS, generate_wafer_maps, load_mixedwm38, read_suspects, save_mixedwm38, split_data
 from kd_keras.data.labels import DEFECT_ABBREVIATIONS, flags_name
@@ -211,3 +211,26 @@ def test_benchmark_reads_the_shipped_models_on_all_test_maps_and_on_those_not_su
     assert out.with_suffix(".png").is_file() == bool(audit["suspects"])
     data = generate_wafer_maps(1520, seed=0)  # what --quick audits: its results are an audit report of it
     assert len(read_suspects(out.with_suffix(".json"), data)) == len(audit["suspects"])
+
+    # --audit: the same report, the models read again (here one more), no fold trained again.
+    again = tmp_path / "again" / "label_audit"
+    assert label_audit_benchmark.main(["--quick", "--models", "kd-21kb", "kd-248kb", "--runs", str(tmp_path / "none"),
+                                       "--out", str(again), "--audit", str(out.with_suffix(".json"))]) == 0
+    reread = json.loads(again.with_suffix(".json").read_text())
+    assert not (tmp_path / "none").exists()
+    recorded = repo_relative(out.with_suffix(".json"))  # as the other results files record paths
+    assert reread["command"] == f"python -m benchmarks.label_audit --quick --audit {recorded}"
+    assert reread["shipped_models"]["kd-21kb"] == row and set(reread["shipped_models"]) == {"kd-21kb", "kd-248kb"}
+    unchanged = ("command", "shipped_models", "wall_seconds")
+    assert {k: v for k, v in reread.items() if k not in unchanged} == {k: v for k, v in results.items()
+                                                                       if k not in unchanged}
+
+
+def test_benchmark_refuses_an_audit_report_of_other_maps_naming_it(tmp_path, capsys):
+    report = tmp_path / "other.json"
+    report.write_text(json.dumps({"maps": 3, "suspects": []}))
+    with pytest.raises(SystemExit) as exit_info:
+        label_audit_benchmark.main(["--quick", "--audit", str(report), "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert f"--audit: {report} is no report of this benchmark: {report}: an audit of 3 maps" in capsys.readouterr().err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["other.json"]
