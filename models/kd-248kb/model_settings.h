@@ -25,12 +25,12 @@ constexpr int8_t kDieValueInt8[3] = {-128, -1, 126};
 
 // Output: 8 defect logits (multilabel_logits), int8.
 constexpr int kNumDefects = 8;
-constexpr float kOutputScale = 0.25872138142585754f;
-constexpr int kOutputZeroPoint = -13;
+constexpr float kOutputScale = 0.27346622943878174f;
+constexpr int kOutputZeroPoint = -12;
 constexpr const char* kDefectNames[kNumDefects] = {"Center", "Donut", "Edge-Loc", "Edge-Ring", "Loc", "Near-full", "Scratch", "Random"};
 // A defect is present when its int8 output is above its threshold; over several views, when
 // the sum of its outputs less its threshold is above 0. Logit 0 (probability 0.5) for each.
-constexpr int8_t kDetectionThresholdInt8[kNumDefects] = {-13, -13, -13, -13, -13, -13, -13, -13};
+constexpr int8_t kDetectionThresholdInt8[kNumDefects] = {-12, -12, -12, -12, -12, -12, -12, -12};
 
 // Inferences per map: the outputs are summed over this many rotations/flips of the map
 // (dihedral_views.h), as the card's accuracy was measured.
