@@ -71,6 +71,7 @@ from tflite.micro import Int8Model
 from tflite.selection import choose_on_validation
 
 SEED = 0
+DEFAULT_RUNS = REPO / "runs" / "best-per-budget"
 QUESTION_EPOCHS = 12
 # The vgg_cnn family at three widths (vgg225k's point is the final run); separable8k's point
 # comes from the questions.
@@ -260,7 +261,7 @@ def markdown(results):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--runs", type=Path, default=REPO / "runs" / "best-per-budget",
+    parser.add_argument("--runs", type=Path, default=DEFAULT_RUNS,
                         help="where the run directories go")
     parser.add_argument("--models", type=Path, default=REPO / "models", help="where the shipped models go")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "best_per_budget",
@@ -297,6 +298,9 @@ def main(argv=None):
     command = "python -m benchmarks.best_per_budget" + (
         f" --teacher {teacher_recipe.arch}" if teacher_recipe != OUR_TEACHER else "") + (
         f" --init {repo_relative(args.init)}" if args.init is not None else "") + (
+        # Another --runs holds other runs (a pre-trained teacher's): the command a model's README
+        # quotes must name it to make that model again.
+        f" --runs {repo_relative(runs)}" if runs != DEFAULT_RUNS.resolve() else "") + (
         f" --ship {' '.join(args.ship)}" if len(args.ship) < len(OURS) else "")
     results = {"data": description, "seed": SEED, "command": command, "teacher": {
         **teacher_recipe._asdict(), "init": None if args.init is None else repo_relative(args.init),

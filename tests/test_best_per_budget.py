@@ -27,7 +27,8 @@ def test_quick_benchmark_writes_results_runs_and_shipped_models(tmp_path):
     assert json.loads((tmp_path / "runs" / "teacher" / "training.json").read_text())["settings"]["init"] == init
     recorded = results["teacher"]["init"]
     assert recorded == repo_relative(init)  # as the other results files record paths
-    assert results["command"] == f"python -m benchmarks.best_per_budget --init {recorded}"
+    runs = repo_relative(tmp_path / "runs")  # not the default: the command names it
+    assert results["command"] == f"python -m benchmarks.best_per_budget --init {recorded} --runs {runs}"
     assert list(results["wall_seconds"]) == STAGES
     assert len(results["questions"]) == 6 and results["chosen_recipe"] in results["questions"]
     chosen = results["questions"][results["chosen_recipe"]]
@@ -73,7 +74,7 @@ def test_quick_benchmark_writes_results_runs_and_shipped_models(tmp_path):
     assert main(["--quick", "--runs", str(tmp_path / "runs"), "--models", str(shipped), "--out", str(out),
                  "--init", str(pretrained), "--ship", "kd-248kb"]) == 0
     results = json.loads(out.with_suffix(".json").read_text())
-    assert results["command"] == f"python -m benchmarks.best_per_budget --init {recorded} --ship kd-248kb"
+    assert results["command"] == f"python -m benchmarks.best_per_budget --init {recorded} --runs {runs} --ship kd-248kb"
     assert [path.name for path in shipped.iterdir()] == ["kd-248kb"]
     assert results["final"]["kd-21kb"]["model_dir"] is None
     assert (tmp_path / "runs" / "kd-21kb" / "int8" / "model.tflite").is_file()
