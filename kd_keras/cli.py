@@ -53,9 +53,8 @@ def add_debug_argument(parser):
     parser.add_argument("--debug", action="store_true", help="on an error, show its traceback")
 
 
-def add_common_arguments(parser, defaults, lr_default=None):
-    """The data and training arguments of a training command; `defaults`: its `kd_keras.jobs` job
-    (`lr_default`: what --lr's help names as its default, where that is not `defaults.lr`)."""
+def add_data_arguments(parser, defaults):
+    """The arguments that name a command's maps and their split; `defaults`: its `kd_keras.jobs` job."""
     data = parser.add_argument_group("data")
     data.add_argument("--data", type=Path, nargs="+", default=None, metavar="NPZ",
                       help="wafer maps: a MixedWM38-layout .npz (e.g. Wafer_Map_Datasets.npz) or a WM-811K-layout "
@@ -72,6 +71,12 @@ def add_common_arguments(parser, defaults, lr_default=None):
                       help=f"how many synthetic maps without --data (default {defaults.synthetic_maps})")
     data.add_argument("--seed", type=int, default=defaults.seed,
                       help="seed of the data split, initial weights, shuffling and augmentation (default 0)")
+
+
+def add_common_arguments(parser, defaults, lr_default=None):
+    """The data and training arguments of a training command; `defaults`: its `kd_keras.jobs` job
+    (`lr_default`: what --lr's help names as its default, where that is not `defaults.lr`)."""
+    add_data_arguments(parser, defaults)
     training = parser.add_argument_group("training")
     training.add_argument("--epochs", type=positive_int, default=defaults.epochs,
                           help=f"at most (default {defaults.epochs})")

@@ -1,8 +1,10 @@
-"""The toolkit's two jobs as library functions: train a teacher, and distil students from it.
+"""The toolkit's jobs as library functions: train a teacher, and distil students from it (and
+make one teacher of several).
 
 `python -m kd_keras.train_teacher` and `python -m kd_keras.distill` parse their arguments into
-a `TeacherJob` or a `DistillJob` and call `run_teacher_job` / `run_distill_job`; benchmarks
-build the same objects. A job owns its run directory (`kd_keras.rundir`): one process at a
+a `TeacherJob` or a `DistillJob` and call `run_teacher_job` / `run_distill_job`
+(`python -m kd_keras.ensemble`: `EnsembleJob`, `run_ensemble_job`); benchmarks build the same
+objects. A job owns its run directory (`kd_keras.rundir`): one process at a
 time, refused when it already holds a run unless resumed or overwritten, and finished once
 its metrics.json is written.
 
@@ -30,11 +32,12 @@ from kd_keras.data import (
 )
 from kd_keras.distillation import distill_student, load_teacher, teacher_logits_cached
 from kd_keras.errors import FileFormatError, RunDirectoryError
-from kd_keras.fileio import read_json, write_json
-from kd_keras.models import build_teacher, teacher_names, teacher_title
+from kd_keras.fileio import atomic_path, read_json, write_json
+from kd_keras.models import build_teacher, ensemble_of, teacher_names, teacher_title
 from kd_keras.reports import report_run
 from kd_keras.rundir import (
-    CONFIG_FILE, METRICS_FILE, changed_settings, is_finished, locked, open_run, read_config, write_config,
+    CONFIG_FILE, METRICS_FILE, changed_settings, digest, is_finished, locked, open_run, read_config,
+    write_config,
 )
 from kd_keras.segclass_distillation import classifier_pattern_logits, train_segclass
 from kd_keras.side_by_side import SideBySide, train_side_by_side
@@ -208,6 +211,44 @@ class DistillJob(Job):
                           "epochs": self.teacher_epochs,
                           "batch_size": self.batch_size, "augment": True, "strategy": self.strategy,
                           **({"teacher_arch": self.teacher_arch} if self.task == CLASSIFY.name else {})})
+
+
+@dataclasses.dataclass(frozen=True)
+class EnsembleJob(Job):
+    """`python -m kd_keras.ensemble`: one teacher made of several, their logits averaged
+    (`kd_keras.models.ensemble_of`). It trains nothing: of `Job`'s fields only the data ones
+    (what its report reads) are its arguments."""
+
+    teachers: tuple = ()  # run directories or .keras files of classifier teachers
+
+    def __post_init__(self):
+        super().__post_init__()
+        if len(self.teachers) < 2:
+            raise ValueError(f"an ensemble needs at least 2 teachers, got {len(self.teachers)}")
+
+    def arguments(self):
+        files = [teacher_file(teacher) for teacher in self.teachers]
+        data = {name: getattr(self, name) for name in ("data", "synthetic_maps", "seed", "resize", "drop_suspects")}
+        # The files' digests: a member trained again makes another ensemble, which --resume refuses.
+        return _recorded({"teachers": [str(path) for path in files],
+                          "teacher_digests": [digest(path.read_bytes()) for path in files], **data})
+
+
+def run_ensemble_job(job):
+    """Write the ensemble of `job.teachers` as `job.out`/teacher.keras and read it like a
+    teacher on the test split (metrics.json, report.md); its row of the run's metrics."""
+    ensemble = ensemble_of([load_model(teacher_file(teacher)) for teacher in job.teachers])  # fails before any work
+    parts = job.splits()
+    with locked(job.out):
+        mode = open_run(job.out, job.arguments(), resume=job.resume, overwrite=job.overwrite)
+        if mode == "resume" and is_finished(job.out):
+            print(f"{job.out} holds a finished run: nothing left to do")
+            return stored_rows(job.out)["teacher"]
+        write_config(job.out, job.arguments())
+        with atomic_path(job.out / TEACHER_FILE) as tmp:
+            ensemble.save(tmp)
+        return report_run(job.out, f"{teacher_title(ensemble)} teacher", {"teacher": (ensemble, job.out)}, parts,
+                          job.data_description(), CLASSIFY)["teacher"]
 
 
 def run_teacher_job(job, verbose="auto"):

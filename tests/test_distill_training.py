@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tflite.deploy
-from kd_keras import distill, train_teacher
+from kd_keras import distill, ensemble, train_teacher
 from kd_keras.data import DEFAULT_RESIZE, generate_fab_maps, load_unlabelled_maps, save_unlabelled, save_wm811k
 from kd_keras.distillation import distill_student, teacher_logits_cached
 from kd_keras.errors import RunDirectoryError
@@ -332,3 +332,51 @@ def test_eight_view_teacher_logits_are_rotation_invariant_and_serve_augmentation
     distill_student("net2", small, tmp_path / "net2", tmp_path / "absent.keras", eight, epochs=1,
                     augment=True, teacher_views=8, verbose=0)
     assert (tmp_path / "net2" / "net2.keras").is_file()
+
+
+def test_an_ensemble_of_teachers_is_one_teacher_of_their_mean_logits(parts, stand_in_teacher, tmp_path, capsys):
+    other = tmp_path / "other.keras"
+    keras.utils.set_random_seed(1)
+    build_student("net2").save(other)  # any classifier of 8 defect logits; untrained, so unlike the first
+    out = tmp_path / "ensemble"
+    args = [str(stand_in_teacher), str(other), "--synthetic-maps", "3800", "--out", str(out)]
+    assert ensemble.main(args) == 0
+    assert "ensemble of 2 teachers: exact-match accuracy" in capsys.readouterr().out
+    teacher = load_model(out / "teacher.keras")  # safe mode
+    maps = parts["test"].maps
+    mean = (predict(load_model(stand_in_teacher), maps) + predict(load_model(other), maps)) / 2
+    np.testing.assert_allclose(predict(teacher, maps), mean, atol=1e-5)
+    test = json.loads((out / "metrics.json").read_text())["models"]["teacher"]["metrics"]["test"]["threshold"]
+    assert test["exact_match"] == pytest.approx(evaluate(mean, parts["test"].labels)["exact_match"], abs=1e-3)
+    assert (out / "report.md").read_text().startswith("# ensemble of 2 teachers teacher")
+    config = json.loads((out / "config.json").read_text())["arguments"]
+    assert config["teachers"] == [str(stand_in_teacher), str(other)] and len(config["teacher_digests"]) == 2
+    # It teaches as any teacher does, over 8 views too.
+    assert distill.main(["--synthetic-maps", "3800", "--teacher", str(out), "--student", "net2", "--epochs", "1",
+                         "--teacher-views", "8", "--no-convert", "--out", str(tmp_path / "run")]) == 0
+    assert "ensemble of 2 teachers, mean of 8 views" in (tmp_path / "run" / "report.md").read_text()
+    # Made again only when asked; a member changed since is refused on --resume, naming it.
+    assert ensemble.main(args) == 1 and "--resume" in capsys.readouterr().err
+    assert ensemble.main([*args, "--resume"]) == 0 and "nothing left to do" in capsys.readouterr().out
+    keras.utils.set_random_seed(2)
+    build_student("net2").save(other)
+    assert ensemble.main([*args, "--resume"]) == 1 and "teacher_digests" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("members, status, message", [
+    (("first",), 2, "an ensemble needs at least 2 teachers, got 1"),
+    (("first", "no/such/run"), 1, "no teacher model at no/such/run"),
+    (("first", "mask"), 1, "an ensemble is made of classifiers of 8 defect logits"),
+])
+def test_an_ensemble_refuses_what_is_not_two_classifiers(members, status, message, tmp_path, capsys):
+    build_student("net2").save(tmp_path / "first.keras")
+    keras.Sequential([keras.Input((52, 52, 1)), keras.layers.Conv2D(1, 1)]).save(tmp_path / "mask.keras")
+    paths = [str(tmp_path / f"{member}.keras") if member in ("first", "mask") else member for member in members]
+    if status == 2:
+        with pytest.raises(SystemExit) as exit_status:
+            ensemble.main([*paths, "--out", str(tmp_path / "out")])
+        assert exit_status.value.code == 2
+    else:
+        assert ensemble.main([*paths, "--out", str(tmp_path / "out")]) == 1
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -24,8 +24,8 @@ from kd_keras.models.registry import (
 )
 from kd_keras.models import segclass  # noqa: F401  (registers the segmentation + classification models)
 from kd_keras.models.students import DIE_SCALE
-from kd_keras.models.teacher import DihedralMean, resnet18, teacher_title
+from kd_keras.models.teacher import DihedralMean, ensemble_of, resnet18, teacher_title
 
-__all__ = ["DIE_SCALE", "DihedralMean", "build_segclass_model", "build_student", "build_teacher",
+__all__ = ["DIE_SCALE", "DihedralMean", "build_segclass_model", "build_student", "build_teacher", "ensemble_of",
            "register_segclass_model", "register_student", "register_teacher", "resnet18",
            "segclass_model_names", "student_names", "teacher_names", "teacher_title"]

@@ -67,16 +67,57 @@ def vgg9():
     return vgg_cnn(16, layers_per_stage=(2, 3, 2, 2), name="vgg9_teacher")
 
 
+ENSEMBLE_NAME = "ensemble_teacher"
+
+
+def ensemble_of(teachers):
+    """One teacher of several classifiers: the mean of their 8 defect logits, as one Keras
+    model that saves, loads in safe mode and teaches like any teacher (`python -m
+    kd_keras.ensemble`).
+
+    The logits, not the probabilities, are averaged: as in the teacher-ceiling benchmark, and
+    so that a student's temperature acts on the mean as it does on one teacher's logits. The
+    teachers are renamed `member_<i>` (a model's layers need distinct names).
+
+    >>> import numpy as np
+    >>> def net(seed):
+    ...     return keras.Sequential([keras.Input((52, 52, 1)), keras.layers.Flatten(),
+    ...                              keras.layers.Dense(8, kernel_initializer=keras.initializers.GlorotUniform(seed))])
+    >>> first, second = net(0), net(1)
+    >>> maps = np.random.default_rng(0).integers(0, 3, (2, 52, 52, 1)).astype("float32")
+    >>> mean = (first.predict(maps, verbose=0) + second.predict(maps, verbose=0)) / 2
+    >>> bool(np.allclose(ensemble_of([first, second]).predict(maps, verbose=0), mean, atol=1e-5))
+    True
+    >>> ensemble_of([first])
+    Traceback (most recent call last):
+    ...
+    ValueError: an ensemble needs at least 2 teachers, got 1
+    """
+    if len(teachers) < 2:
+        raise ValueError(f"an ensemble needs at least 2 teachers, got {len(teachers)}")
+    for teacher in teachers:
+        if len(teacher.outputs) != 1 or tuple(teacher.outputs[0].shape[1:]) != (8,):
+            raise ValueError(f"{teacher.name}: an ensemble is made of classifiers of 8 defect logits; this model "
+                             f"outputs {', '.join(str(tuple(output.shape[1:])) for output in teacher.outputs)}")
+    maps = keras.Input((52, 52, 1), name="die_map")
+    for index, teacher in enumerate(teachers):
+        teacher.name = f"member_{index}"
+    mean = keras.layers.Average(name="mean_logits")([teacher(maps) for teacher in teachers])
+    return keras.Model(maps, mean, name=ENSEMBLE_NAME)
+
+
 # Model name -> how reports call the teacher.
 TEACHER_TITLES = {"resnet18_teacher": "ResNet-18", "vgg7_teacher": "vgg7", "vgg9_teacher": "vgg9",
                   "deeplab_teacher": "DeepLabV3+"}
 
 
 def teacher_title(model):
-    """'ResNet-18', 'vgg7', or the model's own name for a teacher from elsewhere; adds
-    ', mean of 8 views' for a `DihedralMean`."""
+    """'ResNet-18', 'vgg7', 'ensemble of 3 teachers', or the model's own name for a teacher
+    from elsewhere; adds ', mean of 8 views' for a `DihedralMean`."""
     if isinstance(model, DihedralMean):
         return f"{teacher_title(model.inner)}, mean of 8 views"
+    if model.name == ENSEMBLE_NAME:
+        return f"ensemble of {sum(isinstance(layer, keras.Model) for layer in model.layers)} teachers"
     return TEACHER_TITLES.get(model.name, model.name)
 
 
