@@ -234,17 +234,27 @@ class EnsembleJob(Job):
                           "teacher_digests": [digest(path.read_bytes()) for path in files], **data})
 
 
+def open_job_run(job, ignored=()):
+    """Check `job.out` for the job (its lock held, see `kd_keras.rundir.open_run`) and record
+    the job's arguments in a new run. Returns 'new', 'resume', or 'finished': a finished run
+    resumed, which has nothing left to do but return its rows."""
+    mode = open_run(job.out, job.arguments(), resume=job.resume, overwrite=job.overwrite, ignored=ignored)
+    if mode == "resume" and is_finished(job.out):
+        print(f"{job.out} holds a finished run: nothing left to train")
+        return "finished"
+    if mode == "new":
+        write_config(job.out, job.arguments())
+    return mode
+
+
 def run_ensemble_job(job):
     """Write the ensemble of `job.teachers` as `job.out`/teacher.keras and read it like a
     teacher on the test split (metrics.json, report.md); its row of the run's metrics."""
     ensemble = ensemble_of([load_model(teacher_file(teacher)) for teacher in job.teachers])  # fails before any work
     parts = job.splits()
     with locked(job.out):
-        mode = open_run(job.out, job.arguments(), resume=job.resume, overwrite=job.overwrite)
-        if mode == "resume" and is_finished(job.out):
-            print(f"{job.out} holds a finished run: nothing left to do")
+        if open_job_run(job) == "finished":
             return stored_rows(job.out)["teacher"]
-        write_config(job.out, job.arguments())
         with atomic_path(job.out / TEACHER_FILE) as tmp:
             ensemble.save(tmp)
         return report_run(job.out, f"{teacher_title(ensemble)} teacher", {"teacher": (ensemble, job.out)}, parts,
@@ -258,12 +268,9 @@ def run_teacher_job(job, verbose="auto"):
         start_from(build_teacher(job.arch), init)  # a wrong path or architecture fails before any work
     parts = job.splits()
     with locked(job.out):
-        mode = open_run(job.out, job.arguments(), resume=job.resume, overwrite=job.overwrite)
-        if mode == "resume" and is_finished(job.out):
-            print(f"{job.out} holds a finished run: nothing left to train")
+        mode = open_job_run(job)
+        if mode == "finished":
             return stored_rows(job.out)["teacher"]
-        if mode == "new":
-            write_config(job.out, job.arguments())
         teacher = train_teacher(parts, job.out, arch=job.arch, epochs=job.epochs, batch_size=job.batch_size,
                                 learning_rate=job.lr, augment=job.augment, patience=job.patience, seed=job.seed,
                                 resume=mode == "resume", strategy=make_strategy(job.strategy), verbose=verbose,
@@ -282,13 +289,9 @@ def run_distill_job(job, verbose="auto"):
         segclass_teacher_is_classifier(job, load_model(given_teacher), given_teacher)  # so does a wrong kind
     parts = job.splits()
     with locked(job.out):
-        mode = open_run(job.out, job.arguments(), resume=job.resume, overwrite=job.overwrite,
-                        ignored=("teacher_model",))
-        if mode == "resume" and is_finished(job.out):
-            print(f"{job.out} holds a finished run: nothing left to train")
+        mode = open_job_run(job, ignored=("teacher_model",))
+        if mode == "finished":
             return stored_rows(job.out)
-        if mode == "new":
-            write_config(job.out, job.arguments())
         strategy = make_strategy(job.strategy)
         teacher_path = given_teacher or (None if job.hard_only else resolve_teacher(job, parts, strategy, verbose))
         config = read_config(job.out / CONFIG_FILE)

@@ -357,7 +357,7 @@ def test_an_ensemble_of_teachers_is_one_teacher_of_their_mean_logits(parts, stan
     assert "ensemble of 2 teachers, mean of 8 views" in (tmp_path / "run" / "report.md").read_text()
     # Made again only when asked; a member changed since is refused on --resume, naming it.
     assert ensemble.main(args) == 1 and "--resume" in capsys.readouterr().err
-    assert ensemble.main([*args, "--resume"]) == 0 and "nothing left to do" in capsys.readouterr().out
+    assert ensemble.main([*args, "--resume"]) == 0 and "nothing left to train" in capsys.readouterr().out
     keras.utils.set_random_seed(2)
     build_student("net2").save(other)
     assert ensemble.main([*args, "--resume"]) == 1 and "teacher_digests" in capsys.readouterr().err
