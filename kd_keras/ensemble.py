@@ -6,12 +6,13 @@
     python -m kd_keras.distill --data mixedwm38.npz --teacher runs/vgg7-ensemble --teacher-views 8 ...
 
 Each teacher is a classifier's run directory (python -m kd_keras.train_teacher) or its .keras
-file. The ensemble is an ordinary teacher: --teacher takes it wherever it takes one (distill,
---task segclass, benchmarks), and its 8-view logits are cached as one teacher's are. It trains
-nothing. Writes into the run directory: teacher.keras, config.json (the teachers, with a digest
-of each file), metrics.json, report.md and confusion.png: the ensemble read on the test split
-of --data. A directory holding a run is refused without --resume (a finished run with the
-same teachers and data: nothing to do) or --overwrite.
+file. The ensemble is an ordinary teacher: `python -m kd_keras.distill --teacher` takes it (with
+--task segclass too), and its 8-view logits are cached as one teacher's are. It trains nothing
+(--drop-suspects, which leaves training maps out, changes nothing here). Writes into the run
+directory: teacher.keras, config.json (the teachers, with a digest of each file), metrics.json,
+report.md and confusion.png: the ensemble read on the test split of --data. A directory holding
+a run is refused without --resume (a finished run with the same teachers and data: nothing to
+do) or --overwrite.
 """
 
 import argparse
