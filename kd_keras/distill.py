@@ -67,6 +67,9 @@ def build_parser():
                         help="student architecture(s) (default: " + "; ".join(
                             f"{' '.join(task.default_students)} with --task {name}"
                             for name, task in TASKS.items()) + ")")
+    parser.add_argument("--student-seed", type=int, default=None, metavar="SEED",
+                        help="seed of the students' initial weights, shuffling and augmentation (default: --seed's); "
+                             "the split, and a teacher trained here, keep --seed's: several student seeds on one split")
     kd = parser.add_argument_group("distillation")
     kd.add_argument("--loss", choices=LOSSES, default=DEFAULT.loss, help=f"default: {DEFAULT.loss} (label-free)")
     kd.add_argument("--alpha", type=float, default=DEFAULT.alpha, help="weight of the logit MSE (default 0.5)")

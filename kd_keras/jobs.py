@@ -51,7 +51,7 @@ NOT_RESULT_FIELDS = ("out", "resume", "overwrite", "teacher_dir")
 # Fields added after runs were recorded: left out of the record while at their default, so
 # that runs made before them still resume and their teachers are still reused.
 ADDED_LATER = {"resize": DEFAULT_RESIZE, "teacher_arch": "resnet18", "drop_suspects": None, "unlabelled": None,
-               "balance": 0.0, "init": None}
+               "balance": 0.0, "init": None, "student_seed": None}
 
 
 def _recorded(arguments):
@@ -135,6 +135,10 @@ class DistillJob(Job):
     teacher_epochs: int | None = None  # None: the task's `teacher_epochs`
     lr: float | None = None  # None: the task's `student_lr`
     student: tuple | None = None
+    # The students' initial weights, shuffling and augmentation (None: `seed`'s). The split, and
+    # a teacher trained here, keep `seed`'s: several student seeds on one split, as
+    # benchmarks.best_per_budget distils them.
+    student_seed: int | None = None
     # Label-free either way. Under Paper 1's loss (MSE on the logits) Net-1 learnt less from the
     # 16-epoch teacher than from the 14-epoch one (74.32% against 78.47%, 5 seeds); under Hinton's
     # it learns more (81.74%, 79.47-83.68%) (benchmarks/main_job_teacher).
@@ -198,6 +202,10 @@ class DistillJob(Job):
         if self.task != CLASSIFY.name:  # a segmentation + classification teacher is always DeepLabV3+
             arguments.pop("teacher_arch", None)
         return arguments
+
+    @property
+    def seed_of_students(self):
+        return self.seed if self.student_seed is None else self.student_seed
 
     @property
     def hard_only(self):
@@ -341,13 +349,13 @@ def with_unlabelled_maps(parts, paths, resize, teacher_path, cache_path, views):
 def distill_job_student(job, name, parts, out_dir, teacher_path, logits, *, seed=None, resume=False, strategy=None,
                         extra_callbacks=(), before_training=None, verbose="auto"):
     """One classify student distilled as `job` says (loss, schedule, teacher views), seeded `seed`
-    (default: the job's). Benchmarks call it to distil exactly as the main job does."""
+    (default: the job's `seed_of_students`). Benchmarks call it to distil exactly as the main job does."""
     return distill_student(
         name, parts, out_dir, teacher_path, logits, loss=job.loss, alpha=job.alpha, beta=job.beta,
         temperature=job.temperature, distillation_weight=job.kd_weight, epochs=job.epochs, batch_size=job.batch_size,
         learning_rate=job.lr, augment=job.augment, teacher_views=job.teacher_views, patience=job.patience,
-        seed=job.seed if seed is None else seed, resume=resume, strategy=strategy, extra_callbacks=extra_callbacks,
-        before_training=before_training, verbose=verbose)
+        seed=job.seed_of_students if seed is None else seed, resume=resume, strategy=strategy,
+        extra_callbacks=extra_callbacks, before_training=before_training, verbose=verbose)
 
 
 def _segclass_models(job, parts, teacher_path, resume, strategy, verbose):
@@ -371,8 +379,8 @@ def _segclass_models(job, parts, teacher_path, resume, strategy, verbose):
             name, parts, job.out / name, teacher_path=teacher_path, teacher_pattern_logits=pattern_logits,
             alpha_cls=job.a_cls, alpha_seg=job.a_seg,
             alpha_feat=job.a_feat, temperature=job.temperature, epochs=job.epochs, batch_size=job.batch_size,
-            learning_rate=job.lr, augment=job.augment, patience=job.patience, seed=job.seed, resume=resume,
-            verbose=verbose), job.out / name)
+            learning_rate=job.lr, augment=job.augment, patience=job.patience, seed=job.seed_of_students,
+            resume=resume, verbose=verbose), job.out / name)
     return "Segmentation + classification, " + ("hard loss only" if job.hard_only else "distillation"), models
 
 

@@ -236,6 +236,23 @@ def test_no_convert_stops_at_the_keras_models(stand_in_teacher, tmp_path, capsys
     assert not (tmp_path / "run" / "models").exists() and (tmp_path / "run" / "net2" / "net2.keras").is_file()
 
 
+def test_a_student_seed_changes_the_students_not_the_split(stand_in_teacher, tmp_path):
+    common = ["--synthetic-maps", "380", "--teacher", str(stand_in_teacher), "--student", "net2", "--epochs", "1",
+              "--no-convert"]
+    for name, seeds in (("seed0", []), ("student1", ["--student-seed", "1"]), ("seed1", ["--seed", "1"])):
+        assert distill.main([*common, *seeds, "--out", str(tmp_path / name)]) == 0
+    runs = ("seed0", "student1", "seed1")
+    config, state, maps, weights = ({name: read(tmp_path / name) for name in runs} for read in (
+        lambda run: json.loads((run / "config.json").read_text())["arguments"],
+        lambda run: json.loads((run / "net2" / "training.json").read_text())["settings"]["seed"],
+        lambda run: read_arrays(run / "teacher_cache.h5")[1]["key"],  # a digest of the teacher and the split's maps
+        lambda run: load_model(run / "net2" / "net2.keras").get_weights()[0]))
+    assert "student_seed" not in config["seed0"] and config["student1"]["student_seed"] == 1  # recorded when given
+    assert state == {"seed0": 0, "student1": 1, "seed1": 1}
+    assert maps["student1"] == maps["seed0"] != maps["seed1"]
+    assert not np.array_equal(weights["student1"], weights["seed0"])
+
+
 @pytest.mark.parametrize("arch, parameters, title", [("resnet18", 11_183_944, "ResNet-18"), ("vgg7", 293_336, "vgg7")])
 def test_train_teacher_writes_a_run(arch, parameters, title, tmp_path, capsys):
     assert train_teacher.main(["--synthetic-maps", "380", "--epochs", "1", "--arch", arch, "--out",
