@@ -73,6 +73,13 @@ def add_data_arguments(parser, defaults):
                       help="seed of the data split, initial weights, shuffling and augmentation (default 0)")
 
 
+def add_run_directory_arguments(parser, resume_help):
+    """--resume or --overwrite: what a command does with the run its --out holds."""
+    existing = parser.add_mutually_exclusive_group()
+    existing.add_argument("--resume", action="store_true", help=resume_help)
+    existing.add_argument("--overwrite", action="store_true", help="remove the run that --out holds and start again")
+
+
 def add_common_arguments(parser, defaults, lr_default=None):
     """The data and training arguments of a training command; `defaults`: its `kd_keras.jobs` job
     (`lr_default`: what --lr's help names as its default, where that is not `defaults.lr`)."""
@@ -89,12 +96,8 @@ def add_common_arguments(parser, defaults, lr_default=None):
                                f"(default {defaults.patience})")
     training.add_argument("--augment", action=argparse.BooleanOptionalAction, default=defaults.augment,
                           help="random rotations and flips of the training maps")
-    existing = training.add_mutually_exclusive_group()
-    existing.add_argument("--resume", action="store_true",
-                          help="continue the run in --out where it stopped (same arguments; a finished run "
-                               "only prints its results)")
-    existing.add_argument("--overwrite", action="store_true",
-                          help="remove the run that --out holds and start again")
+    add_run_directory_arguments(training, "continue the run in --out where it stopped (same arguments; a finished "
+                                          "run only prints its results)")
     training.add_argument("--strategy", choices=("default", "mirrored"), default=defaults.strategy,
                           help="mirrored: train on all GPUs (or all logical CPUs) at once")
     add_debug_argument(parser)

@@ -19,10 +19,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from kd_keras.cli import add_data_arguments, add_debug_argument, run_command
-from kd_keras.jobs import EnsembleJob, run_ensemble_job
-
-DEFAULT = EnsembleJob(teachers=("a", "b"))
+from kd_keras.cli import add_data_arguments, add_debug_argument, add_run_directory_arguments, run_command
+from kd_keras.jobs import EnsembleJob, Job, run_ensemble_job
 
 
 def build_parser():
@@ -31,11 +29,8 @@ def build_parser():
     parser.add_argument("teachers", nargs="+", type=Path, metavar="TEACHER",
                         help="two or more classifier teachers: run directories or .keras files")
     parser.add_argument("--out", type=Path, required=True, help="run directory")
-    add_data_arguments(parser, DEFAULT)
-    existing = parser.add_mutually_exclusive_group()
-    existing.add_argument("--resume", action="store_true",
-                          help="a finished run with the same teachers and data only prints its results")
-    existing.add_argument("--overwrite", action="store_true", help="remove the run that --out holds and start again")
+    add_data_arguments(parser, Job())  # the data defaults every job shares
+    add_run_directory_arguments(parser, "a finished run with the same teachers and data only prints its results")
     add_debug_argument(parser)
     return parser
 

@@ -246,19 +246,26 @@ def open_job_run(job, ignored=()):
     """Check `job.out` for the job (its lock held, see `kd_keras.rundir.open_run`) and record
     the job's arguments in a new run. Returns 'new', 'resume', or 'finished': a finished run
     resumed, which has nothing left to do but return its rows."""
-    mode = open_run(job.out, job.arguments(), resume=job.resume, overwrite=job.overwrite, ignored=ignored)
+    arguments = job.arguments()
+    mode = open_run(job.out, arguments, resume=job.resume, overwrite=job.overwrite, ignored=ignored)
     if mode == "resume" and is_finished(job.out):
         print(f"{job.out} holds a finished run: nothing left to train")
         return "finished"
     if mode == "new":
-        write_config(job.out, job.arguments())
+        write_config(job.out, arguments)
     return mode
 
 
 def run_ensemble_job(job):
     """Write the ensemble of `job.teachers` as `job.out`/teacher.keras and read it like a
     teacher on the test split (metrics.json, report.md); its row of the run's metrics."""
-    ensemble = ensemble_of([load_model(teacher_file(teacher)) for teacher in job.teachers])  # fails before any work
+    paths = [teacher_file(teacher) for teacher in job.teachers]  # a wrong path or kind fails before any work
+    teachers = [load_model(path) for path in paths]
+    for path, teacher in zip(paths, teachers):
+        if not is_classifier(teacher):
+            raise ValueError(f"{path}: an ensemble is made of classifiers of 8 defect logits; this model outputs "
+                             f"{', '.join(str(tuple(output.shape[1:])) for output in teacher.outputs)}")
+    ensemble = ensemble_of(teachers)
     parts = job.splits()
     with locked(job.out):
         if open_job_run(job) == "finished":

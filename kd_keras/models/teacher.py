@@ -75,9 +75,11 @@ def ensemble_of(teachers):
     model that saves, loads in safe mode and teaches like any teacher (`python -m
     kd_keras.ensemble`).
 
-    The logits, not the probabilities, are averaged: as in the teacher-ceiling benchmark, and
-    so that a student's temperature acts on the mean as it does on one teacher's logits. The
-    teachers are renamed `member_<i>` (a model's layers need distinct names).
+    `teachers`: classifiers (`kd_keras.tasks.is_classifier`; `kd_keras.jobs.run_ensemble_job`
+    refuses any other model, naming its file). The logits, not the probabilities, are averaged:
+    as in the teacher-ceiling benchmark, and so that a student's temperature acts on the mean as
+    it does on one teacher's logits. The teachers are renamed `member_<i>` (a model's layers
+    need distinct names).
 
     >>> import numpy as np
     >>> def net(seed):
@@ -95,10 +97,6 @@ def ensemble_of(teachers):
     """
     if len(teachers) < 2:
         raise ValueError(f"an ensemble needs at least 2 teachers, got {len(teachers)}")
-    for teacher in teachers:
-        if len(teacher.outputs) != 1 or tuple(teacher.outputs[0].shape[1:]) != (8,):
-            raise ValueError(f"{teacher.name}: an ensemble is made of classifiers of 8 defect logits; this model "
-                             f"outputs {', '.join(str(tuple(output.shape[1:])) for output in teacher.outputs)}")
     maps = keras.Input((52, 52, 1), name="die_map")
     for index, teacher in enumerate(teachers):
         teacher.name = f"member_{index}"
