@@ -53,8 +53,10 @@ def add_debug_argument(parser):
     parser.add_argument("--debug", action="store_true", help="on an error, show its traceback")
 
 
-def add_data_arguments(parser, defaults):
-    """The arguments that name a command's maps and their split; `defaults`: its `kd_keras.jobs` job."""
+def add_data_arguments(parser, defaults, trains=True):
+    """The arguments that name a command's maps and their split; `defaults`: its `kd_keras.jobs` job.
+    A command that trains nothing (`trains=False`) has no training maps to leave out, and its seed
+    is the split's alone."""
     data = parser.add_argument_group("data")
     data.add_argument("--data", type=Path, nargs="+", default=None, metavar="NPZ",
                       help="wafer maps: a MixedWM38-layout .npz (e.g. Wafer_Map_Datasets.npz) or a WM-811K-layout "
@@ -63,14 +65,15 @@ def add_data_arguments(parser, defaults):
     data.add_argument("--resize", choices=RESIZE_METHODS, default=defaults.resize,
                       help="how maps of other grids become the model's 52x52 input, recorded in the model card "
                            f"(default {defaults.resize}; see kd_keras.data.resize)")
-    data.add_argument("--drop-suspects", type=Path, default=None, metavar="AUDIT_JSON",
-                      help="leave the training maps that a label audit suspects out of training (its "
-                           "label_audit.json, from python -m kd_keras.audit_labels); validation and test keep "
-                           "every map")
+    if trains:
+        data.add_argument("--drop-suspects", type=Path, default=None, metavar="AUDIT_JSON",
+                          help="leave the training maps that a label audit suspects out of training (its "
+                               "label_audit.json, from python -m kd_keras.audit_labels); validation and test keep "
+                               "every map")
     data.add_argument("--synthetic-maps", type=positive_int, default=defaults.synthetic_maps,
                       help=f"how many synthetic maps without --data (default {defaults.synthetic_maps})")
-    data.add_argument("--seed", type=int, default=defaults.seed,
-                      help="seed of the data split, initial weights, shuffling and augmentation (default 0)")
+    seeded = "the data split, initial weights, shuffling and augmentation" if trains else "the data split"
+    data.add_argument("--seed", type=int, default=defaults.seed, help=f"seed of {seeded} (default {defaults.seed})")
 
 
 def add_run_directory_arguments(parser, resume_help):

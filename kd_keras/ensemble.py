@@ -7,12 +7,11 @@
 
 Each teacher is a classifier's run directory (python -m kd_keras.train_teacher) or its .keras
 file. The ensemble is an ordinary teacher: `python -m kd_keras.distill --teacher` takes it (with
---task segclass too), and its 8-view logits are cached as one teacher's are. It trains nothing
-(--drop-suspects, which leaves training maps out, changes nothing here). Writes into the run
-directory: teacher.keras, config.json (the teachers, with a digest of each file), metrics.json,
-report.md and confusion.png: the ensemble read on the test split of --data. A directory holding
-a run is refused without --resume (a finished run with the same teachers and data: nothing to
-do) or --overwrite.
+--task segclass too), and its 8-view logits are cached as one teacher's are. It trains nothing.
+Writes into the run directory: teacher.keras, config.json (the teachers, with a digest of each
+file), metrics.json, report.md and confusion.png: the ensemble read on the test split of --data.
+A directory holding a run is refused without --resume (a finished run with the same teachers and
+data: nothing to do) or --overwrite.
 """
 
 import argparse
@@ -29,7 +28,7 @@ def build_parser():
     parser.add_argument("teachers", nargs="+", type=Path, metavar="TEACHER",
                         help="two or more classifier teachers: run directories or .keras files")
     parser.add_argument("--out", type=Path, required=True, help="run directory")
-    add_data_arguments(parser, Job())  # the data defaults every job shares
+    add_data_arguments(parser, Job(), trains=False)  # the data defaults every job shares
     add_run_directory_arguments(parser, "a finished run with the same teachers and data only prints its results")
     add_debug_argument(parser)
     return parser
