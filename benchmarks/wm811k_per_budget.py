@@ -4,13 +4,15 @@ as `models/wm811k-21kb` and `models/wm811k-248kb`.
     python -m benchmarks.wm811k_per_budget --teacher-balance 0.5   # the shipped models; resumable: run it again
     python -m benchmarks.wm811k_per_budget --models /tmp/m          # the unweighted teacher's, shipped before
     python -m benchmarks.wm811k_per_budget --with-mixedwm38 --budgets 248KB   # one model for both sources
+    python -m benchmarks.wm811k_per_budget --teacher runs/teacher-ensemble      # students of a teacher made elsewhere
     python -m benchmarks.wm811k_per_budget --quick --fab-data fab.npz --runs /tmp/r --models /tmp/m
 
 On the seeded 80/10/10 split of `../shared/data/wm811k_dev.npz` (stratified by class; maps
 brought to 52x52 by `--resize`, default max):
 1. teacher: our MixedWM38 teacher recipe (`kd_keras.recipes.OUR_TEACHER`: vgg7, 20 epochs,
    rotations/flips; `--teacher-balance P` weighs rare classes more, see
-   `benchmarks.wm811k_teacher_balance`);
+   `benchmarks.wm811k_teacher_balance`); or `--teacher`, a classifier trained elsewhere on these
+   maps (e.g. `python -m kd_keras.ensemble` of `benchmarks.wm811k_teacher_balance`'s seeds);
 2. students, with the recipe `benchmarks.best_per_budget` chose on MixedWM38 (label-free,
    Hinton T=4, from the teacher's logits averaged over 8 rotations/flips, rotations/flips):
    `separable8k` for 21 KB (40 epochs) and `vgg225k` for 248 KB (10 epochs);
@@ -24,10 +26,11 @@ models), and ship as `models/both-21kb` and `models/both-248kb`, read at logit 0
 chosen for one source's figure would move the other's. Views are chosen on the fab's validation
 maps, and each model is measured on both sources' test splits.
 Each stage is a run directory under `--runs` (default runs/wm811k/, or runs/both/; with
-`--teacher-balance P`, runs/wm811k-balance<P>/ or runs/both-balance<P>/): rerunning
+`--teacher-balance P`, runs/wm811k-balance<P>/ or runs/both-balance<P>/; with `--teacher T`,
+runs/wm811k-<T's name>/): rerunning
 resumes an unfinished one and reuses a finished one. `python -m benchmarks.wm811k_cross_domain` then reads
 every shipped model on both sources. Writes `benchmarks/results/wm811k_per_budget.{json,md}`
-(`wm811k_per_budget_both`, and `_balance<P>` with `--teacher-balance P`).
+(`wm811k_per_budget_both`, and `_balance<P>` with `--teacher-balance P`, `_<T's name>` with `--teacher T`).
 """
 
 import argparse
@@ -43,10 +46,11 @@ from kd_keras.data import RESIZE_METHODS, data_paths, load_splits
 from kd_keras.data.pipeline import balancing_power
 from kd_keras.evaluation import fab_class_figures
 from kd_keras.fileio import read_json
-from kd_keras.jobs import DistillJob, TeacherJob, run_distill_job, run_teacher_job
+from kd_keras.jobs import DistillJob, TeacherJob, run_distill_job, run_teacher_job, teacher_file
+from kd_keras.models import teacher_title
 from kd_keras.recipes import OUR_TEACHER
 from kd_keras.tasks import CLASSIFY
-from kd_keras.rundir import plain, versions
+from kd_keras.rundir import digest, plain, versions
 from kd_keras.training import TEACHER_FILE, load_model, read_training_state
 from tflite.budget import BUDGETS
 from tflite.card import CARD_FILE, ModelCard, write_model_readme
@@ -93,7 +97,8 @@ def markdown(results):
                   f"maps: accuracy {100 * fab['natural']['accuracy']:.2f}%, macro F1 {fab['natural']['macro_f1']:.3f}"
                   f" ({fab['balanced']['macro_f1']:.3f} class-balanced)"
                   + ("" if mixed is None else f"; MixedWM38 test exact match {100 * mixed:.2f}%") + "."]
-    lines += ["", f"Data: {' + '.join(results['training_data'])}. Teacher ({OUR_TEACHER.arch}, float): test exact "
+    title = teacher.get("title", OUR_TEACHER.arch)
+    lines += ["", f"Data: {' + '.join(results['training_data'])}. Teacher ({title}, float): test exact "
               f"match {100 * teacher['test_exact_match']:.2f}% (validation {100 * teacher['val_exact_match']:.2f}%), "
               f"on all its test maps. Students: int8 in TFLite Micro on the {results['test_maps']:,} WM-811K test "
               f"maps. Command: `{results['command']}`; wall time {results['wall_seconds']}."]
@@ -115,41 +120,54 @@ def main(argv=None):
                         help="weigh rare classes more in the teacher's loss (python -m kd_keras.train_teacher "
                              "--balance; default 0, every map alike); its runs default to runs/wm811k-balance<P>, "
                              "or runs/both-balance<P>")
+    parser.add_argument("--teacher", type=argument_type(teacher_file), default=None, metavar="TEACHER",
+                        help="distil from this classifier (a run directory or .keras file, e.g. python -m "
+                             "kd_keras.ensemble's) instead of training one; its runs default to "
+                             "runs/wm811k-<its name>")
     parser.add_argument("--runs", type=Path, default=None, help="default runs/wm811k, or runs/both")
     parser.add_argument("--models", type=Path, default=REPO / "models", help="where the models go")
     parser.add_argument("--out", type=Path, default=None,
                         help="results file, no suffix (default benchmarks/results/wm811k_per_budget[_both]"
-                             "[_balance<P>])")
+                             "[_balance<P> or _<--teacher's name>])")
     parser.add_argument("--quick", action="store_true", help="one epoch per stage: a check that it runs")
     args = parser.parse_args(argv)
     both = args.with_mixedwm38
+    if args.teacher is not None and args.teacher_balance:
+        parser.error("--teacher-balance weighs the loss of a teacher trained here; --teacher gives one")
     for path, layout in ((args.fab_data, "WM-811K"), *([(args.data, "MixedWM38")] if both else [])):
         if not path.is_file():
             parser.error(f"no {layout}-layout file at {path}")
-    # A weighted teacher gets run directories and results of its own: the unweighted one's would refuse it.
-    balance = f"balance{args.teacher_balance:g}" if args.teacher_balance else None
-    runs = args.runs or REPO / "runs" / "-".join(filter(None, ("both" if both else "wm811k", balance)))
+    # A weighted or given teacher gets run directories and results of its own: the unweighted one's would
+    # refuse it.
+    variant = (given_teacher_name(args.teacher) if args.teacher else
+               f"balance{args.teacher_balance:g}" if args.teacher_balance else None)
+    runs = args.runs or REPO / "runs" / "-".join(filter(None, ("both" if both else "wm811k", variant)))
     out = args.out or REPO / "benchmarks" / "results" / "_".join(
-        filter(None, ("wm811k_per_budget", "both" if both else None, balance)))
+        filter(None, ("wm811k_per_budget", "both" if both else None, variant)))
     # Paths as the command line would give them, relative to here: the runs record them.
     fab_data, runs = Path(os.path.relpath(args.fab_data)), Path(os.path.relpath(runs))
     data = (Path(os.path.relpath(args.data)), fab_data) if both else fab_data
     common = {"data": data, "resize": args.resize, "seed": SEED, "resume": True}
     seconds, start = {}, time.time()
-    teacher = TeacherJob(arch=OUR_TEACHER.arch, lr=OUR_TEACHER.learning_rate, balance=args.teacher_balance,
-                         epochs=1 if args.quick else OUR_TEACHER.epochs, out=runs / "teacher-vgg7", **common)
-    teacher_row = run_teacher_job(teacher, verbose=2)
-    seconds["teacher"] = round(time.time() - start)
     parts = load_splits(fab_data, seed=SEED, resize=args.resize)  # the fab's maps: views, thresholds, figures
+    if args.teacher is None:
+        teacher = TeacherJob(arch=OUR_TEACHER.arch, lr=OUR_TEACHER.learning_rate, balance=args.teacher_balance,
+                             epochs=1 if args.quick else OUR_TEACHER.epochs, out=runs / "teacher-vgg7", **common)
+        teacher_row = run_teacher_job(teacher, verbose=2)
+        teacher_path, teacher_record = teacher.out / TEACHER_FILE, {
+            "title": OUR_TEACHER.arch, "parameters": teacher_row["parameters"],
+            "test_exact_match": teacher_row["metrics"]["test"]["threshold"]["exact_match"],
+            "val_exact_match": read_training_state(teacher.out)["best"]}
+        teacher_job = plain(teacher.arguments())
+    else:
+        teacher_path, teacher_record = args.teacher, given_teacher_figures(args.teacher, parts)
+        teacher_job = {"teacher": repo_relative(args.teacher), "teacher_digest": digest(args.teacher.read_bytes())}
+    seconds["teacher"] = round(time.time() - start)
     mixed_test = load_splits(args.data, seed=SEED)["test"] if both else None
     results = {"data": repo_relative(args.fab_data),
                "training_data": [repo_relative(path) for path in data_paths(data)], "resize": args.resize,
-               "seed": SEED, "test_maps": len(parts["test"]),
-               "teacher_job": plain(teacher.arguments()),
-               "teacher": {"parameters": teacher_row["parameters"],
-                           "test_exact_match": teacher_row["metrics"]["test"]["threshold"]["exact_match"],
-                           "val_exact_match": read_training_state(teacher.out)["best"]},
-               "teacher_by_source": teacher_by_source(teacher.out / TEACHER_FILE, parts["test"], mixed_test),
+               "seed": SEED, "test_maps": len(parts["test"]), "teacher_job": teacher_job, "teacher": teacher_record,
+               "teacher_by_source": teacher_by_source(teacher_path, parts["test"], mixed_test),
                "models": {}}
     if results_file(out, ".json").is_file() and set(args.budgets) != {final.budget for final in STUDENTS}:
         results["models"] = read_json(results_file(out, ".json"))["models"]  # rows measured before
@@ -157,7 +175,7 @@ def main(argv=None):
         start = time.time()
         label = final.label.replace("wm811k", "both") if both else final.label
         run_dir = runs / f"students-{final.budget.lower()}"
-        job = DistillJob(student=(final.student,), teacher=teacher.out / TEACHER_FILE, out=run_dir,
+        job = DistillJob(student=(final.student,), teacher=teacher_path, out=run_dir,
                          epochs=1 if args.quick else final.epochs, **RECIPE, **common)
         row = run_distill_job(job, verbose=2)[final.student]
         out_dir = args.models / label
@@ -177,9 +195,11 @@ def main(argv=None):
             thresholds, val_calibrated = calibration["thresholds"], calibration["val_after"]
             test = calibration["files"][0]["test_fab_classes"]
         card, state = ModelCard.read(out_dir / CARD_FILE), read_training_state(run_dir / final.student)
-        write_model_readme(out_dir, model_readme(final, row, state, args.resize, both, args.teacher_balance),
+        write_model_readme(out_dir, model_readme(final, row, state, args.resize, both,
+                                                 teacher_description(teacher_record, args.teacher_balance)),
                            "python -m benchmarks.wm811k_per_budget" + (" --with-mixedwm38" if both else "")
-                           + (f" --teacher-balance {args.teacher_balance:g}" if args.teacher_balance else ""))
+                           + (f" --teacher-balance {args.teacher_balance:g}" if args.teacher_balance else "")
+                           + (f" --teacher {repo_relative(args.teacher)}" if args.teacher else ""))
         results["models"][label] = {
             "student": final.student, "parameters": row["parameters"], "epochs": job.epochs,
             "epochs_trained": state["epoch"], "best_epoch": state["best_epoch"],
@@ -197,6 +217,27 @@ def main(argv=None):
     return 0
 
 
+def given_teacher_name(path):
+    """What a given teacher's runs and results are named after: its run directory's name."""
+    return path.parent.name if path.name == TEACHER_FILE else path.stem
+
+
+def given_teacher_figures(path, parts):
+    """A given teacher's row of the results: its title, size and exact match (float, one view) on the
+    fab's validation and test maps."""
+    model = load_model(path)
+    return {"title": teacher_title(model), "parameters": model.count_params(),
+            **{f"{split}_exact_match": CLASSIFY.evaluate(CLASSIFY.predict(model, parts[split].maps), parts[split])[
+                "exact_match"] for split in ("val", "test")}}
+
+
+def teacher_description(teacher, teacher_balance=0.0):
+    """'a vgg7 teacher', with its balance where rare classes weighed more; 'an ensemble of 2 teachers'."""
+    title = teacher.get("title", OUR_TEACHER.arch)  # results from before titles were recorded: ours
+    weighed = f" trained with rare classes weighed more (balance {teacher_balance:g})" if teacher_balance else ""
+    return f"{'an' if title[0] in 'aeiou' else 'a'} {title}{'' if 'teacher' in title else ' teacher'}{weighed}"
+
+
 def teacher_by_source(teacher_path, fab_test, mixed_test, views=RECIPE["teacher_views"]):
     """The float teacher on each source's test maps, read as its students learn from it (its
     logits averaged over `views` rotations/flips, each defect present above logit 0)."""
@@ -209,7 +250,7 @@ def teacher_by_source(teacher_path, fab_test, mixed_test, views=RECIPE["teacher_
     return figures
 
 
-def model_readme(final, row, state, resize, both, teacher_balance=0.0):
+def model_readme(final, row, state, resize, both, teacher):
     """What the shipped model's README says it is; `state`: its training's (`read_training_state`)."""
     epochs = state["settings"]["epochs"]
     schedule = (f"{epochs} epochs" if state["epoch"] == epochs else
@@ -223,9 +264,8 @@ def model_readme(final, row, state, resize, both, teacher_balance=0.0):
                 "with a decision threshold per defect chosen on the validation maps for class-balanced macro F1 "
                 "(`python -m tflite.calibrate`)")
     return (f"Our int8 student for real fab maps at the {BUDGETS[final.budget].title} budget: {final.student} "
-            f"({row['parameters']:,} parameters), distilled without labels from a {OUR_TEACHER.arch} teacher "
-            + (f"trained with rare classes weighed more (balance {teacher_balance:g}) " if teacher_balance else "")
-            + f"(Hinton T=4; teacher logits averaged over 8 views; rotations/flips), {schedule}, on {trained_on}, "
+            f"({row['parameters']:,} parameters), distilled without labels from {teacher} "
+            f"(Hinton T=4; teacher logits averaged over 8 views; rotations/flips), {schedule}, on {trained_on}, "
             f"maps brought to 52x52 by `{resize}`, {decision}. WM-811K's test maps have one class each (8 types "
             "or none): on them, exact match is the share of maps whose class it reads right.")
 

@@ -11,7 +11,9 @@ trained once for each `--balance` power and initial seed (`python -m kd_keras.tr
 the shipped teacher's recipe). Each is read at logit 0 on the validation and test maps, from one
 view and as the mean of its 8 rotations/flips (what its students learn from): accuracy, macro F1
 and recall per class, on the natural class distribution and class-balanced (issue 18's figure,
-where answering `none` everywhere scores no better than any other single answer).
+where answering `none` everywhere scores no better than any other single answer). With several
+`--seeds`, each balance's teachers are also read as one ensemble (the mean of their logits, as
+`python -m kd_keras.ensemble` makes one teacher of them), and the seeds' spread is given.
 
 Each teacher's run directory (`--runs`, default runs/wm811k-balance/) is resumed when
 unfinished and reused when finished. Writes `benchmarks/results/wm811k_teacher_balance.{json,md}`.
@@ -23,6 +25,8 @@ import os
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 from benchmarks import DEFAULT_FAB_DATA, REPO, repo_relative, write_results
 from kd_keras.cli import argument_type
@@ -40,12 +44,30 @@ RESIZE = "max"  # its resize, chosen there on validation
 SPLITS = ("val", "test")
 
 
-def teacher_readings(model_path, parts):
-    """{"<split>_views<V>": fab_class_figures} for one view and the mean of all 8, on val and test."""
+def teacher_outputs(model_path, parts):
+    """{"<split>_views<V>": the model's outputs} for one view and the mean of all 8, on val and test."""
     model = load_model(model_path)
-    return {f"{split}_views{views}": fab_class_figures(
-        CLASSIFY.predicted_patterns(CLASSIFY.predict(model, parts[split].maps, views)), parts[split].labels)
-        for split in SPLITS for views in (1, VIEWS[-1])}
+    return {f"{split}_views{views}": CLASSIFY.predict(model, parts[split].maps, views)
+            for split in SPLITS for views in (1, VIEWS[-1])}
+
+
+def readings(outputs, parts):
+    """{"<split>_views<V>": fab_class_figures} of `teacher_outputs`."""
+    return {key: fab_class_figures(CLASSIFY.predicted_patterns(split_outputs), parts[key.split("_")[0]].labels)
+            for key, split_outputs in outputs.items()}
+
+
+def ensemble_outputs(members):
+    """The outputs of the ensemble of several teachers' `teacher_outputs`: their logits' mean, as
+    `python -m kd_keras.ensemble` makes it (for a view count, the mean over views and members alike)."""
+    return {key: {kind: np.mean([outputs[key][kind] for outputs in members], axis=0) for kind in members[0][key]}
+            for key in members[0]}
+
+
+def seed_spread(rows):
+    """Mean, lowest and highest test macro F1 (class-balanced, 8 views) of one balance's seeds."""
+    values = [row["figures"][f"test_views{VIEWS[-1]}"]["balanced"]["macro_f1"] for row in rows]
+    return {"mean": float(np.mean(values)), "min": min(values), "max": max(values)}
 
 
 def markdown(results):
@@ -65,10 +87,25 @@ def markdown(results):
                      f"{figures[f'val_views{views}']['balanced']['macro_f1']:.3f} | "
                      f"{100 * test['natural']['accuracy']:.2f}% | {test['natural']['macro_f1']:.3f} | "
                      f"{figures['test_views1']['balanced']['macro_f1']:.3f} | {test['balanced']['macro_f1']:.3f} |")
+    ensembles = results.get("ensembles", {})  # not in results from before they were read
+    for row in ensembles.values():
+        figures = row["figures"]
+        test = figures[f"test_views{views}"]
+        lines.append(f"| {row['balance']:g} | ensemble of {row['seed']} | - | "
+                     f"{figures['val_views1']['balanced']['macro_f1']:.3f} | "
+                     f"{figures[f'val_views{views}']['balanced']['macro_f1']:.3f} | "
+                     f"{100 * test['natural']['accuracy']:.2f}% | {test['natural']['macro_f1']:.3f} | "
+                     f"{figures['test_views1']['balanced']['macro_f1']:.3f} | {test['balanced']['macro_f1']:.3f} |")
+    spreads = results.get("seed_spread", {})
+    if spreads:
+        lines += ["", f"The seeds' spread of the test macro F1, class-balanced, {views} views: " + "; ".join(
+            f"balance {balance}: {spread['mean']:.3f} ({spread['min']:.3f}-{spread['max']:.3f})"
+            for balance, spread in spreads.items()) + ". An ensemble is the mean of its teachers' logits "
+            "(`python -m kd_keras.ensemble`)."]
     lines += ["", f"Recall per class on the test maps ({views} views):", "",
               "| balance | seed | " + " | ".join(CLASS_NAMES) + " |",
               "| ---: | ---: | " + " | ".join("---:" for _ in CLASS_NAMES) + " |"]
-    for row in results["teachers"].values():
+    for row in [*results["teachers"].values(), *ensembles.values()]:
         per_class = row["figures"][f"test_views{views}"]["natural"]["per_class"]
         lines.append(f"| {row['balance']:g} | {row['seed']} | "
                      + " | ".join(f"{100 * per_class[name]['recall']:.1f}%" for name in CLASS_NAMES) + " |")
@@ -97,8 +134,9 @@ def main(argv=None):
     fab_data, runs = Path(os.path.relpath(args.fab_data)), Path(os.path.relpath(args.runs))
     parts = load_splits(fab_data, seed=SPLIT_SEED, resize=RESIZE)
 
-    teachers, wall_seconds = {}, {}
+    teachers, ensembles, spreads, wall_seconds = {}, {}, {}, {}
     for power in powers:
+        outputs = []
         for seed in args.seeds:
             label = f"balance {power:g}, seed {seed}"
             start = time.time()
@@ -107,16 +145,23 @@ def main(argv=None):
                              out=runs / f"{OUR_TEACHER.arch}-balance{power:g}-seed{seed}")
             run_teacher_job(job, verbose=2)
             state = read_training_state(job.out)
+            outputs.append(teacher_outputs(job.out / TEACHER_FILE, parts))
             teachers[label] = {"balance": power, "seed": seed, "run": repo_relative(job.out),
                                "best_epoch": state["best_epoch"], "val_exact_match": state["best"],
-                               "figures": teacher_readings(job.out / TEACHER_FILE, parts)}
+                               "figures": readings(outputs[-1], parts)}
             wall_seconds[label] = round(time.time() - start)
+        if len(args.seeds) > 1:
+            seeds = ", ".join(map(str, args.seeds))
+            ensembles[f"balance {power:g}, ensemble of seeds {seeds}"] = {
+                "balance": power, "seed": seeds, "figures": readings(ensemble_outputs(outputs), parts)}
+            spreads[f"{power:g}"] = seed_spread([row for row in teachers.values() if row["balance"] == power])
 
     command = "python -m benchmarks.wm811k_teacher_balance" + (" --quick" if args.quick else "") + (
         "" if powers == [0.0, 0.5] else f" --balance {' '.join(f'{p:g}' for p in powers)}") + (
         "" if args.seeds == [0] else f" --seeds {' '.join(map(str, args.seeds))}")
     results = {"data": repo_relative(args.fab_data), "split_seed": SPLIT_SEED, "resize": RESIZE, "epochs": epochs,
                "teacher_recipe": OUR_TEACHER._asdict(), "command": command, "teachers": teachers,
+               "ensembles": ensembles, "seed_spread": spreads,
                "wall_seconds": wall_seconds, "versions": versions()}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     write_results(args.out, results, markdown(results))

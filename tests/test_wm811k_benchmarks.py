@@ -24,7 +24,7 @@ def fab(tmp_path):
     return path
 
 
-def test_fab_models_are_trained_shipped_and_read_on_both_sources(small_npz, fab, tmp_path):
+def test_fab_models_are_trained_shipped_and_read_on_both_sources(small_npz, fab, tmp_path, capsys):
     models, out = tmp_path / "models", tmp_path / "results" / "fab_balance0.5"
     assert wm811k_per_budget.main(["--quick", "--fab-data", str(fab), "--runs", str(tmp_path / "runs"),
                                    "--models", str(models), "--out", str(out)]) == 0
@@ -40,6 +40,21 @@ def test_fab_models_are_trained_shipped_and_read_on_both_sources(small_npz, fab,
         assert row["test_logit_0"]["natural"]["maps"] == 18  # the same maps, read before calibrating
         assert "maps brought to 52x52 by `max`" in (models / label / "README.md").read_text()
     assert (tmp_path / "results" / "fab_balance0.5.md").read_text() == wm811k_per_budget.markdown(results)
+
+    # Students of a teacher made elsewhere (here, that run's): its runs and results are named after it.
+    teacher = tmp_path / "runs" / "teacher-vgg7"
+    argv = ["--quick", "--fab-data", str(fab), "--budgets", "21KB", "--models", str(models), "--teacher", str(teacher)]
+    with pytest.raises(SystemExit):
+        wm811k_per_budget.main([*argv, "--teacher-balance", "0.5"])
+    assert "--teacher gives one" in capsys.readouterr().err
+    given = tmp_path / "results" / "given"
+    assert wm811k_per_budget.main([*argv, "--runs", str(tmp_path / "given-runs"), "--out", str(given)]) == 0
+    results = json.loads(given.with_suffix(".json").read_text())
+    assert results["teacher_job"]["teacher"].endswith("teacher-vgg7/teacher.keras")
+    assert results["teacher"]["title"] == "vgg7" and 0 <= results["teacher"]["test_exact_match"] <= 1
+    assert not (tmp_path / "given-runs" / "teacher-vgg7").exists()  # no teacher trained
+    assert "--teacher" in (models / "wm811k-21kb" / "README.md").read_text()
+    assert wm811k_per_budget.given_teacher_name(teacher / "teacher.keras") == "teacher-vgg7"
 
     # One model for both sources: trained on the MixedWM38 file and the fab's, read on each.
     both = tmp_path / "results" / "both"
@@ -89,20 +104,31 @@ def test_students_learn_from_a_teacher_of_the_labelled_share_on_those_maps_or_ev
 
 def test_teachers_with_rare_classes_weighed_more_are_read_class_by_class(fab, tmp_path, capsys):
     out, runs = tmp_path / "results" / "balance", tmp_path / "runs"
-    arguments = ["--quick", "--fab-data", str(fab), "--runs", str(runs), "--out", str(out), "--balance", "0", "1"]
+    arguments = ["--quick", "--fab-data", str(fab), "--runs", str(runs), "--out", str(out), "--balance", "0", "1",
+                 "--seeds", "0", "1"]
     assert wm811k_teacher_balance.main(arguments) == 0
     results = json.loads(out.with_suffix(".json").read_text())
-    assert results["command"] == "python -m benchmarks.wm811k_teacher_balance --quick --balance 0 1"
-    assert list(results["teachers"]) == ["balance 0, seed 0", "balance 1, seed 0"]
-    for row in results["teachers"].values():
-        config = json.loads((runs / f"vgg7-balance{row['balance']:g}-seed0" / "config.json").read_text())
-        assert config["arguments"].get("balance", 0.0) == row["balance"] and config["arguments"]["resize"] == "max"
+    assert results["command"] == "python -m benchmarks.wm811k_teacher_balance --quick --balance 0 1 --seeds 0 1"
+    assert list(results["teachers"]) == [f"balance {p}, seed {s}" for p in (0, 1) for s in (0, 1)]
+    assert list(results["ensembles"]) == ["balance 0, ensemble of seeds 0, 1", "balance 1, ensemble of seeds 0, 1"]
+    for row in [*results["teachers"].values(), *results["ensembles"].values()]:
         assert set(row["figures"]) == {"val_views1", "val_views8", "test_views1", "test_views8"}
         test = row["figures"]["test_views8"]
         assert test["natural"]["maps"] == 18 and 0 <= test["balanced"]["macro_f1"] <= 1
         assert sum(c["support"] for c in test["natural"]["per_class"].values()) == 18
+    for power in ("0", "1"):
+        seeds = [row["figures"]["test_views8"]["balanced"]["macro_f1"] for row in results["teachers"].values()
+                 if f"{row['balance']:g}" == power]
+        spread = results["seed_spread"][power]
+        assert (spread["min"], spread["max"]) == (min(seeds), max(seeds)) and spread["mean"] == pytest.approx(
+            sum(seeds) / 2)
+    for row in results["teachers"].values():
+        config = json.loads((runs / f"vgg7-balance{row['balance']:g}-seed{row['seed']}" / "config.json").read_text())
+        assert config["arguments"].get("balance", 0.0) == row["balance"] and config["arguments"]["resize"] == "max"
+        assert config["arguments"]["seed"] == row["seed"]
     assert out.with_suffix(".md").read_text() == wm811k_teacher_balance.markdown(results)
     assert "| 1 | 0 | 1 |" in out.with_suffix(".md").read_text()
+    assert "| 1 | ensemble of 0, 1 | - |" in out.with_suffix(".md").read_text()
 
     capsys.readouterr()  # run again: both teachers are reused, not trained
     assert wm811k_teacher_balance.main(arguments) == 0
@@ -117,10 +143,21 @@ def test_a_balancing_power_outside_0_to_1_is_refused_before_any_work(fab, tmp_pa
 
 
 @pytest.mark.unit
-def test_a_fab_model_readme_says_when_its_teacher_weighed_rare_classes_more():
+def test_an_ensemble_of_teachers_reads_the_mean_of_their_logits():
+    first = {"val_views1": {"logits": np.array([[2.0, -1.0], [0.0, 4.0]])}}
+    second = {"val_views1": {"logits": np.array([[-4.0, -1.0], [1.0, 0.0]])}}
+    mean = wm811k_teacher_balance.ensemble_outputs([first, second])["val_views1"]["logits"]
+    np.testing.assert_array_equal(mean, [[-1.0, -1.0], [0.5, 2.0]])
+
+
+@pytest.mark.unit
+def test_a_fab_model_readme_says_which_teacher_it_learnt_from():
     final, row = wm811k_per_budget.STUDENTS[0], {"parameters": 8_784}
     state = {"settings": {"epochs": 40}, "epoch": 40, "best_epoch": 31, "wait": 9}
-    plain = wm811k_per_budget.model_readme(final, row, state, "max", both=False)
-    balanced = wm811k_per_budget.model_readme(final, row, state, "max", both=False, teacher_balance=0.5)
+    ours, ensemble = {"title": "vgg7"}, {"title": "ensemble of 2 teachers"}
+    plain, balanced, of_ensemble = (
+        wm811k_per_budget.model_readme(final, row, state, "max", False, wm811k_per_budget.teacher_description(
+            teacher, balance)) for teacher, balance in ((ours, 0.0), (ours, 0.5), (ensemble, 0.0)))
     assert "weighed" not in plain and "from a vgg7 teacher (Hinton T=4;" in plain
     assert "from a vgg7 teacher trained with rare classes weighed more (balance 0.5) (Hinton T=4;" in balanced
+    assert "from an ensemble of 2 teachers (Hinton T=4;" in of_ensemble
