@@ -46,7 +46,7 @@ from kd_keras.data import RESIZE_METHODS, data_paths, load_splits
 from kd_keras.data.pipeline import balancing_power
 from kd_keras.evaluation import fab_class_figures
 from kd_keras.fileio import read_json
-from kd_keras.jobs import DistillJob, TeacherJob, run_distill_job, run_teacher_job, teacher_file
+from kd_keras.jobs import DistillJob, TeacherJob, run_distill_job, run_teacher_job, teacher_file, teacher_name
 from kd_keras.models import teacher_title
 from kd_keras.recipes import OUR_TEACHER
 from kd_keras.tasks import CLASSIFY
@@ -139,7 +139,7 @@ def main(argv=None):
             parser.error(f"no {layout}-layout file at {path}")
     # A weighted or given teacher gets run directories and results of its own: the unweighted one's would
     # refuse it.
-    variant = (given_teacher_name(args.teacher) if args.teacher else
+    variant = (teacher_name(args.teacher) if args.teacher else
                f"balance{args.teacher_balance:g}" if args.teacher_balance else None)
     runs = args.runs or REPO / "runs" / "-".join(filter(None, ("both" if both else "wm811k", variant)))
     out = args.out or REPO / "benchmarks" / "results" / "_".join(
@@ -215,11 +215,6 @@ def main(argv=None):
     results.update(command=command.strip(), recipe=RECIPE, wall_seconds=seconds, versions=versions())
     write_results(out, results, markdown(results))
     return 0
-
-
-def given_teacher_name(path):
-    """What a given teacher's runs and results are named after: its run directory's name."""
-    return path.parent.name if path.name == TEACHER_FILE else path.stem
 
 
 def given_teacher_figures(path, parts):

@@ -2,13 +2,15 @@
 
     python -m benchmarks.wm811k_teacher_balance                      # balance 0 and 0.5, seed 0
     python -m benchmarks.wm811k_teacher_balance --balance 0 0.5 1 --seeds 0 1
+    python -m benchmarks.wm811k_teacher_balance --balance 0.5 --epochs 40 --init runs/mixedwm38-teacher
     python -m benchmarks.wm811k_teacher_balance --quick --fab-data fab.npz --runs /tmp/r --out /tmp/res/balance
 
 The teacher of `benchmarks.wm811k_per_budget` (`kd_keras.recipes.OUR_TEACHER`: vgg7, 20 epochs,
 rotations/flips; the seeded 80/10/10 split of `--fab-data`, maps brought to 52x52 by max),
 trained once for each `--balance` power and initial seed (`python -m kd_keras.train_teacher
 --balance P`: a map's loss weighs its class's share of the training maps to the power -P; 0 is
-the shipped teacher's recipe). Each is read at logit 0 on the validation and test maps, from one
+the shipped teacher's recipe; `--epochs` and `--init`, a teacher whose weights training starts
+from, change the recipe and name the runs). Each is read at logit 0 on the validation and test maps, from one
 view and as the mean of its 8 rotations/flips (what its students learn from): accuracy, macro F1
 and recall per class, on the natural class distribution and class-balanced (issue 18's figure,
 where answering `none` everywhere scores no better than any other single answer). With several
@@ -29,11 +31,11 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import DEFAULT_FAB_DATA, REPO, repo_relative, write_results
-from kd_keras.cli import argument_type
+from kd_keras.cli import argument_type, positive_int
 from kd_keras.data import CLASS_NAMES, VIEWS, load_splits
 from kd_keras.data.pipeline import balancing_power
 from kd_keras.evaluation import fab_class_figures
-from kd_keras.jobs import TeacherJob, run_teacher_job
+from kd_keras.jobs import TeacherJob, run_teacher_job, teacher_file, teacher_name
 from kd_keras.recipes import OUR_TEACHER
 from kd_keras.rundir import versions
 from kd_keras.tasks import CLASSIFY
@@ -72,7 +74,10 @@ def seed_spread(rows):
 
 def markdown(results):
     views = VIEWS[-1]
-    lines = [f"# WM-811K teacher with rare classes weighed more ({OUR_TEACHER.arch}, {results['epochs']} epochs)", "",
+    init = results.get("init")  # not in results from before --init
+    start = "" if init is None else f", starting from the weights of {init}"
+    recipe = f"{OUR_TEACHER.arch}, {results['epochs']} epochs{start}"
+    lines = [f"# WM-811K teacher with rare classes weighed more ({recipe})", "",
              f"Data: {results['data']}, seeded 80/10/10 split (seed {SPLIT_SEED}), maps brought to 52x52 by "
              f"{RESIZE}. Float Keras, logit 0. Balance P: each training map's loss weighs its class's share to "
              f"the power -P (0: the shipped teacher's recipe). Reproduce: `{results['command']}`.", "",
@@ -124,12 +129,20 @@ def main(argv=None):
                         help="where the teachers' run directories go")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "wm811k_teacher_balance",
                         help="results path without suffix (.json and .md are written)")
+    parser.add_argument("--epochs", type=positive_int, default=OUR_TEACHER.epochs,
+                        help=f"each teacher's (default {OUR_TEACHER.epochs}, the recipe's)")
+    parser.add_argument("--init", type=argument_type(teacher_file), default=None, metavar="TEACHER",
+                        help="start each teacher from this one's weights (a run directory or .keras file), e.g. "
+                             "a MixedWM38 teacher's")
     parser.add_argument("--quick", action="store_true", help="one epoch per teacher: a check that it runs")
     args = parser.parse_args(argv)
     if not args.fab_data.is_file():
         parser.error(f"no WM-811K-layout file at {args.fab_data}")
     powers = args.balance
-    epochs = 1 if args.quick else OUR_TEACHER.epochs
+    epochs = 1 if args.quick else args.epochs
+    # A recipe other than the shipped teacher's gets run directories of its own.
+    recipe = ("" if args.epochs == OUR_TEACHER.epochs else f"-epochs{args.epochs}") + (
+        "" if args.init is None else f"-init-{teacher_name(args.init)}")
     # Paths as the command line would give them, relative to here: the runs record them.
     fab_data, runs = Path(os.path.relpath(args.fab_data)), Path(os.path.relpath(args.runs))
     parts = load_splits(fab_data, seed=SPLIT_SEED, resize=RESIZE)
@@ -141,8 +154,8 @@ def main(argv=None):
             label = f"balance {power:g}, seed {seed}"
             start = time.time()
             job = TeacherJob(arch=OUR_TEACHER.arch, lr=OUR_TEACHER.learning_rate, epochs=epochs, balance=power,
-                             data=fab_data, resize=RESIZE, seed=seed, resume=True,
-                             out=runs / f"{OUR_TEACHER.arch}-balance{power:g}-seed{seed}")
+                             data=fab_data, resize=RESIZE, seed=seed, resume=True, init=args.init,
+                             out=runs / f"{OUR_TEACHER.arch}-balance{power:g}-seed{seed}{recipe}")
             run_teacher_job(job, verbose=2)
             state = read_training_state(job.out)
             outputs.append(teacher_outputs(job.out / TEACHER_FILE, parts))
@@ -158,8 +171,11 @@ def main(argv=None):
 
     command = "python -m benchmarks.wm811k_teacher_balance" + (" --quick" if args.quick else "") + (
         "" if powers == [0.0, 0.5] else f" --balance {' '.join(f'{p:g}' for p in powers)}") + (
-        "" if args.seeds == [0] else f" --seeds {' '.join(map(str, args.seeds))}")
+        "" if args.seeds == [0] else f" --seeds {' '.join(map(str, args.seeds))}") + (
+        "" if args.epochs == OUR_TEACHER.epochs else f" --epochs {args.epochs}") + (
+        "" if args.init is None else f" --init {repo_relative(args.init)}")
     results = {"data": repo_relative(args.fab_data), "split_seed": SPLIT_SEED, "resize": RESIZE, "epochs": epochs,
+               "init": None if args.init is None else repo_relative(args.init),
                "teacher_recipe": OUR_TEACHER._asdict(), "command": command, "teachers": teachers,
                "ensembles": ensembles, "seed_spread": spreads,
                "wall_seconds": wall_seconds, "versions": versions()}

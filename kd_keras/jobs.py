@@ -415,6 +415,13 @@ def teacher_file(teacher):
     return path
 
 
+def teacher_name(teacher):
+    """What runs made from a teacher are named after: its run directory's name (the file's stem
+    for a .keras file that is no run's teacher.keras)."""
+    path = Path(teacher)
+    return path.parent.name if path.name == TEACHER_FILE else path.name if path.is_dir() else path.stem
+
+
 def resolve_teacher(job, parts, strategy, verbose="auto"):
     """Path of the job's own teacher .keras file: reused, continued, or trained now.
 

@@ -8,8 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import unlabelled_maps, wm811k_cross_domain, wm811k_per_budget, wm811k_teacher_balance
+from benchmarks import repo_relative, unlabelled_maps, wm811k_cross_domain, wm811k_per_budget, wm811k_teacher_balance
 from kd_keras.data import CLASS_NAMES, load_splits, save_wm811k
+from kd_keras.jobs import teacher_name
 
 TIER = "e2e"  # tests marked with no tier of their own (conftest.py)
 
@@ -54,7 +55,7 @@ def test_fab_models_are_trained_shipped_and_read_on_both_sources(small_npz, fab,
     assert results["teacher"]["title"] == "vgg7" and 0 <= results["teacher"]["test_exact_match"] <= 1
     assert not (tmp_path / "given-runs" / "teacher-vgg7").exists()  # no teacher trained
     assert "--teacher" in (models / "wm811k-21kb" / "README.md").read_text()
-    assert wm811k_per_budget.given_teacher_name(teacher / "teacher.keras") == "teacher-vgg7"
+    assert [teacher_name(path) for path in (teacher, teacher / "teacher.keras")] == ["teacher-vgg7"] * 2
 
     # One model for both sources: trained on the MixedWM38 file and the fab's, read on each.
     both = tmp_path / "results" / "both"
@@ -133,6 +134,17 @@ def test_teachers_with_rare_classes_weighed_more_are_read_class_by_class(fab, tm
     capsys.readouterr()  # run again: both teachers are reused, not trained
     assert wm811k_teacher_balance.main(arguments) == 0
     assert "Epoch" not in capsys.readouterr().out
+
+    # Another recipe: more epochs, from another teacher's weights, in run directories of its own.
+    start = runs / "vgg7-balance0-seed0"
+    assert wm811k_teacher_balance.main([*arguments[:7], "--balance", "0", "--epochs", "3", "--init", str(start)]) == 0
+    results = json.loads(out.with_suffix(".json").read_text())
+    start = start / "teacher.keras"  # what the run records of it
+    assert results["command"].endswith(f"--quick --balance 0 --epochs 3 --init {repo_relative(start)}")
+    run = runs / "vgg7-balance0-seed0-epochs3-init-vgg7-balance0-seed0"
+    assert results["teachers"]["balance 0, seed 0"]["run"] == repo_relative(run)
+    assert json.loads((run / "config.json").read_text())["arguments"]["init"] == str(start)
+    assert "starting from the weights of" in out.with_suffix(".md").read_text()
 
 
 def test_a_balancing_power_outside_0_to_1_is_refused_before_any_work(fab, tmp_path, capsys):
