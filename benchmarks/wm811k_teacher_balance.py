@@ -72,6 +72,11 @@ def seed_spread(rows):
     return {"mean": float(np.mean(values)), "min": min(values), "max": max(values)}
 
 
+def seed_label(row):
+    """A teacher's seed, or the seeds of an ensemble's teachers."""
+    return f"ensemble of {', '.join(map(str, row['seeds']))}" if "seeds" in row else row["seed"]
+
+
 def markdown(results):
     views = VIEWS[-1]
     init = results.get("init")  # not in results from before --init
@@ -84,19 +89,12 @@ def markdown(results):
              f"| balance | seed | best epoch | val macro F1, balanced: 1 view | {views} views | test accuracy "
              f"({views} views) | test macro F1 | test macro F1, balanced: 1 view | {views} views |",
              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for row in results["teachers"].values():
-        figures = row["figures"]
-        test = figures[f"test_views{views}"]
-        lines.append(f"| {row['balance']:g} | {row['seed']} | {row['best_epoch']} | "
-                     f"{figures['val_views1']['balanced']['macro_f1']:.3f} | "
-                     f"{figures[f'val_views{views}']['balanced']['macro_f1']:.3f} | "
-                     f"{100 * test['natural']['accuracy']:.2f}% | {test['natural']['macro_f1']:.3f} | "
-                     f"{figures['test_views1']['balanced']['macro_f1']:.3f} | {test['balanced']['macro_f1']:.3f} |")
     ensembles = results.get("ensembles", {})  # not in results from before they were read
-    for row in ensembles.values():
+    rows = [*results["teachers"].values(), *ensembles.values()]
+    for row in rows:
         figures = row["figures"]
         test = figures[f"test_views{views}"]
-        lines.append(f"| {row['balance']:g} | ensemble of {row['seed']} | - | "
+        lines.append(f"| {row['balance']:g} | {seed_label(row)} | {row.get('best_epoch', '-')} | "
                      f"{figures['val_views1']['balanced']['macro_f1']:.3f} | "
                      f"{figures[f'val_views{views}']['balanced']['macro_f1']:.3f} | "
                      f"{100 * test['natural']['accuracy']:.2f}% | {test['natural']['macro_f1']:.3f} | "
@@ -110,9 +108,9 @@ def markdown(results):
     lines += ["", f"Recall per class on the test maps ({views} views):", "",
               "| balance | seed | " + " | ".join(CLASS_NAMES) + " |",
               "| ---: | ---: | " + " | ".join("---:" for _ in CLASS_NAMES) + " |"]
-    for row in [*results["teachers"].values(), *ensembles.values()]:
+    for row in rows:
         per_class = row["figures"][f"test_views{views}"]["natural"]["per_class"]
-        lines.append(f"| {row['balance']:g} | {row['seed']} | "
+        lines.append(f"| {row['balance']:g} | {seed_label(row)} | "
                      + " | ".join(f"{100 * per_class[name]['recall']:.1f}%" for name in CLASS_NAMES) + " |")
     lines += ["", "Wall time: " + ", ".join(f"{name} {seconds} s" for name, seconds in results["wall_seconds"].items())
               + " (a teacher found finished counts the seconds to read it)."]
@@ -164,9 +162,8 @@ def main(argv=None):
                                "figures": readings(outputs[-1], parts)}
             wall_seconds[label] = round(time.time() - start)
         if len(args.seeds) > 1:
-            seeds = ", ".join(map(str, args.seeds))
-            ensembles[f"balance {power:g}, ensemble of seeds {seeds}"] = {
-                "balance": power, "seed": seeds, "figures": readings(ensemble_outputs(outputs), parts)}
+            ensembles[f"balance {power:g}, ensemble of seeds {', '.join(map(str, args.seeds))}"] = {
+                "balance": power, "seeds": args.seeds, "figures": readings(ensemble_outputs(outputs), parts)}
             spreads[f"{power:g}"] = seed_spread([row for row in teachers.values() if row["balance"] == power])
 
     command = "python -m benchmarks.wm811k_teacher_balance" + (" --quick" if args.quick else "") + (
