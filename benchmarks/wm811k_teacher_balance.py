@@ -112,6 +112,14 @@ def markdown(results):
         per_class = row["figures"][f"test_views{views}"]["natural"]["per_class"]
         lines.append(f"| {row['balance']:g} | {seed_label(row)} | "
                      + " | ".join(f"{100 * per_class[name]['recall']:.1f}%" for name in CLASS_NAMES) + " |")
+    best = max(rows, key=lambda row: row["figures"][f"val_views{views}"]["balanced"]["macro_f1"])
+    confusion = best["figures"][f"test_views{views}"]["natural"]["confusion"]
+    lines += ["", f"Where the teacher best on validation (balance {best['balance']:g}, seed {seed_label(best)}) errs: "
+              f"its test maps by class (rows) and by what it reads ({views} views; a mixture of defects is wrong):", "",
+              "| class \\ read | " + " | ".join(CLASS_NAMES) + " | mixture |",
+              "| --- | " + " | ".join("---:" for _ in range(len(CLASS_NAMES) + 1)) + " |"]
+    lines += [f"| {name} | " + " | ".join(f"{count:,}" for count in counts) + " |"
+              for name, counts in zip(CLASS_NAMES, confusion)]
     lines += ["", "Wall time: " + ", ".join(f"{name} {seconds} s" for name, seconds in results["wall_seconds"].items())
               + " (a teacher found finished counts the seconds to read it)."]
     return "\n".join(lines) + "\n"
