@@ -44,6 +44,11 @@ def require_several_seeds(parser, seeds):
         parser.error(f"--seeds needs at least two seeds, all different; got {seeds}")
 
 
+def spread(values):
+    """Mean, lowest and highest of a figure over several runs (e.g. seeds)."""
+    return {"mean": sum(values) / len(values), "min": min(values), "max": max(values)}
+
+
 RESULTS_SUFFIXES = (".json", ".md", ".png")
 
 

@@ -44,7 +44,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import DEFAULT_DATA, REPO, repo_relative, require_several_seeds, results_file, write_results
+from benchmarks import DEFAULT_DATA, REPO, repo_relative, require_several_seeds, results_file, spread, write_results
 from benchmarks.segclass_mixedwm38 import STUDENT, STUDENT_JOB
 from kd_keras.cli import argument_type
 from kd_keras.data import VIEWS, load_splits
@@ -128,10 +128,6 @@ def unfinished_run(run_dir, epochs):
 def pretrained(results):
     """Whether the results' teacher started from a trained one's weights (`--init`)."""
     return bool(results["teacher_recipe"].get("init"))
-
-
-def spread(values):
-    return {"mean": sum(values) / len(values), "min": min(values), "max": max(values)}
 
 
 def markdown(results):

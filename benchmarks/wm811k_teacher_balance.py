@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import DEFAULT_FAB_DATA, REPO, repo_relative, write_results
+from benchmarks import DEFAULT_FAB_DATA, REPO, repo_relative, spread, write_results
 from kd_keras.cli import argument_type, positive_int
 from kd_keras.data import CLASS_NAMES, VIEWS, load_splits
 from kd_keras.data.pipeline import balancing_power
@@ -64,12 +64,6 @@ def ensemble_outputs(members):
     `python -m kd_keras.ensemble` makes it (for a view count, the mean over views and members alike)."""
     return {key: {kind: np.mean([outputs[key][kind] for outputs in members], axis=0) for kind in members[0][key]}
             for key in members[0]}
-
-
-def seed_spread(rows):
-    """Mean, lowest and highest test macro F1 (class-balanced, 8 views) of one balance's seeds."""
-    values = [row["figures"][f"test_views{VIEWS[-1]}"]["balanced"]["macro_f1"] for row in rows]
-    return {"mean": float(np.mean(values)), "min": min(values), "max": max(values)}
 
 
 def seed_label(row):
@@ -172,7 +166,9 @@ def main(argv=None):
         if len(args.seeds) > 1:
             ensembles[f"balance {power:g}, ensemble of seeds {', '.join(map(str, args.seeds))}"] = {
                 "balance": power, "seeds": args.seeds, "figures": readings(ensemble_outputs(outputs), parts)}
-            spreads[f"{power:g}"] = seed_spread([row for row in teachers.values() if row["balance"] == power])
+            # The seeds' spread of the test macro F1, class-balanced, 8 views.
+            spreads[f"{power:g}"] = spread([row["figures"][f"test_views{VIEWS[-1]}"]["balanced"]["macro_f1"]
+                                            for row in teachers.values() if row["balance"] == power])
 
     command = "python -m benchmarks.wm811k_teacher_balance" + (" --quick" if args.quick else "") + (
         "" if powers == [0.0, 0.5] else f" --balance {' '.join(f'{p:g}' for p in powers)}") + (
