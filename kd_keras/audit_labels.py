@@ -2,6 +2,7 @@
 
     python -m kd_keras.audit_labels --data mixedwm38.npz --out runs/label-audit
     python -m kd_keras.audit_labels --data mixedwm38.npz --out runs/quick-audit --folds 2 --epochs 1
+    python -m kd_keras.audit_labels --data wm811k.npz --resize max --balance 0.5 --out runs/wm811k-audit
 
 Trains one teacher per fold (`--folds`, each on the other folds' maps) and reads every map
 with the teacher that never saw it; a label that reading contradicts confidently is a suspect
@@ -16,8 +17,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from kd_keras.cli import add_debug_argument, positive_int, run_command
-from kd_keras.data import DEFAULT_RESIZE, RESIZE_METHODS, load_wafer_maps
+from kd_keras.cli import add_debug_argument, argument_type, positive_int, run_command
+from kd_keras.data import DEFAULT_RESIZE, RESIZE_METHODS, file_layout, load_wafer_maps
+from kd_keras.data.pipeline import balancing_power
 from kd_keras.label_audit import AuditSettings, audit_labels, write_audit
 from kd_keras.models import teacher_names
 
@@ -41,6 +43,9 @@ def build_parser():
                         help=f"per teacher (default {DEFAULT.epochs})")
     parser.add_argument("--lr", type=float, default=DEFAULT.learning_rate,
                         help=f"peak learning rate, cosine-decayed to 0 (default {DEFAULT.learning_rate})")
+    parser.add_argument("--balance", type=argument_type(balancing_power), default=DEFAULT.balance, metavar="POWER",
+                        help="how much rarer label patterns weigh in the teachers' loss, 0 to 1, as train_teacher's "
+                             f"(default {DEFAULT.balance:g}; WM-811K's teachers read its rare classes best at 0.5)")
     parser.add_argument("--seed", type=int, default=DEFAULT.seed,
                         help="seed of the folds and the teachers' training (default 0)")
     parser.add_argument("--split-seed", type=int, default=DEFAULT.split_seed,
@@ -53,9 +58,11 @@ def build_parser():
 
 def run(args):
     settings = AuditSettings(folds=args.folds, arch=args.arch, epochs=args.epochs, learning_rate=args.lr,
-                             seed=args.seed, split_seed=args.split_seed)
+                             seed=args.seed, split_seed=args.split_seed, balance=args.balance)
     data = load_wafer_maps(args.data, args.resize)
     report = audit_labels(data, args.out, settings, verbose=2)
+    if file_layout(args.data) == "wm811k":  # maps of many grids: say how they became 52x52
+        report["resize"] = args.resize
     write_audit(args.out / REPORT_NAME, report, data, shown=args.shown)
     per_split = report["suspects_per_split"]
     print(f"{per_split['all']:,} of {report['maps']:,} labels are suspect (test split: {per_split.get('test', 0):,}); "

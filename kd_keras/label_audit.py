@@ -33,6 +33,7 @@ from kd_keras.data.labels import (
     DEFECT_ABBREVIATIONS, NUM_DEFECTS, PATTERNS, encode_patterns, flags_name, parse_pattern_name,
 )
 from kd_keras.data.mixedwm38 import VIEWS, dihedral_views
+from kd_keras.data.pipeline import balancing_power
 from kd_keras.data.splits import stratified_split
 from kd_keras.evaluation import decode, exact_match
 from kd_keras.fileio import atomic_path, write_json, write_text
@@ -190,9 +191,9 @@ def find_suspects(view_logits, labels, defect_names):
 @dataclasses.dataclass(frozen=True)
 class AuditSettings:
     """How an audit reads the maps: `folds` teachers of `arch`, each trained `epochs` epochs
-    (peak learning rate `learning_rate`) from `seed`, which also deals out the folds.
-    `split_seed`: the seed of the train/val/test split each suspect is placed in (the
-    training commands' `--seed`)."""
+    (peak learning rate `learning_rate`, rarer patterns weighed by `balance` as
+    `train_teacher`'s) from `seed`, which also deals out the folds. `split_seed`: the seed of
+    the train/val/test split each suspect is placed in (the training commands' `--seed`)."""
 
     folds: int = DEFAULT_FOLDS
     arch: str = OUR_TEACHER.arch
@@ -200,10 +201,12 @@ class AuditSettings:
     learning_rate: float = OUR_TEACHER.learning_rate
     seed: int = 0
     split_seed: int = 0
+    balance: float = 0.0
 
     def __post_init__(self):
         if self.folds < 2 or self.epochs < 1:
             raise ValueError(f"an audit needs at least 2 folds and 1 epoch, got {self.folds} and {self.epochs}")
+        balancing_power(self.balance)
 
 
 def audit_labels(data, run_dir, settings=AuditSettings(), verbose=0):
@@ -211,7 +214,8 @@ def audit_labels(data, run_dir, settings=AuditSettings(), verbose=0):
     split, and the settings). The folds' runs go under `run_dir` (an interrupted audit goes on)."""
     def train(parts, fold_dir):
         return train_teacher(parts, fold_dir, arch=settings.arch, epochs=settings.epochs,
-                             learning_rate=settings.learning_rate, seed=settings.seed, resume=True, verbose=verbose)
+                             learning_rate=settings.learning_rate, seed=settings.seed, balance=settings.balance,
+                             resume=True, verbose=verbose)
 
     view_logits, training_seconds = out_of_fold_logits(data, run_dir, train, folds=settings.folds, seed=settings.seed)
     suspects = find_suspects(view_logits, data.labels, DEFECT_ABBREVIATIONS)
@@ -258,7 +262,10 @@ def audit_markdown(report, listed=60):
     per_split = report["suspects_per_split"]
     lines = [f"# Label audit: {report['data']}", "",
              f"Every map read by a {settings['arch']} teacher that did not train on it ({settings['folds']} folds, "
-             f"{settings['epochs']} epochs each, mean of 8 rotations/flips); a label is suspect where that reading "
+             f"{settings['epochs']} epochs each"
+             + (f", rarer patterns weighed more (balance {settings['balance']:g})" if settings.get("balance") else "")
+             + (f", maps brought to 52x52 by `{report['resize']}`" if "resize" in report else "")
+             + ", mean of 8 rotations/flips); a label is suspect where that reading "
              "contradicts a defect flag at least as confidently as the teacher is, on average, about the maps "
              "labelled the other way (confident learning), and names another pattern.", "",
              f"- Out-of-fold exact match against the given labels: {100 * report['out_of_fold_exact_match']:.2f}% "

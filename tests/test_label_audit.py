@@ -8,14 +8,19 @@ import keras
 import numpy as np
 import pytest
 
-from benchmarks import label_audit as label_audit_benchmark, repo_relative
+from benchmarks import REPO, label_audit as label_audit_benchmark, repo_relative
 from kd_keras.audit_labels import main
-from kd_keras.data import PATTERNS, generate_wafer_maps, load_mixedwm38, read_suspects, save_mixedwm38, split_data
+from kd_keras.data import (
+    PATTERNS, generate_fab_maps, generate_wafer_maps, load_mixedwm38, load_wafer_maps, read_suspects, save_mixedwm38,
+    save_wm811k, split_data,
+)
 from kd_keras.data.labels import DEFECT_ABBREVIATIONS, flags_name
 from kd_keras.errors import FileFormatError
 from kd_keras.fileio import write_json
 from kd_keras.jobs import DistillJob, TeacherJob
 from kd_keras.label_audit import HELD_OUT_FILE, audit_markdown, find_suspects, fold_of_each_map, out_of_fold_logits
+from tflite.export import load_converted
+from tflite.harness import fab_figures
 
 TIER = "unit"
 
@@ -158,9 +163,14 @@ def test_audit_command_finds_labels_flipped_on_purpose_and_leaves_the_file_alone
     save_mixedwm38(path, data.maps, labels)
     before = path.read_bytes()
     out = tmp_path / "audit"
-    assert main(["--data", str(path), "--out", str(out), "--folds", "2", "--epochs", "3", "--shown", "6"]) == 0
+    command = ["--data", str(path), "--out", str(out), "--folds", "2", "--epochs", "3", "--shown", "6",
+               "--balance", "0.5"]
+    assert main(command) == 0
     assert path.read_bytes() == before
     report = json.loads((out / "label_audit.json").read_text())
+    # The teachers weigh rarer patterns as asked, and the report says so.
+    assert report["settings"]["balance"] == 0.5
+    assert json.loads((out / "fold1" / "training.json").read_text())["settings"]["balance"] == 0.5
     suspects = report["suspects"]
     # The teachers learned, and the labels flipped on purpose are the surest doubts: of 1,520 maps,
     # chance would put 0.1 of them among the first 12.
@@ -180,7 +190,7 @@ def test_audit_command_finds_labels_flipped_on_purpose_and_leaves_the_file_alone
     assert f"{len(suspects):,} of 1,520 labels are suspect" in capsys.readouterr().out
     # Again: the folds are reused, not trained again; the same report comes back.
     trained_at = (out / "fold0" / "training.json").stat().st_mtime_ns
-    assert main(["--data", str(path), "--out", str(out), "--folds", "2", "--epochs", "3", "--shown", "6"]) == 0
+    assert main(command) == 0
     assert (out / "fold0" / "training.json").stat().st_mtime_ns == trained_at
     assert json.loads((out / "label_audit.json").read_text())["suspects"] == suspects
 
@@ -194,6 +204,10 @@ def test_audit_command_errors_name_the_problem(tmp_path, capsys):
     save_mixedwm38(path, small.maps, small.labels)
     assert main(["--data", str(path), "--out", str(tmp_path / "a"), "--folds", "1"]) == 1
     assert "at least 2 folds" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        main(["--data", str(path), "--out", str(tmp_path / "a"), "--balance", "2"])
+    assert refused.value.code == 2
+    assert "the balancing power must be between 0 and 1, got 2" in capsys.readouterr().err
     assert not (tmp_path / "a").exists()
 
 
@@ -204,9 +218,10 @@ def test_benchmark_reads_the_shipped_models_on_all_test_maps_and_on_those_not_su
                                        "--out", str(out)]) == 0
     results = json.loads(out.with_suffix(".json").read_text())
     row, audit = results["shipped_models"]["kd-21kb"], results
-    assert row["figure"] == "exact_match" and row["test_maps"] == 152
+    assert list(row["figures"]) == ["exact_match"] and row["test_maps"] == 152
     assert row["test_maps"] - row["clean_test_maps"] == audit["suspects_per_split"]["test"]
-    assert 0 <= row["all"] <= 1 and 0 <= row["clean"] <= 1
+    assert 0 <= row["figures"]["exact_match"]["all"] <= 1 and 0 <= row["figures"]["exact_match"]["clean"] <= 1
+    assert audit["settings"]["balance"] == 0 and "resize" not in audit  # MixedWM38's maps: unweighted, all 52x52
     assert out.with_suffix(".md").read_text() == label_audit_benchmark.markdown(results)
     assert out.with_suffix(".png").is_file() == bool(audit["suspects"])
     data = generate_wafer_maps(1520, seed=0)  # what --quick audits: its results are an audit report of it
@@ -224,6 +239,37 @@ def test_benchmark_reads_the_shipped_models_on_all_test_maps_and_on_those_not_su
     unchanged = ("command", "shipped_models", "wall_seconds")
     assert {k: v for k, v in reread.items() if k not in unchanged} == {k: v for k, v in results.items()
                                                                        if k not in unchanged}
+
+
+@pytest.mark.e2e
+def test_benchmark_audits_fab_maps_as_their_teachers_train_and_reads_the_fab_models_on_their_figures(tmp_path):
+    fab = generate_fab_maps(720, seed=0)  # 80 maps of each of WM-811K's 9 classes, on many grids
+    path = tmp_path / "fab.npz"
+    save_wm811k(path, list(fab.maps()), fab.classes)
+    out = tmp_path / "results" / "label_audit"
+    assert label_audit_benchmark.main(["--quick", "--data", str(path), "--models", "wm811k-21kb", "--runs",
+                                       str(tmp_path / "runs"), "--out", str(out)]) == 0
+    results = json.loads(out.with_suffix(".json").read_text())
+    # Audited as WM-811K's teachers are trained: rarer classes weighed more, maps brought to 52x52 by max.
+    assert results["settings"]["balance"] == label_audit_benchmark.FAB_BALANCE
+    assert results["resize"] == label_audit_benchmark.FAB_RESIZE == "max"
+    assert results["command"] == f"python -m benchmarks.label_audit --quick --data {repo_relative(path)}"
+    # The model's figures are WM-811K's, as its own benchmark reads them, on every test map and on the rest.
+    data = load_wafer_maps(path, "max")
+    test = split_data(data, seed=0)["test"]
+    card, int8 = load_converted(REPO / "models" / "wm811k-21kb")
+    expected = fab_figures(int8, test, card.views)
+    row = results["shipped_models"]["wm811k-21kb"]
+    assert row["test_maps"] == len(test) == 72
+    assert row["figures"]["balanced_macro_f1"]["all"] == pytest.approx(expected["balanced"]["macro_f1"])
+    assert row["figures"]["accuracy"]["all"] == pytest.approx(expected["natural"]["accuracy"])
+    if row["clean_test_maps"] == row["test_maps"]:
+        assert row["figures"]["balanced_macro_f1"]["clean"] == row["figures"]["balanced_macro_f1"]["all"]
+    markdown = out.with_suffix(".md").read_text()
+    assert markdown == label_audit_benchmark.markdown(results)
+    assert "balance 0.5" in markdown and "brought to 52x52 by `max`" in markdown
+    assert f"| wm811k-21kb | int8 balanced macro f1 | {expected['balanced']['macro_f1']:.3f} |" in markdown
+    assert len(read_suspects(out.with_suffix(".json"), data)) == len(results["suspects"])
 
 
 def test_benchmark_refuses_an_audit_report_of_other_maps_naming_it(tmp_path, capsys):

@@ -1,15 +1,19 @@
 """`python -m benchmarks.wm811k_per_budget --quick`, `benchmarks.wm811k_cross_domain` and
 `benchmarks.unlabelled_maps` on a small WM-811K-layout file: models for both budgets trained,
 converted with their resize and judged on both sources; students of a teacher taught on a share
-of the maps; `benchmarks.wm811k_teacher_balance`'s teachers read class by class."""
+of the maps; `benchmarks.wm811k_teacher_balance`'s teachers read class by class, and trained
+without a label audit's suspects."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from benchmarks import repo_relative, unlabelled_maps, wm811k_cross_domain, wm811k_per_budget, wm811k_teacher_balance
-from kd_keras.data import CLASS_NAMES, load_splits, save_wm811k
+from kd_keras.data import CLASS_NAMES, load_splits, load_wafer_maps, save_wm811k, stratified_split
+from kd_keras.data.labels import flags_name
+from kd_keras.fileio import write_json
 from kd_keras.jobs import teacher_name
 
 TIER = "e2e"  # tests marked with no tier of their own (conftest.py)
@@ -145,6 +149,47 @@ def test_teachers_with_rare_classes_weighed_more_are_read_class_by_class(fab, tm
     assert results["teachers"]["balance 0, seed 0"]["run"] == repo_relative(run)
     assert json.loads((run / "config.json").read_text())["arguments"]["init"] == str(start)
     assert "starting from the weights of" in out.with_suffix(".md").read_text()
+
+
+def test_teachers_trained_without_an_audits_suspects_are_read_on_all_and_on_the_unsuspected_test_maps(fab, tmp_path,
+                                                                                                       capsys):
+    data = load_wafer_maps(fab, "max")
+    split = stratified_split(data.pattern_ids, seed=0)
+    suspects = [*split.train[:5], *split.test[:3]]
+    audit = tmp_path / "audit.json"  # what python -m kd_keras.audit_labels writes, as far as it is read
+    write_json(audit, {"maps": len(data), "suspects": [{"index": int(row), "given": flags_name(data.labels[row])}
+                                                       for row in suspects]})
+    out, runs = tmp_path / "results" / "balance", tmp_path / "runs"
+    arguments = ["--quick", "--fab-data", str(fab), "--runs", str(runs), "--out", str(out), "--balance", "0.5",
+                 "--without-suspects", str(audit)]
+    assert wm811k_teacher_balance.main(arguments) == 0
+    results = json.loads(out.with_suffix(".json").read_text())
+    assert results["command"] == ("python -m benchmarks.wm811k_teacher_balance --quick --balance 0.5 "
+                                  f"--without-suspects {repo_relative(audit)}")
+    assert list(results["teachers"]) == ["balance 0.5, seed 0", "balance 0.5, seed 0, without suspects"]
+    assert (results["test_maps"], results["clean_test_maps"], results["suspects_in_training"]) == (18, 15, 5)
+    for row in results["teachers"].values():
+        assert row["figures"]["test_views8"]["natural"]["maps"] == 18
+        assert row["figures"]["test_clean_views8"]["natural"]["maps"] == 15
+        assert row["figures"]["val_views8"]["natural"]["maps"] == 18  # validation keeps every map it is dealt
+    configs = {row["without_suspects"]: json.loads((runs / Path(row["run"]).name / "config.json").read_text())
+               ["arguments"] for row in results["teachers"].values()}
+    assert configs[False].get("drop_suspects") is None  # left out of the record, as before it existed
+    assert Path(configs[True]["drop_suspects"]).resolve() == audit.resolve()
+    markdown = out.with_suffix(".md").read_text()
+    assert markdown == wm811k_teacher_balance.markdown(results)
+    assert "| 0.5 | 0 | without suspects |" in markdown and "| 0.5 | 0 | all |" in markdown
+    assert "the 15 test maps the audit does not suspect (of 18)" in markdown
+
+    # An audit of other maps is refused, naming it, before anything is trained.
+    other = tmp_path / "other.json"
+    write_json(other, {"maps": 3, "suspects": []})
+    with pytest.raises(SystemExit) as refused:
+        wm811k_teacher_balance.main(["--quick", "--fab-data", str(fab), "--runs", str(tmp_path / "none"),
+                                     "--without-suspects", str(other)])
+    assert refused.value.code == 2
+    assert f"--without-suspects: {other}: an audit of 3 maps" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
 
 
 def test_a_balancing_power_outside_0_to_1_is_refused_before_any_work(fab, tmp_path, capsys):
