@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from kd_keras.cli import add_debug_argument, argument_type, positive_int, run_command
-from kd_keras.data import DEFAULT_RESIZE, RESIZE_METHODS, file_layout, load_wafer_maps
+from kd_keras.data import DEFAULT_RESIZE, RESIZE_METHODS, load_wafer_maps
 from kd_keras.data.pipeline import balancing_power
 from kd_keras.label_audit import AuditSettings, audit_labels, write_audit
 from kd_keras.models import teacher_names
@@ -61,8 +61,6 @@ def run(args):
                              seed=args.seed, split_seed=args.split_seed, balance=args.balance)
     data = load_wafer_maps(args.data, args.resize)
     report = audit_labels(data, args.out, settings, verbose=2)
-    if file_layout(args.data) == "wm811k":  # maps of many grids: say how they became 52x52
-        report["resize"] = args.resize
     write_audit(args.out / REPORT_NAME, report, data, shown=args.shown)
     per_split = report["suspects_per_split"]
     print(f"{per_split['all']:,} of {report['maps']:,} labels are suspect (test split: {per_split.get('test', 0):,}); "

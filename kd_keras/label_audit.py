@@ -263,7 +263,7 @@ def audit_markdown(report, listed=60):
     lines = [f"# Label audit: {report['data']}", "",
              f"Every map read by a {settings['arch']} teacher that did not train on it ({settings['folds']} folds, "
              f"{settings['epochs']} epochs each"
-             + (f", rarer patterns weighed more (balance {settings['balance']:g})" if settings.get("balance") else "")
+             + (f", rarer patterns weighed more at balance {settings['balance']:g}" if settings.get("balance") else "")
              + (f", maps brought to 52x52 by `{report['resize']}`" if "resize" in report else "")
              + ", mean of 8 rotations/flips); a label is suspect where that reading "
              "contradicts a defect flag at least as confidently as the teacher is, on average, about the maps "
