@@ -12,7 +12,8 @@ library: `python -m benchmarks.<name>` from the repository root (`--help` for ea
 - `main_job_teacher`: how long the main job's teacher trains: its figure, and its students'.
 - `strip_unread`: the bytes each shipped model saves without what no interpreter reads.
 - `weight_compression`: TFLite Micro's look-up-table weight compression on a shipped model.
-- `label_audit`: which labels of the dev set are probably wrong, and the shipped models on the rest.
+- `label_audit`: which labels of a dev set (MixedWM38, or WM-811K with `--data`) are probably wrong,
+  and the shipped models on the rest.
 - `wm811k_per_budget`: models for real fab maps, one per budget (WM-811K alone, or with MixedWM38).
 - `wm811k_teacher_balance`: whether a WM-811K teacher reads rare classes better when they weigh more.
 - `unlabelled_maps`: what maps without labels add to a student distilled from a teacher of few labels.
